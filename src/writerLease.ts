@@ -1,0 +1,667 @@
+import {
+  BehaviorSubject,
+  Observable,
+  Subject,
+  asyncScheduler,
+  distinctUntilChanged,
+  filter,
+  firstValueFrom,
+  from,
+  map,
+  race,
+  switchMap,
+  take,
+  throwIfEmpty,
+  type OperatorFunction,
+  type SchedulerLike,
+  type Subscription,
+} from 'rxjs';
+import { eachValueFrom } from 'rxjs-for-await';
+import { exponentialBackoff, type BackoffPolicy } from './backoff';
+import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors';
+import type { LeaseEvent } from './events';
+import { atTime } from './internal/atTime';
+import { DueQueue } from './internal/dueQueue';
+import { call, toSettlement, type Settlement } from './internal/outcome';
+import { tryOutcomes } from './internal/tryOutcomes';
+import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate';
+import {
+  LeaseState,
+  WorkResult,
+  type LeaseSnapshot,
+  type TryOutcome,
+  type WorkFunc,
+  type WriterLeaseOptions,
+} from './types';
+
+/** The inputs of the lease, merged into one stream in the order they were made. */
+type Command =
+  | { readonly type: 'try'; readonly key: string; readonly id: number; readonly work: WorkFunc }
+  | { readonly type: 'extend'; readonly key: string }
+  | { readonly type: 'remove'; readonly key: string; readonly id?: number }
+  | { readonly type: 'expire' };
+
+/** The latest work submitted for a key. */
+interface Submission {
+  readonly id: number;
+  readonly work: WorkFunc;
+}
+
+/** A unit that is running: what it runs, and how to let go of it when the lease stops. */
+interface Running {
+  readonly submission: Submission;
+  readonly started: number;
+  subscription?: Subscription;
+}
+
+const OWNER = 'WriterLease';
+
+/**
+ * A writer lease: elects the replica that writes shared records by doing the
+ * work. A unit that writes renews our lease (leader); a unit that fails, or a
+ * write seen from another replica, renews someone else's (follower), and our
+ * work then waits, backing off exponentially, until that lease should have
+ * run out.
+ *
+ * All state lives in one snapshot (`state$`); every input (`try`, `extend`,
+ * `remove`, `expire`) is a command on one stream; the due keys sit in a
+ * min-heap with one scheduler timer for the earliest. Every reading of the
+ * clock goes through the `scheduler` option, so the whole lease runs in
+ * virtual time inside `TestScheduler.run()`.
+ *
+ * @example
+ * ```ts
+ * const lease = new WriterLease({ leaseDuration: 10_000, retryInterval: 1_000 });
+ * const processing = lease.run();
+ * lease.leader$.subscribe((leader) => console.log('leader:', leader));
+ * lease.try('route/a', () => WorkResult.Extend);
+ * // leader: false
+ * // leader: true
+ * processing.unsubscribe(); // stops; pending work is kept
+ * ```
+ */
+export class WriterLease {
+  readonly #leaseDuration: number;
+  readonly #retryInterval: number;
+  readonly #backoff: BackoffPolicy;
+  readonly #workers: number;
+  readonly #scheduler: SchedulerLike;
+  readonly #name: string;
+
+  /** The one place the lease's state lives. */
+  readonly #state: BehaviorSubject<LeaseSnapshot>;
+  readonly #events = new Subject<LeaseEvent>();
+  readonly #commands = new Subject<Command>();
+  /** The due time of the queue's head, each time it changes; `run()` turns it into one timer. */
+  readonly #wakeAt = new Subject<number>();
+
+  readonly #pending = new Map<string, Submission>();
+  readonly #due = new DueQueue();
+  readonly #running = new Map<string, Running>();
+  /** Keys that came due while their previous unit ran; they run once it settles. */
+  readonly #dueWhileRunning = new Set<string>();
+
+  #lastId = 0;
+  #timerAt = Infinity;
+  #processing: Subscription | undefined;
+  #draining = false;
+  #disposed = false;
+
+  /** The snapshot now, then every change. */
+  readonly state$: Observable<LeaseSnapshot>;
+  /** Whether this replica leads: the current value first, then only changes. */
+  readonly leader$: Observable<boolean>;
+  /** Every event, told apart by `type` (see {@link LeaseEvent}). */
+  readonly events$: Observable<LeaseEvent>;
+
+  /**
+   * @param options Durations, backoff, workers and the clock; see {@link WriterLeaseOptions}.
+   * @throws RangeError when `leaseDuration` or `retryInterval` is not a finite number >= 0,
+   *   or `workers` is not an integer >= 1.
+   * @throws TypeError when `backoff` is not a function or `scheduler` is not a scheduler.
+   */
+  constructor(options: WriterLeaseOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`${OWNER}: options must be an object, received ${describeValue(options)}`);
+    }
+    const {
+      leaseDuration,
+      retryInterval,
+      backoff = exponentialBackoff(),
+      workers = 1,
+      scheduler = asyncScheduler,
+      name = 'writer-lease',
+    } = options;
+    assertDuration(OWNER, 'options.leaseDuration', leaseDuration);
+    assertDuration(OWNER, 'options.retryInterval', retryInterval);
+    assertFunction(OWNER, 'options.backoff', backoff);
+    assertInteger(OWNER, 'options.workers', workers, 1);
+    if (typeof scheduler?.now !== 'function' || typeof scheduler.schedule !== 'function') {
+      throw new TypeError(
+        `${OWNER}: options.scheduler must be an RxJS scheduler (with now() and schedule()), received ${describeValue(scheduler)}`,
+      );
+    }
+    if (typeof name !== 'string') {
+      throw new TypeError(`${OWNER}: options.name must be a string, received ${describeValue(name)}`);
+    }
+    this.#leaseDuration = leaseDuration;
+    this.#retryInterval = retryInterval;
+    this.#backoff = backoff;
+    this.#workers = workers;
+    this.#scheduler = scheduler;
+    this.#name = name;
+
+    this.#state = new BehaviorSubject<LeaseSnapshot>({
+      state: LeaseState.Election,
+      expires: scheduler.now(),
+      tick: 0,
+    });
+    this.state$ = this.#state.asObservable();
+    this.leader$ = this.state$.pipe(
+      map(({ state }) => state === LeaseState.Leader),
+      distinctUntilChanged(),
+    );
+    this.events$ = this.#events.asObservable();
+    this.#commands.subscribe((command) => this.#apply(command));
+  }
+
+  /** The lease's name, as given in the options. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The snapshot now. */
+  get state(): LeaseSnapshot {
+    return this.#state.value;
+  }
+
+  /** How many keys have pending work (queued, waiting or running). */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /** True between `run()` and the unsubscription of what it returned. */
+  get running(): boolean {
+    return this.#processing !== undefined;
+  }
+
+  /**
+   * The keys that have pending work, in the order they were first submitted.
+   *
+   * @example
+   * ```ts
+   * lease.try('a', work);
+   * lease.pendingKeys(); // ['a']
+   * ```
+   */
+  pendingKeys(): string[] {
+    return [...this.#pending.keys()];
+  }
+
+  /**
+   * The snapshots as an async iterable: the current one, then every change,
+   * until the lease is disposed. Lossless: snapshots that arrive faster than
+   * the loop consumes them are buffered.
+   *
+   * @example
+   * ```ts
+   * for await (const { state } of lease.states()) console.log(state);
+   * // election
+   * // leader
+   * ```
+   */
+  states(): AsyncIterableIterator<LeaseSnapshot> {
+    return eachValueFrom(this.state$);
+  }
+
+  /**
+   * Starts processing: due keys run, up to `workers` at once.
+   *
+   * @example
+   * ```ts
+   * const processing = lease.run();
+   * processing.unsubscribe(); // timers stop; pending work stays for the next run()
+   * ```
+   * @returns The processing; unsubscribing it stops every timer and lets go of
+   *   running units, whose keys stay pending and run again on the next `run()`.
+   * @throws LeaseRunningError when the lease is already running.
+   */
+  run(): Subscription {
+    this.#assertNotDisposed('run()');
+    if (this.#processing !== undefined) throw new LeaseRunningError({ lease: this.#name });
+    const processing = this.#wakeAt
+      .pipe(switchMap((at) => atTime(at, this.#scheduler)))
+      .subscribe(() => {
+        this.#timerAt = Infinity;
+        this.#startDueWork();
+      });
+    processing.add(() => this.#stop());
+    this.#processing = processing;
+    this.#armTimer();
+    return processing;
+  }
+
+  /**
+   * Submits `work` for `key`, replacing any pending work for that key. The
+   * unit never runs inside this call: as leader (or during the election) the
+   * key is due at once; as follower it waits until the other writer's lease
+   * should have run out, and at least twice `backoff(0)`.
+   *
+   * @example
+   * ```ts
+   * lease.try('route/a', async () => ((await writeStatus('a')) ? WorkResult.Extend : WorkResult.Release));
+   * ```
+   * @param key The record the work writes; a non-empty string.
+   * @param work The unit of work.
+   * @throws TypeError when `key` is not a non-empty string or `work` is not a function.
+   */
+  try(key: string, work: WorkFunc): void;
+  /**
+   * An operator that submits one unit per source value and emits one
+   * {@link TryOutcome} per value, once that submission ends (done, superseded,
+   * extended, removed, or stopped). It completes when the source has completed
+   * and every outcome is out, and errors when the source errors.
+   * Unsubscribing removes the work it submitted that is still pending.
+   *
+   * @example
+   * ```ts
+   * routes$.pipe(lease.try((route) => route.name, (route) => () => writeStatus(route)))
+   *   .subscribe(console.log);
+   * // { key: 'a', value: { name: 'a' }, status: 'done', result: 'extend' }
+   * ```
+   * @param keyOf The key of a source value.
+   * @param workOf The unit of work for a source value.
+   * @returns The operator.
+   */
+  try<T>(keyOf: (value: T) => string, workOf: (value: T) => WorkFunc): OperatorFunction<T, TryOutcome<T>>;
+  try<T>(
+    keyOrKeyOf: string | ((value: T) => string),
+    workOrWorkOf: WorkFunc | ((value: T) => WorkFunc),
+  ): void | OperatorFunction<T, TryOutcome<T>> {
+    if (typeof keyOrKeyOf === 'function') {
+      assertFunction(OWNER, 'try: workOf', workOrWorkOf);
+      return this.#tryEach(keyOrKeyOf, workOrWorkOf as (value: T) => WorkFunc);
+    }
+    this.#submit(keyOrKeyOf, workOrWorkOf as WorkFunc);
+  }
+
+  /**
+   * Tells the lease another writer did the work for `key`: its pending work
+   * is forgotten and, as follower, the other writer's lease counts as renewed.
+   * Nothing happens when `key` has no pending work.
+   *
+   * @example
+   * ```ts
+   * store.statusChanges$.pipe(filter((s) => s.writer !== me)).subscribe((s) => lease.extend(s.key));
+   * ```
+   * @param key The record another writer wrote.
+   */
+  extend(key: string): void {
+    assertKey(OWNER, 'extend: key', key);
+    this.#command({ type: 'extend', key });
+  }
+
+  /**
+   * Forgets the pending work for `key`; the state is unchanged.
+   *
+   * @example
+   * ```ts
+   * lease.remove('route/a'); lease.size; // 0
+   * ```
+   * @param key The record whose work to forget.
+   */
+  remove(key: string): void {
+    assertKey(OWNER, 'remove: key', key);
+    this.#command({ type: 'remove', key });
+  }
+
+  /**
+   * Counts the lease as run out from now: a waiting follower's key runs the
+   * next time it is checked instead of waiting again.
+   *
+   * @example
+   * ```ts
+   * lease.expire(); lease.state.expires === scheduler.now(); // true
+   * ```
+   */
+  expire(): void {
+    this.#command({ type: 'expire' });
+  }
+
+  /**
+   * Resolves once the election ends (the first unit settles with extend or
+   * release): true if this replica leads at that moment. Never resolves if no
+   * unit ever settles; rejects with `LeaseDisposedError` if the lease is
+   * disposed first.
+   *
+   * @example
+   * ```ts
+   * if (await lease.wait()) console.log('we write');
+   * ```
+   * @returns Whether this replica leads.
+   */
+  wait(): Promise<boolean> {
+    return firstValueFrom(this.#electionEnd('wait()'));
+  }
+
+  /**
+   * Like {@link wait}, but gives up after `ms` on the lease's clock.
+   *
+   * @example
+   * ```ts
+   * await lease.waitUntil(1_000); // { leader: false, ok: false } when nothing settled in time
+   * ```
+   * @param ms How long to wait, a finite number >= 0.
+   * @returns `ok: false` when it timed out (then `leader` is false).
+   * @throws RangeError when `ms` is not a finite number >= 0.
+   */
+  waitUntil(ms: number): Promise<{ leader: boolean; ok: boolean }> {
+    assertDuration(OWNER, 'waitUntil: ms', ms);
+    const timedOut = atTime(this.#scheduler.now() + ms, this.#scheduler).pipe(
+      map(() => ({ leader: false, ok: false })),
+    );
+    const decided = this.#electionEnd('waitUntil()').pipe(map((leader) => ({ leader, ok: true })));
+    return firstValueFrom(race(decided, timedOut));
+  }
+
+  /**
+   * Stops processing for good, completes `state$`, `leader$` and `events$`,
+   * and returns the keys whose work was left pending. Calling it again
+   * returns the same keys.
+   *
+   * @example
+   * ```ts
+   * lease.dispose(); // ['route/b']
+   * ```
+   * @returns The keys with pending work.
+   */
+  dispose(): string[] {
+    if (!this.#disposed) {
+      this.#processing?.unsubscribe();
+      this.#disposed = true;
+      this.#commands.complete();
+      this.#wakeAt.complete();
+      this.#state.complete();
+      this.#events.complete();
+    }
+    return this.pendingKeys();
+  }
+
+  // ---- inputs -------------------------------------------------------------
+
+  /** Validates and records a submission; returns its id. */
+  #submit(key: string, work: WorkFunc): number {
+    assertKey(OWNER, 'try: key', key);
+    assertFunction(OWNER, 'try: work', work);
+    const id = ++this.#lastId;
+    this.#command({ type: 'try', key, id, work });
+    return id;
+  }
+
+  #command(command: Command): void {
+    this.#assertNotDisposed(`${command.type}()`);
+    this.#commands.next(command);
+  }
+
+  /**
+   * Applies one input. Commands only record and schedule: no unit runs in
+   * here, so a unit that calls back into the lease while it runs is safe.
+   */
+  #apply(command: Command): void {
+    const now = this.#scheduler.now();
+    switch (command.type) {
+      case 'try': {
+        const { key, id, work } = command;
+        const previous = this.#pending.get(key);
+        this.#pending.set(key, { id, work });
+        const due = this.#dueTimeOfNewWork(now);
+        this.#due.add(key, due);
+        this.#emit({ type: 'submitted', key, id, due, at: now });
+        // A running submission is not superseded yet: it settles first (rule 3).
+        if (previous !== undefined && this.#running.get(key)?.submission !== previous) {
+          this.#emit({ type: 'superseded', key, id: previous.id, by: id, at: now });
+        }
+        this.#armTimer();
+        return;
+      }
+      case 'extend': {
+        if (!this.#drop(command.key, 'extended', now)) return;
+        const { state, tick } = this.#state.value;
+        if (state === LeaseState.Follower) this.#setState(this.#follower(tick + 1, now), now);
+        return;
+      }
+      case 'remove': {
+        const pending = this.#pending.get(command.key);
+        if (command.id === undefined || pending?.id === command.id) this.#drop(command.key, 'removed', now);
+        return;
+      }
+      case 'expire': {
+        const snapshot = this.#state.value;
+        if (snapshot.expires > now) this.#setState({ ...snapshot, expires: now }, now);
+        return;
+      }
+    }
+  }
+
+  /** Rule 1: a follower gives the nominal leader the first chance. */
+  #dueTimeOfNewWork(now: number): number {
+    const { state, expires } = this.#state.value;
+    if (state !== LeaseState.Follower) return now;
+    return now + Math.max(expires - now, 2 * this.#backoffDuration(0));
+  }
+
+  /** Forgets the pending work of `key`; false when there was none. */
+  #drop(key: string, reason: 'removed' | 'extended', now: number): boolean {
+    const pending = this.#pending.get(key);
+    if (pending === undefined) return false;
+    this.#pending.delete(key);
+    this.#due.delete(key);
+    this.#dueWhileRunning.delete(key);
+    this.#emit({ type: 'dropped', key, id: pending.id, reason, at: now });
+    return true;
+  }
+
+  // ---- processing ---------------------------------------------------------
+
+  /** Runs due keys while a worker is free, earliest due first. */
+  #startDueWork(): void {
+    // A synchronous unit settles inside this loop and calls back in here; the
+    // outer loop goes on with the freed worker, so the nested call does nothing.
+    if (this.#draining || this.#processing === undefined) return;
+    this.#draining = true;
+    try {
+      while (this.#running.size < this.#workers) {
+        const now = this.#scheduler.now();
+        const key = this.#due.takeDue(now);
+        if (key === undefined) break;
+        this.#process(key, now);
+      }
+    } finally {
+      this.#draining = false;
+    }
+    this.#armTimer();
+  }
+
+  /** Rule 2, for one due key. */
+  #process(key: string, now: number): void {
+    if (this.#running.has(key)) {
+      this.#dueWhileRunning.add(key);
+      return;
+    }
+    const submission = this.#pending.get(key);
+    if (submission === undefined) return;
+    const { state, expires } = this.#state.value;
+    if (state === LeaseState.Follower && now < expires) {
+      this.#due.add(key, expires);
+      this.#emit({ type: 'deferred', key, id: submission.id, until: expires, at: now });
+      return;
+    }
+    this.#start(key, submission, now);
+  }
+
+  #start(key: string, submission: Submission, now: number): void {
+    const running: Running = { submission, started: now };
+    this.#running.set(key, running);
+    this.#emit({ type: 'started', key, id: submission.id, at: now });
+    let called: ReturnType<typeof call>;
+    try {
+      called = call(submission.work);
+    } catch (error) {
+      this.#fail(key, running, error);
+      return;
+    }
+    if (called.now) {
+      this.#settle(key, running, called.value);
+      return;
+    }
+    const subscription = from(called.later)
+      .pipe(take(1))
+      .subscribe({
+        next: (value) => this.#settle(key, running, value),
+        error: (error: unknown) => this.#fail(key, running, error),
+        complete: () =>
+          this.#fail(key, running, new WorkReturnError(`unit of work for "${key}" completed without a value`, {
+            key,
+            received: undefined,
+          })),
+      });
+    // Still running (it did not settle synchronously): keep a handle to let go of it on stop.
+    if (this.#running.get(key) === running) running.subscription = subscription;
+  }
+
+  #settle(key: string, running: Running, value: unknown): void {
+    const settlement = toSettlement(value);
+    if (settlement !== undefined) {
+      this.#finish(key, running, settlement);
+      return;
+    }
+    const error = new WorkReturnError(
+      `unit of work for "${key}" returned ${describeValue(value)}; expected a WorkResult or { result, retry }`,
+      { key, received: value },
+    );
+    this.#fail(key, running, error);
+  }
+
+  #fail(key: string, running: Running, error: unknown): void {
+    if (this.#running.get(key) !== running) return;
+    this.#emit({ type: 'error', key, id: running.submission.id, error, at: this.#scheduler.now() });
+    this.#finish(key, running, { result: WorkResult.Release, retry: true });
+  }
+
+  /** Rule 3: apply the result, then retry, forget, or leave a newer submission in place. */
+  #finish(key: string, running: Running, { result, retry }: Settlement): void {
+    // A unit the lease let go of when it stopped has no say any more.
+    if (this.#running.get(key) !== running) return;
+    this.#running.delete(key);
+    const now = this.#scheduler.now();
+    const { submission, started } = running;
+    this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
+    this.#applyResult(result, now);
+
+    const current = this.#pending.get(key);
+    if (retry && current !== undefined) {
+      if (current !== submission) this.#emit({ type: 'superseded', key, id: submission.id, by: current.id, at: now });
+      const due = now + this.#retryInterval;
+      this.#due.add(key, due);
+      this.#emit({ type: 'retried', key, id: current.id, due, at: now });
+    } else if (current === submission) {
+      this.#pending.delete(key);
+    }
+    if (this.#dueWhileRunning.delete(key) && this.#pending.has(key)) this.#due.add(key, now);
+    this.#startDueWork();
+  }
+
+  /** Rule 4. */
+  #applyResult(result: WorkResult, now: number): void {
+    if (result === WorkResult.Extend) {
+      this.#setState({ state: LeaseState.Leader, expires: now + this.#leaseDuration, tick: 0 }, now);
+    } else if (result === WorkResult.Release) {
+      const { state, tick } = this.#state.value;
+      this.#setState(this.#follower(state === LeaseState.Follower ? tick + 1 : 0, now), now);
+    }
+  }
+
+  #follower(tick: number, now: number): LeaseSnapshot {
+    return { state: LeaseState.Follower, expires: now + this.#backoffDuration(tick), tick };
+  }
+
+  /** The policy's value, capped at the lease duration. */
+  #backoffDuration(tick: number): number {
+    let value: unknown;
+    try {
+      value = this.#backoff(tick);
+    } catch (error) {
+      value = error;
+    }
+    if (typeof value === 'number' && value >= 0) return Math.min(value, this.#leaseDuration);
+    this.#emit({ type: 'backoff-error', tick, received: value, at: this.#scheduler.now() });
+    return this.#leaseDuration;
+  }
+
+  #setState(snapshot: LeaseSnapshot, now: number): void {
+    const previous = this.#state.value;
+    this.#state.next(snapshot);
+    this.#emit({ type: 'state', previous, snapshot, at: now });
+  }
+
+  /** Keeps one timer, for the earliest due key, while a worker is free to take it. */
+  #armTimer(): void {
+    if (this.#processing === undefined || this.#running.size >= this.#workers) return;
+    const at = this.#due.peekTime() ?? Infinity;
+    if (at === this.#timerAt) return;
+    this.#timerAt = at;
+    this.#wakeAt.next(at);
+  }
+
+  /** Teardown of `run()`: no timer is left, running units are let go and their keys stay due. */
+  #stop(): void {
+    this.#processing = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#scheduler.now();
+    for (const [key, { subscription }] of this.#running) {
+      subscription?.unsubscribe();
+      this.#dueWhileRunning.add(key);
+    }
+    this.#running.clear();
+    for (const key of this.#dueWhileRunning) {
+      if (this.#pending.has(key)) this.#due.add(key, now);
+    }
+    this.#dueWhileRunning.clear();
+    this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
+  }
+
+  // ---- helpers ------------------------------------------------------------
+
+  #emit(event: DistributiveOmit<LeaseEvent, 'lease'>): void {
+    if (this.#events.observed) this.#events.next({ ...event, lease: this.#name } as LeaseEvent);
+  }
+
+  /** Whether we lead, once the election has ended. */
+  #electionEnd(call: string): Observable<boolean> {
+    return this.state$.pipe(
+      filter(({ state }) => state !== LeaseState.Election),
+      map(({ state }) => state === LeaseState.Leader),
+      take(1),
+      throwIfEmpty(() => new LeaseDisposedError({ lease: this.#name, call })),
+    );
+  }
+
+  #tryEach<T>(keyOf: (value: T) => string, workOf: (value: T) => WorkFunc): OperatorFunction<T, TryOutcome<T>> {
+    return tryOutcomes({
+      events$: this.events$,
+      submit: (value: T) => {
+        const key = keyOf(value);
+        return { key, id: this.#submit(key, workOf(value)) };
+      },
+      withdraw: (key, id) => {
+        if (!this.#disposed) this.#command({ type: 'remove', key, id });
+      },
+    });
+  }
+
+  #assertNotDisposed(call: string): void {
+    if (this.#disposed) throw new LeaseDisposedError({ lease: this.#name, call });
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
