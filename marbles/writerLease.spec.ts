@@ -1,0 +1,291 @@
+import { map } from 'rxjs';
+import { LeaseState, WorkResult } from '../src';
+import { createLease, eventsOf, extend, labelledUnits, marbles, none, record, release, runs } from './support';
+
+const election = (expires = 0) => ({ state: LeaseState.Election, expires, tick: 0 });
+const leader = (expires: number) => ({ state: LeaseState.Leader, expires, tick: 0 });
+const follower = (expires: number, tick = 0) => ({ state: LeaseState.Follower, expires, tick });
+
+/** Backoff 5 frames at tick 0, 50 at tick 1, 80 beyond: tells the two sides of rule 1's max apart. */
+const steppedBackoff = (tick: number) => [5, 50][tick] ?? 80;
+
+describe('rule 1: try(key, work)', () => {
+  it('keeps only the latest submission for a key', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const { ran$, unit } = labelledUnits();
+      lease.run();
+      hot('a').subscribe(() => {
+        lease.try('k', unit('1'));
+        lease.try('k', unit('2'));
+      });
+      expectObservable(ran$).toBe('2');
+    });
+  });
+
+  it('gives each submission a new, increasing id and reports the replaced one as superseded', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      hot('a-b-c').subscribe(() => lease.try('k', extend));
+      expectObservable(eventsOf(lease, 'submitted').pipe(map(({ id }) => id))).toBe('a-b-c', { a: 1, b: 2, c: 3 });
+      expectObservable(eventsOf(lease, 'superseded').pipe(map(({ id, by }) => `${id}>${by}`))).toBe('--a-b', {
+        a: '1>2',
+        b: '2>3',
+      });
+    });
+  });
+
+  it('queues a key at most once: submissions while it waits run once, at the first due time', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-k-k-k').subscribe(() => lease.try('k', extend)); // due 11, 13, 15: the key keeps 11
+      expectObservable(runs(lease)).toBe('x 10ms k');
+    });
+  });
+
+  it('as follower, waits 2 × backoff(0) when the lease runs out sooner', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('--k').subscribe(() => lease.try('k', extend)); // 2 + max(5 - 2, 2 × 5) = 12
+      expectObservable(runs(lease)).toBe('x 11ms k');
+    });
+  });
+
+  it('as follower, waits until the lease runs out when that is later than 2 × backoff(0)', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, tick 0, expires 5
+      hot('-e').subscribe(() => {
+        lease.try('y', extend);
+        lease.extend('y'); // frame 1: tick 1, expires 1 + 50 = 51
+      });
+      hot('--k').subscribe(() => lease.try('k', extend)); // 2 + max(51 - 2, 10) = 51
+      expectObservable(runs(lease)).toBe('x 50ms k');
+    });
+  });
+
+  it('during the election and as leader, makes the key due at once', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      hot('---a---b').subscribe((key) => lease.try(key, extend)); // a in election, b as leader
+      expectObservable(runs(lease)).toBe('---a---b');
+      expectObservable(record(lease.state$)).toBe('e--l---m', { e: election(), l: leader(103), m: leader(107) });
+    });
+  });
+
+  it('takes keys due at the same time in the order they became due', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      for (const key of ['c', 'a', 'b']) lease.try(key, extend);
+      expectObservable(runs(lease)).toBe('(cab)');
+    });
+  });
+});
+
+describe('rule 2: processing', () => {
+  it('processes one key at a time by default', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      const slow = () => cold('---(r|)', { r: WorkResult.Extend });
+      lease.try('a', slow);
+      lease.try('b', slow);
+      expectObservable(runs(lease)).toBe('a--b');
+    });
+  });
+
+  it('processes up to `workers` keys at a time', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 2 });
+      lease.run();
+      const slow = () => cold('----(r|)', { r: WorkResult.Extend });
+      for (const key of ['a', 'b', 'c']) lease.try(key, slow);
+      expectObservable(runs(lease)).toBe('(ab)c');
+    });
+  });
+
+  it('takes the earliest due key first, not the first queued', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      let aRuns = 0;
+      lease.try('a', () => ({ result: WorkResult.None, retry: aRuns++ === 0 })); // runs at 0, due again at 10
+      lease.try('s', () => cold('-'.repeat(30) + '(r|)', { r: WorkResult.None })); // holds the worker 0..30
+      hot('-----b').subscribe(() => lease.try('b', none)); // due at 5
+      expectObservable(runs(lease)).toBe('(as) 26ms (ba)');
+    });
+  });
+
+  it('never processes the same key twice at once', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 2 });
+      lease.run();
+      const slow = () => cold('----------(r|)', { r: WorkResult.Extend });
+      lease.try('k', slow);
+      hot('--k').subscribe(() => lease.try('k', slow)); // due at 2, while the first runs
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ id }) => `${id}`))).toBe('1 9ms 2');
+    });
+  });
+
+  it('drops a due key that has no pending work any more', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release); // follower: k is due at 10
+      lease.try('k', extend);
+      hot('-----r').subscribe(() => lease.remove('k'));
+      expectObservable(runs(lease)).toBe('x');
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ reason }) => reason))).toBe('-----r', { r: 'removed' });
+    });
+  });
+
+  it('as follower, puts a key that comes due before the lease runs out back, due when it runs out', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-k').subscribe(() => lease.try('k', extend)); // due at 1 + 10 = 11
+      hot('---e').subscribe(() => {
+        lease.try('y', extend);
+        lease.extend('y'); // frame 3: tick 1, expires 53
+      });
+      expectObservable(eventsOf(lease, 'deferred').pipe(map(({ until }) => until))).toBe('11ms d', { d: 53 });
+      expectObservable(runs(lease)).toBe('x 52ms k');
+    });
+  });
+
+  it("does not hold a worker while a follower's key waits: other keys run meanwhile", () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-k').subscribe(() => lease.try('k', none)); // due at 11, then deferred to 53
+      hot('---e').subscribe(() => {
+        lease.try('y', extend);
+        lease.extend('y'); // frame 3: tick 1, expires 53
+      });
+      hot('-'.repeat(20) + 'g').subscribe(() => {
+        lease.expire(); // frame 20: run out
+        lease.try('g', none); // due at 30
+      });
+      expectObservable(runs(lease)).toBe('x 29ms g 22ms k');
+    });
+  });
+});
+
+describe('rule 3: after the work returns', () => {
+  it('retry: keeps the work, due again after retryInterval', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      let calls = 0;
+      lease.try('k', () => ({ result: WorkResult.None, retry: ++calls < 3 }));
+      expectObservable(runs(lease)).toBe('k 9ms k 9ms k');
+      expectObservable(eventsOf(lease, 'retried').pipe(map(({ due }) => due))).toBe('a 9ms b', { a: 10, b: 20 });
+    });
+  });
+
+  it('no retry: forgets the work that ran', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('k', () => cold('-(r|)', { r: WorkResult.Extend }));
+      expectObservable(hot('s-s').pipe(map(() => lease.size))).toBe('a-b', { a: 1, b: 0 });
+    });
+  });
+
+  it('no retry: keeps a newer submission made while the unit ran, and processes it next', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const { ran$, unit } = labelledUnits();
+      lease.run();
+      lease.try('k', () => cold('-----(r|)', { r: WorkResult.Extend }).pipe(map(unit('1'))));
+      hot('--k').subscribe(() => lease.try('k', unit('2')));
+      expectObservable(ran$).toBe('-----(12)');
+    });
+  });
+
+  it('retry: a newer submission made while the unit ran takes over, and the old one is superseded', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const { ran$, unit } = labelledUnits();
+      lease.run();
+      const retry = { result: WorkResult.None, retry: true };
+      lease.try('k', () => cold('-----(r|)', { r: retry }).pipe(map(unit('1', retry))));
+      hot('--k').subscribe(() => lease.try('k', unit('2', WorkResult.None)));
+      expectObservable(ran$).toBe('-----(12)');
+      expectObservable(eventsOf(lease, 'superseded').pipe(map(({ id, by }) => `${id}>${by}`))).toBe('-----s', {
+        s: '1>2',
+      });
+    });
+  });
+});
+
+describe('rule 4: state change by result', () => {
+  it('extend: from election becomes leader, expires = now + leaseDuration', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('k', () => cold('---(r|)', { r: WorkResult.Extend }));
+      expectObservable(record(lease.state$)).toBe('e--l', { e: election(), l: leader(103) });
+      expectObservable(record(lease.leader$)).toBe('f--t', { f: false, t: true });
+    });
+  });
+
+  it('extend: from follower becomes leader with tick 0; as leader renews expires', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      // r at 0 runs at once; e at 1 waits as follower until 11; e at 21 runs at once as leader
+      hot('re 19ms e', { r: release, e: extend }).subscribe((work) => lease.try('k', work));
+      expectObservable(record(lease.state$)).toBe('(ab) 7ms c 9ms d', {
+        a: election(),
+        b: follower(5),
+        c: leader(111),
+        d: leader(121),
+      });
+    });
+  });
+
+  it('release: from election or leader becomes follower with tick 0; as follower tick += 1', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      // e at 0 and r at 10 run at once; r at 20 waits as follower until 30
+      hot('e 9ms r 9ms r', { e: extend, r: release }).subscribe((work) => lease.try('k', work));
+      expectObservable(record(lease.state$)).toBe('(ab) 6ms c 19ms d', {
+        a: election(),
+        b: leader(100),
+        c: follower(10 + 5, 0),
+        d: follower(30 + 50, 1),
+      });
+      expectObservable(record(lease.leader$)).toBe('(ft) 6ms f', { f: false, t: true });
+    });
+  });
+
+  it('release: from election becomes follower with tick 0 and expires = now + backoff(0)', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('k', () => cold('--(r|)', { r: WorkResult.Release }));
+      expectObservable(record(lease.state$)).toBe('e-f', { e: election(), f: follower(2 + 5, 0) });
+    });
+  });
+
+  it('none: changes nothing', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      hot('n-n-n').subscribe(() => lease.try('k', none));
+      expectObservable(record(lease.state$)).toBe('e', { e: election() });
+      expectObservable(runs(lease)).toBe('k-k-k');
+    });
+  });
+});
