@@ -1,4 +1,4 @@
-import { map } from 'rxjs';
+import { distinctUntilChanged, map } from 'rxjs';
 import { LeaseState, WorkResult } from '../src';
 import { createLease, eventsOf, extend, labelledUnits, marbles, none, record, release, runs } from './support';
 
@@ -286,6 +286,273 @@ describe('rule 4: state change by result', () => {
       hot('n-n-n').subscribe(() => lease.try('k', none));
       expectObservable(record(lease.state$)).toBe('e', { e: election() });
       expectObservable(runs(lease)).toBe('k-k-k');
+    });
+  });
+});
+
+describe('rule 5: extend(key)', () => {
+  it('as follower, forgets the pending work, tick += 1 and expires = now + backoff(tick)', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-k').subscribe(() => lease.try('k', extend)); // due at 11
+      hot('----e').subscribe(() => lease.extend('k'));
+      expectObservable(runs(lease)).toBe('x');
+      expectObservable(record(lease.state$)).toBe('(ab)c', {
+        a: election(),
+        b: follower(5),
+        c: follower(4 + 50, 1),
+      });
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe(
+        '----d',
+        { d: 'k:extended' },
+      );
+    });
+  });
+
+  it('with no pending work for the key, does nothing', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release);
+      hot('---e').subscribe(() => lease.extend('other'));
+      expectObservable(record(lease.state$)).toBe('(ab)', { a: election(), b: follower(5) });
+      expectObservable(eventsOf(lease, 'dropped')).toBe('');
+    });
+  });
+
+  it('as leader, forgets the pending work and leaves the state as it is', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', extend); // frame 0: leader
+      lease.try('s', () => cold('----------(r|)', { r: WorkResult.None })); // holds the worker 0..10
+      hot('--k').subscribe(() => lease.try('k', extend));
+      hot('-----e').subscribe(() => lease.extend('k'));
+      expectObservable(runs(lease)).toBe('(xs)');
+      expectObservable(record(lease.state$)).toBe('(ab)', { a: election(), b: leader(100) });
+    });
+  });
+
+  it('while the key runs, forgets its work so that a retry it asks for is not made', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('k', () => cold('-----(r|)', { r: { result: WorkResult.None, retry: true } }));
+      hot('--e').subscribe(() => lease.extend('k'));
+      expectObservable(runs(lease)).toBe('k');
+      expectObservable(eventsOf(lease, 'retried')).toBe('');
+    });
+  });
+});
+
+describe('rule 6: remove(key)', () => {
+  it('forgets the pending work; the state is unchanged', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release);
+      hot('-k').subscribe(() => lease.try('k', extend));
+      hot('----r').subscribe(() => lease.remove('k'));
+      expectObservable(runs(lease)).toBe('x');
+      expectObservable(record(lease.state$)).toBe('(ab)', { a: election(), b: follower(5) });
+      expectObservable(hot('---s-s').pipe(map(() => lease.size))).toBe('---a-b', { a: 1, b: 0 });
+    });
+  });
+});
+
+describe('rule 7: expire()', () => {
+  it("makes a waiting follower's key run when it is next checked instead of waiting", () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-k').subscribe(() => lease.try('k', extend)); // due at 11
+      hot('---e').subscribe(() => {
+        lease.try('y', extend);
+        lease.extend('y'); // frame 3: expires 53
+      });
+      hot('-----x').subscribe(() => lease.expire()); // frame 5: expires now
+      expectObservable(eventsOf(lease, 'state').pipe(map(({ snapshot }) => snapshot.expires))).toBe('a--b-c 5ms d', {
+        a: 5,
+        b: 53,
+        c: 5,
+        d: 11 + 100, // k ran at 11 and wrote
+      });
+      expectObservable(runs(lease)).toBe('x 10ms k'); // not deferred to 53
+      expectObservable(eventsOf(lease, 'deferred')).toBe('');
+    });
+  });
+});
+
+describe('rule 8: size', () => {
+  it('counts the keys with pending work', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', release); // runs and is forgotten at 0
+      hot('-a').subscribe(() => {
+        lease.try('k', extend);
+        lease.try('j', extend);
+        lease.try('j', extend); // one key, one pending unit
+      });
+      hot('---r').subscribe(() => lease.remove('j'));
+      expectObservable(hot('--s-s 7ms s').pipe(map(() => lease.size))).toBe('--a-b 7ms c', { a: 2, b: 1, c: 0 });
+    });
+  });
+});
+
+describe('rule 9: wait() and waitUntil(ms)', () => {
+  it('wait() resolves with whether we led when the election ended', async () => {
+    let decided!: Promise<boolean>;
+    marbles(({ scheduler, cold }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      decided = lease.wait();
+      lease.try('a', () => cold('---(r|)', { r: WorkResult.Extend })); // leader at 3
+      lease.try('b', release); // follower at 3, right after
+    });
+    await expect(decided).resolves.toBe(true);
+  });
+
+  it('wait() resolves false when the first settled result is release; none does not end the election', async () => {
+    let decided!: Promise<boolean>;
+    marbles(({ scheduler }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('n', none);
+      lease.try('r', release);
+      lease.try('e', extend);
+      decided = lease.wait();
+    });
+    await expect(decided).resolves.toBe(false);
+  });
+
+  it('waitUntil(ms) gives up after ms on the lease clock, and says it timed out', async () => {
+    const results: Promise<{ leader: boolean; ok: boolean }>[] = [];
+    marbles(({ scheduler, cold, time }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('k', () => cold('------------------------------(r|)', { r: WorkResult.Extend })); // leader at 30
+      results.push(lease.waitUntil(time('--------------------|')), lease.waitUntil(time('----------------------------------------|')));
+    });
+    await expect(results[0]).resolves.toEqual({ leader: false, ok: false });
+    await expect(results[1]).resolves.toEqual({ leader: true, ok: true });
+  });
+
+  it('waitUntil(ms) gives up when only none results settle', async () => {
+    let result!: Promise<{ leader: boolean; ok: boolean }>;
+    marbles(({ scheduler, hot }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      hot('n-n-n').subscribe(() => lease.try('k', none));
+      result = lease.waitUntil(10);
+    });
+    await expect(result).resolves.toEqual({ leader: false, ok: false });
+  });
+});
+
+describe('rule 10: stopping', () => {
+  it('stops processing and timers, keeps the pending work, and a later run() resumes it', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const processing = lease.run();
+      lease.try('x', release); // follower at 0
+      hot('-k').subscribe(() => lease.try('k', extend)); // due at 11
+      hot('-----s').subscribe(() => processing.unsubscribe());
+      hot('-'.repeat(20) + 'r').subscribe(() => lease.run());
+      expectObservable(runs(lease)).toBe('x 19ms k');
+      expectObservable(eventsOf(lease, 'stopped').pipe(map(({ pending }) => pending))).toBe('-----p', { p: ['k'] });
+      expectObservable(hot('------s').pipe(map(() => lease.size))).toBe('------n', { n: 1 });
+    });
+  });
+
+  it('lets go of a running unit: its late result changes nothing, and its key runs again on resume', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const processing = lease.run();
+      lease.try('k', () => cold('----------(r|)', { r: WorkResult.Extend }));
+      hot('-----s').subscribe(() => processing.unsubscribe());
+      hot('-'.repeat(20) + 'r').subscribe(() => lease.run());
+      expectObservable(runs(lease)).toBe('k 19ms k');
+      expectObservable(eventsOf(lease, 'settled').pipe(map(({ at }) => at))).toBe('30ms s', { s: 30 });
+      expectObservable(record(lease.state$)).toBe('e 29ms l', { e: election(), l: leader(130) });
+    });
+  });
+
+  it('schedules nothing while stopped', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.try('k', extend);
+      hot('---t').subscribe(() => lease.try('j', extend));
+      expectObservable(runs(lease)).toBe('');
+      expectObservable(hot('----s').pipe(map(() => lease.size))).toBe('----n', { n: 2 });
+    });
+  });
+});
+
+describe('re-entrancy: a unit that calls the lease while it runs', () => {
+  it('try(other) records the key; it runs after the unit returns, never inside it', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      const order = eventsOf(lease, 'started').pipe(map(({ key }) => key));
+      const log = record(lease.events$.pipe(map((event) => `${event.type}${'key' in event ? `:${event.key}` : ''}`)));
+      lease.try('a', () => {
+        lease.try('b', none);
+        return WorkResult.None;
+      });
+      expectObservable(order).toBe('(ab)');
+      expectObservable(log).toBe('(012345)', {
+        0: 'submitted:a',
+        1: 'started:a',
+        2: 'submitted:b',
+        3: 'settled:a',
+        4: 'started:b',
+        5: 'settled:b',
+      });
+    });
+  });
+
+  it('try(sameKey) keeps the new work, which runs next', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const { ran$, unit } = labelledUnits();
+      lease.run();
+      lease.try('k', () => {
+        lease.try('k', unit('2', WorkResult.None));
+        return unit('1', WorkResult.None)();
+      });
+      expectObservable(ran$).toBe('(12)');
+      expectObservable(hot('-s').pipe(map(() => lease.size))).toBe('-n', { n: 0 });
+    });
+  });
+
+  it('extend(other) and remove(self) take effect at once and the unit still settles', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // follower, expires 5
+      scheduler.schedule(() => {
+        lease.try('self', () => {
+          lease.extend('other'); // tick 1
+          lease.remove('self');
+          return { result: WorkResult.Release, retry: true }; // tick 2; the retry is not made
+        });
+        lease.try('other', extend); // due at 11, after self
+        lease.expire();
+      }, 1);
+      expectObservable(runs(lease)).toBe('x 10ms s', { x: 'x', s: 'self' });
+      expectObservable(eventsOf(lease, 'retried')).toBe('');
+      expectObservable(eventsOf(lease, 'settled').pipe(map(({ key }) => key))).toBe('x 10ms s', {
+        x: 'x',
+        s: 'self',
+      });
+      expectObservable(record(lease.state$).pipe(map(({ tick }) => tick), distinctUntilChanged())).toBe(
+        '0 10ms (12)',
+        { 0: 0, 1: 1, 2: 2 },
+      );
     });
   });
 });
