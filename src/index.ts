@@ -6,3 +6,17 @@ export type { BackoffPolicy, ExponentialBackoffOptions } from './backoff';
 export { limitRetries } from './limitRetries';
 export { WorkReturnError, LeaseRunningError, LeaseDisposedError } from './errors';
 export type * from './events';
+export { ContentionTracker } from './contentionTracker';
+export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker';
+export { StatusWriter } from './statusWriter';
+export type { StatusWriterOptions, StatusWriterEvent } from './statusWriter';
+export type {
+  RecordStore,
+  RecordKind,
+  RecordChange,
+  Versioned,
+  Generational,
+  SpecValue,
+  StatusValue,
+  CasOutcome,
+} from './stores/store';
