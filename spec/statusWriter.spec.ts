@@ -1,0 +1,161 @@
+import { filter, firstValueFrom } from 'rxjs';
+import {
+  ContentionTracker,
+  StatusWriter,
+  WorkResult,
+  WriterLease,
+  constantBackoff,
+  type RecordStore,
+  type SpecValue,
+  type StatusValue,
+} from '../src';
+import { MemoryStore } from '../src/stores/memory';
+
+const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
+const status = (generation: number, writer: string, value = `v${generation}`): StatusValue => ({
+  generation,
+  value,
+  writer,
+  at: 0,
+});
+
+/** `store` with some methods replaced, to stage a race or a failure. */
+function wrap(store: RecordStore, overrides: Partial<RecordStore>): RecordStore {
+  return {
+    url: store.url,
+    get: (kind, key) => store.get(kind, key),
+    compareAndSet: (kind, key, value, expected) => store.compareAndSet(kind, key, value, expected),
+    put: (kind, key, value) => store.put(kind, key, value),
+    delete: (kind, key) => store.delete(kind, key),
+    changes: () => store.changes(),
+    close: () => store.close(),
+    ...overrides,
+  };
+}
+
+function replica(store: RecordStore, writer: string, extra: Partial<ConstructorParameters<typeof StatusWriter>[0]> = {}) {
+  const lease = new WriterLease({ leaseDuration: 200, retryInterval: 5, backoff: constantBackoff(5), name: writer });
+  const statusWriter = new StatusWriter({ store, lease, writer, ...extra });
+  return { lease, statusWriter };
+}
+
+describe('StatusWriter: one unit, row by row of the scenario table', () => {
+  let store: MemoryStore;
+  beforeEach(() => {
+    store = new MemoryStore();
+  });
+
+  it('writes the status with compare-and-set and returns extend', async () => {
+    const { statusWriter } = replica(store, 'r1');
+    await store.put('spec', 'a', spec(1));
+    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.Extend);
+    expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({ generation: 1, value: 'v1', writer: 'r1' });
+  });
+
+  it('status current, written by another replica: extend(key) on the lease, result none', async () => {
+    const { lease, statusWriter } = replica(store, 'r1');
+    await store.put('spec', 'a', spec(1));
+    await store.put('status', 'a', status(1, 'r2'));
+    const extended = jest.spyOn(lease, 'extend');
+    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.None);
+    expect(extended).toHaveBeenCalledWith('a');
+  });
+
+  it('status current, written by us: nothing, result none', async () => {
+    const { lease, statusWriter } = replica(store, 'r1');
+    await store.put('spec', 'a', spec(1));
+    await store.put('status', 'a', status(1, 'r1'));
+    const extended = jest.spyOn(lease, 'extend');
+    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.None);
+    expect(extended).not.toHaveBeenCalled();
+  });
+
+  it('record gone: release without retry', async () => {
+    const { statusWriter } = replica(store, 'r1');
+    await expect(statusWriter.unit('missing')()).resolves.toBe(WorkResult.Release);
+  });
+
+  it('version conflict: release with retry, and the other write stands', async () => {
+    await store.put('spec', 'a', spec(1));
+    // Another replica writes between our read and our compare-and-set.
+    const racing = wrap(store, {
+      compareAndSet: async (kind, key, value, expected) => {
+        await store.put('status', 'a', status(1, 'r2'));
+        return store.compareAndSet(kind, key, value, expected);
+      },
+    });
+    const writer = new StatusWriter({ store: racing, lease: replica(store, 'r1').lease, writer: 'r1' });
+    const events = firstValueFrom(writer.events$);
+    await expect(writer.unit('a')()).resolves.toEqual({ result: WorkResult.Release, retry: true });
+    await expect(events).resolves.toMatchObject({ type: 'conflict', key: 'a' });
+    expect((await store.get<StatusValue>('status', 'a'))?.value.writer).toBe('r2');
+  });
+
+  it('contended: release without retry, and nothing written', async () => {
+    const contention = new ContentionTracker({ threshold: 1 });
+    const { statusWriter } = replica(store, 'r1', { contention });
+    await store.put('spec', 'a', spec(1));
+    await store.put('status', 'a', status(1, 'r2', 'theirs'));
+    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.Release);
+    expect((await store.get<StatusValue>('status', 'a'))?.value.value).toBe('theirs');
+    contention.dispose();
+  });
+
+  it('any other store error: release with retry, reported as an error event', async () => {
+    const broken = wrap(store, {
+      get: async () => {
+        throw new Error('connection reset');
+      },
+    });
+    const { lease } = replica(store, 'r1');
+    const writer = new StatusWriter({ store: broken, lease, writer: 'r1' });
+    const reported = firstValueFrom(writer.events$);
+    await expect(writer.unit('a')()).resolves.toEqual({ result: WorkResult.Release, retry: true });
+    await expect(reported).resolves.toMatchObject({ type: 'error', key: 'a' });
+  });
+
+  it('uncoordinated: the same work, but the lease only ever hears none', async () => {
+    const { statusWriter } = replica(store, 'r1', { coordinate: false });
+    await store.put('spec', 'a', spec(1));
+    await expect(statusWriter.unit('a')()).resolves.toEqual({ result: WorkResult.None, retry: false });
+    expect((await store.get<StatusValue>('status', 'a'))?.value.writer).toBe('r1');
+  });
+
+  it('rejects bad options naming the option', () => {
+    const { lease } = replica(store, 'r1');
+    expect(() => new StatusWriter({ store, lease, writer: '' })).toThrow(/options\.writer must be a non-empty string, received ""/);
+    expect(() => new StatusWriter({ store: {} as RecordStore, lease, writer: 'w' })).toThrow(TypeError);
+  });
+});
+
+describe('StatusWriter: three replicas on one store', () => {
+  it('converge with about one write per spec change', async () => {
+    const store = new MemoryStore();
+    const replicas = ['r1', 'r2', 'r3'].map((name) => replica(store, name));
+    const running = replicas.flatMap(({ lease, statusWriter }) => [lease.run(), statusWriter.run()]);
+    const counts = { written: 0, conflict: 0 };
+    for (const { statusWriter } of replicas) {
+      statusWriter.events$.subscribe((event) => {
+        if (event.type === 'written' || event.type === 'conflict') counts[event.type]++;
+      });
+    }
+    const keys = ['a', 'b', 'c', 'd'];
+    let updates = 0;
+    for (let generation = 1; generation <= 10; generation++) {
+      for (const key of keys) {
+        await store.put('spec', key, spec(generation));
+        updates++;
+        // Let the leader write each change before the next, as a steady driver would.
+        await firstValueFrom(
+          store.changes().pipe(filter((c) => c.kind === 'status' && c.key === key && (c.value as StatusValue).generation === generation)),
+        );
+      }
+    }
+    for (const key of keys) expect((await store.get<StatusValue>('status', key))?.value.generation).toBe(10);
+    expect(counts.written).toBe(updates);
+    expect((counts.written + counts.conflict) / updates).toBeLessThanOrEqual(1.1);
+    const leaders = replicas.filter(({ lease }) => lease.state.state === 'leader');
+    expect(leaders).toHaveLength(1);
+    running.forEach((subscription) => subscription.unsubscribe());
+  });
+});
