@@ -1,27 +1,36 @@
 /** A key waiting in the queue. */
 interface Entry {
   readonly key: string;
-  at: number;
+  readonly at: number;
   /** Order of arrival, so that keys due at the same time leave in the order they became due. */
-  seq: number;
-  /** Position in the heap array. */
+  readonly seq: number;
+  /** Position in the heap array; {@link IN_LANE} or {@link GONE} otherwise. */
   index: number;
 }
 
+const IN_LANE = -1;
+const GONE = -2;
+
 /**
- * Keys ordered by the time they become due: a binary min-heap on
- * `(at, arrival)` with an index by key, so that a key is queued at most once
- * and can be moved or taken out in O(log n). The lease keeps one timer for
- * the head of this queue instead of one per key.
+ * Keys ordered by the time they become due, earliest first and, at equal
+ * times, in the order they became due. A key is queued at most once.
+ *
+ * Most keys arrive in time order (due now, or now plus a fixed delay), so
+ * they go to a first-in-first-out lane at O(1); a key due earlier than the
+ * lane's last goes to a binary min-heap. Taking compares the two heads. An
+ * index by key finds an entry to move it or take it out.
  */
 export class DueQueue {
-  readonly #heap: Entry[] = [];
   readonly #byKey = new Map<string, Entry>();
+  readonly #heap: Entry[] = [];
+  /** Entries in (at, seq) order; `#laneHead` is the first not yet taken. */
+  #lane: Entry[] = [];
+  #laneHead = 0;
   #arrivals = 0;
 
   /** Keys in the queue. */
   get size(): number {
-    return this.#heap.length;
+    return this.#byKey.size;
   }
 
   /** True when `key` is queued. */
@@ -29,56 +38,86 @@ export class DueQueue {
     return this.#byKey.has(key);
   }
 
-  /**
-   * Queues `key` to be due at `at`. A key already queued keeps the earlier of
-   * its two times (and its place among equals when that is its own).
-   */
+  /** Queues `key` to be due at `at`. A key already queued keeps the earlier of its two times. */
   add(key: string, at: number): void {
     const queued = this.#byKey.get(key);
-    if (queued === undefined) {
-      const entry: Entry = { key, at, seq: this.#arrivals++, index: this.#heap.length };
+    if (queued !== undefined) {
+      if (at >= queued.at) return;
+      this.#unlink(queued);
+    }
+    const entry: Entry = { key, at, seq: this.#arrivals++, index: IN_LANE };
+    this.#byKey.set(key, entry);
+    const last = this.#lane[this.#lane.length - 1];
+    if (this.#laneHead === this.#lane.length || at >= last.at) {
+      this.#lane.push(entry);
+    } else {
+      entry.index = this.#heap.length;
       this.#heap.push(entry);
-      this.#byKey.set(key, entry);
       this.#siftUp(entry.index);
-    } else if (at < queued.at) {
-      queued.at = at;
-      queued.seq = this.#arrivals++;
-      this.#siftUp(queued.index);
     }
   }
 
   /** The earliest due time, or undefined when empty. */
   peekTime(): number | undefined {
-    return this.#heap[0]?.at;
+    return this.#first()?.at;
   }
 
   /** Takes the earliest key out if it is due at or before `now`. */
   takeDue(now: number): string | undefined {
-    const head = this.#heap[0];
-    if (head === undefined || head.at > now) return undefined;
-    this.#removeAt(0);
-    return head.key;
+    const first = this.#first();
+    if (first === undefined || first.at > now) return undefined;
+    this.#unlink(first);
+    return first.key;
   }
 
   /** Takes `key` out of the queue; false when it was not queued. */
   delete(key: string): boolean {
     const entry = this.#byKey.get(key);
     if (entry === undefined) return false;
-    this.#removeAt(entry.index);
+    this.#unlink(entry);
     return true;
   }
 
   /** The queued keys, earliest first. */
   keys(): string[] {
-    return [...this.#heap].sort(compare).map((entry) => entry.key);
+    return [...this.#byKey.values()].sort(compare).map((entry) => entry.key);
   }
 
-  #removeAt(index: number): void {
+  /** The head of the lane or of the heap, whichever comes first. */
+  #first(): Entry | undefined {
+    const lane = this.#laneFirst();
+    const heap = this.#heap[0];
+    if (lane === undefined) return heap;
+    return heap !== undefined && compare(heap, lane) < 0 ? heap : lane;
+  }
+
+  /** The first live entry of the lane, dropping entries already taken out. */
+  #laneFirst(): Entry | undefined {
+    const lane = this.#lane;
+    while (this.#laneHead < lane.length && lane[this.#laneHead].index === GONE) this.#laneHead++;
+    if (this.#laneHead === lane.length) {
+      if (lane.length > 0) this.#lane = [];
+      this.#laneHead = 0;
+      return undefined;
+    }
+    // Keep the array from growing without bound behind its head.
+    if (this.#laneHead > 1024 && this.#laneHead * 2 > lane.length) {
+      this.#lane = lane.slice(this.#laneHead);
+      this.#laneHead = 0;
+    }
+    return this.#lane[this.#laneHead];
+  }
+
+  #unlink(entry: Entry): void {
+    this.#byKey.delete(entry.key);
+    if (entry.index >= 0) this.#removeFromHeap(entry.index);
+    entry.index = GONE;
+  }
+
+  #removeFromHeap(index: number): void {
     const heap = this.#heap;
-    const removed = heap[index];
     const last = heap.pop() as Entry;
-    this.#byKey.delete(removed.key);
-    if (last === removed) return;
+    if (index === heap.length) return;
     last.index = index;
     heap[index] = last;
     this.#siftDown(index);
