@@ -164,6 +164,50 @@ describe('stopping (unsubscribing run())', () => {
   });
 });
 
+describe('stopping from inside processing', () => {
+  // BUG (src/writerLease.ts #startDueWork): the drain loop checks `#processing` only on entry, so a stop
+  // that happens while it drains (a synchronous unit settling, an events$ handler) does not end the loop.
+  test.failing('an events$ handler that unsubscribes run() stops processing: no unit starts after the stopped event', async () => {
+    const lease = createLease();
+    const types: string[] = [];
+    const ran: string[] = [];
+    lease.events$.subscribe((event) => types.push(event.type));
+    const processing = lease.run();
+    lease.events$.subscribe((event) => {
+      if (event.type === 'settled') processing.unsubscribe();
+    });
+    for (const key of ['a', 'b', 'c']) {
+      lease.try(key, () => {
+        ran.push(key);
+        return WorkResult.Extend;
+      });
+    }
+
+    await waitFor(() => types.includes('stopped'), 'the stopped event');
+    expect(ran).toEqual(['a']);
+    expect(types.slice(types.indexOf('stopped'))).not.toContain('started');
+    expect(lease.pendingKeys()).toEqual(['b', 'c']);
+  });
+
+  test.failing('a unit that unsubscribes run() is let go, not run again while the lease is stopped', async () => {
+    const lease = createLease();
+    const log = eventLog(lease);
+    let calls = 0;
+    const processing = lease.run();
+    lease.try('a', () => {
+      calls++;
+      processing.unsubscribe();
+      return WorkResult.Extend;
+    });
+
+    await waitFor(() => log.of('stopped').length === 1, 'the stopped event');
+    expect(calls).toBe(1);
+    expect(log.of('started')).toHaveLength(1);
+    expect(lease.state.state).toBe(LeaseState.Election);
+    expect(lease.pendingKeys()).toEqual(['a']);
+  });
+});
+
 describe('dispose()', () => {
   it('returns the keys with pending work, the same ones when called again', () => {
     const lease = createLease();

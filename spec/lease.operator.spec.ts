@@ -217,6 +217,39 @@ describe('lease.try(keyOf, workOf)', () => {
     expect(outcomes).toEqual([]);
   });
 
+  // BUG (src/internal/tryOutcomes.ts): after the output errors during a synchronous source, the operator
+  // keeps taking source values: it calls workOf and submits them to the lease (then withdraws them).
+  test.failing('takes no more source values once keyOf has thrown', () => {
+    const lease = createLease();
+    const log = eventLog(lease);
+    const worked: number[] = [];
+    const keyFn = (r: Route) => {
+      if (r.v === 2) throw new Error('no key');
+      return r.name;
+    };
+    const workFn = (r: Route): WorkFunc => {
+      worked.push(r.v);
+      return () => WorkResult.Extend;
+    };
+    const { state } = watch(from([route('a', 1), route('b', 2), route('c', 3)]).pipe(lease.try(keyFn, workFn)));
+
+    expect(state.error).toEqual(new Error('no key'));
+    expect(worked).toEqual([1]);
+    expect(log.of('submitted').map(({ key }) => key)).toEqual(['a']);
+  });
+
+  // BUG (src/internal/tryOutcomes.ts): outcomes end only on lease events; dispose() of a lease that is
+  // not running emits no 'stopped' event, and the completion of events$ is ignored, so the output hangs.
+  test.failing('finishes when the lease is disposed while not running, instead of hanging', () => {
+    const lease = createLease();
+    const { workOf } = units();
+    const { outcomes, state } = watch(from([route('a')]).pipe(lease.try(keyOf, workOf)));
+
+    expect(lease.dispose()).toEqual(['a']);
+    expect(state.completed || state.error !== undefined).toBe(true);
+    if (state.completed) expect(outcomes).toEqual([{ key: 'a', value: route('a'), status: 'stopped' }]);
+  });
+
   it('unsubscribing the output removes the pending work it submitted', () => {
     const lease = createLease();
     const { workOf } = units();
