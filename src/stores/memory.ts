@@ -1,0 +1,180 @@
+import { Subject, type Observable } from 'rxjs';
+import { StoreClosedError } from './errors';
+import { decodeRecord, encodeRecord, recordId } from './recordLayout';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+
+/**
+ * A {@link RecordStore} in the memory of one process, for replicas that run
+ * in the same process and for tests.
+ *
+ * Every method settles without a timer, so the store runs unchanged under a
+ * `TestScheduler`. Versions come from one counter for the whole store, like
+ * etcd's revision: a record deleted and created again never reuses a version,
+ * so a compare-and-set against a version read before the deletion fails.
+ * Values are kept as JSON text, so that a caller mutating an object after
+ * writing it changes nothing, as with a real store.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore();
+ * store.changes().subscribe((c) => console.log(c.kind, c.key, c.version));
+ * const version = await store.put('spec', 'a', { generation: 1, value: 'x' }); // logs 'spec a 1'
+ * await store.compareAndSet('spec', 'a', { generation: 2, value: 'y' }, version); // { ok: true, version: 2 }
+ * await store.compareAndSet('spec', 'a', { generation: 3, value: 'z' }, version); // { ok: false, reason: 'conflict' }
+ * ```
+ */
+export class MemoryStore implements RecordStore {
+  /** Always `memory://`. */
+  readonly url = 'memory://';
+  readonly #records = new Map<string, { readonly text: string; readonly version: number }>();
+  readonly #changes = new Subject<RecordChange>();
+  /** Changes waiting while a subscriber's reaction to an earlier one is still on the stack. */
+  readonly #unsent: RecordChange[] = [];
+  #sending = false;
+  #revision = 0;
+  #closed = false;
+
+  /**
+   * Reads one record.
+   *
+   * @example
+   * ```ts
+   * await store.get('status', 'a'); // undefined, or { value: { generation: 1, ... }, version: 3 }
+   * ```
+   * @param kind `spec` or `status`.
+   * @param key The record's key.
+   * @returns The value and its version; undefined when the record does not exist.
+   */
+  get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
+    return this.#run('get', () => {
+      const record = this.#records.get(recordId({ kind, key }));
+      return record && { value: decodeRecord<T>(record.text, this.url, recordId({ kind, key })), version: record.version };
+    });
+  }
+
+  /**
+   * Writes `value` only if the record is at version `expected` (`null`: only
+   * if it does not exist).
+   *
+   * @example
+   * ```ts
+   * await store.compareAndSet('status', 'a', status, null); // { ok: true, version: 4 } when 'a' had no status
+   * ```
+   * @param kind `spec` or `status`.
+   * @param key The record's key.
+   * @param value The new value; its `generation` must be a number.
+   * @param expected The version read before, or `null` for a record that must not exist yet.
+   * @returns `{ ok: true, version }` with the new version, or `{ ok: false, reason: 'conflict' }`.
+   */
+  compareAndSet<T extends Generational>(
+    kind: RecordKind,
+    key: string,
+    value: T,
+    expected: number | null,
+  ): Promise<CasOutcome> {
+    return this.#run('compareAndSet', () => {
+      const current = this.#records.get(recordId({ kind, key }))?.version ?? null;
+      if (current !== expected) return { ok: false, reason: 'conflict' };
+      return { ok: true, version: this.#write(kind, key, value) };
+    });
+  }
+
+  /**
+   * Writes unconditionally.
+   *
+   * @example
+   * ```ts
+   * await store.put('spec', 'a', { generation: 5, value: 'x' }); // 6: the new version
+   * ```
+   * @param kind `spec` or `status`.
+   * @param key The record's key.
+   * @param value The new value; its `generation` must be a number.
+   * @returns The new version.
+   */
+  put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
+    return this.#run('put', () => this.#write(kind, key, value));
+  }
+
+  /**
+   * Deletes a record; nothing happens when it does not exist. The change
+   * emitted carries the version the record had.
+   *
+   * @example
+   * ```ts
+   * await store.delete('status', 'a');
+   * ```
+   * @param kind `spec` or `status`.
+   * @param key The record's key.
+   * @returns Resolves once deleted.
+   */
+  delete(kind: RecordKind, key: string): Promise<void> {
+    return this.#run('delete', () => {
+      const record = this.#records.get(recordId({ kind, key }));
+      if (!record) return;
+      this.#records.delete(recordId({ kind, key }));
+      this.#send({ kind, key, value: undefined, version: record.version });
+    });
+  }
+
+  /**
+   * Every change from the moment of subscription, emitted before the
+   * Promise of the write that made it resolves.
+   *
+   * @example
+   * ```ts
+   * store.changes().pipe(filter((c) => c.kind === 'spec')).subscribe(onSpec);
+   * ```
+   * @returns A hot Observable that completes on `close()`.
+   */
+  changes(): Observable<RecordChange> {
+    return this.#changes.asObservable();
+  }
+
+  /**
+   * Completes the change feed; every later call rejects with {@link StoreClosedError}.
+   *
+   * @example
+   * ```ts
+   * await store.close();
+   * ```
+   * @returns Resolves at once: the store holds no connection or timer.
+   */
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#changes.complete();
+    return Promise.resolve();
+  }
+
+  #write(kind: RecordKind, key: string, value: Generational): number {
+    const text = encodeRecord(value, this.url, recordId({ kind, key }));
+    const version = ++this.#revision;
+    this.#records.set(recordId({ kind, key }), { text, version });
+    this.#send({ kind, key, value: JSON.parse(text), version });
+    return version;
+  }
+
+  /**
+   * A subscriber may write from inside its handler; sending that change at
+   * once would show it to the other subscribers before the change that
+   * caused it. Queued, every subscriber sees the changes in write order.
+   */
+  #send(change: RecordChange): void {
+    this.#unsent.push(change);
+    if (this.#sending) return;
+    this.#sending = true;
+    try {
+      for (let next = this.#unsent.shift(); next; next = this.#unsent.shift()) this.#changes.next(next);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  #run<R>(call: string, body: () => R): Promise<R> {
+    if (this.#closed) return Promise.reject(new StoreClosedError({ url: this.url, call }));
+    try {
+      return Promise.resolve(body());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+}
