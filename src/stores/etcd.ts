@@ -1,0 +1,230 @@
+import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
+import type { Observable } from 'rxjs';
+import { ChangeFeed } from './changeFeed';
+import { StoreClosedError } from './errors';
+import { loadClient } from './loadClient';
+import { reachWithin } from './reachWithin';
+import { reconnectDelay } from './reconnectDelay';
+import { decodeRecord, encodeRecord, recordLayout, type RecordLayout } from './recordLayout';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+
+/**
+ * Options of {@link openEtcdStore}.
+ *
+ * @example
+ * ```ts
+ * const options: EtcdStoreOptions = { prefix: 'demo', callTimeout: 2000 };
+ * ```
+ */
+export interface EtcdStoreOptions {
+  /**
+   * The top-level directory of the keys: records are `/<prefix>/spec/<key>`
+   * and `/<prefix>/status/<key>`.
+   * @default 'wl'
+   */
+  prefix?: string;
+  /**
+   * Milliseconds each call to the server may take, opening included.
+   * @default 5000
+   */
+  callTimeout?: number;
+}
+
+const DEFAULT_PORT = 2379;
+
+/**
+ * Opens a {@link RecordStore} on an etcd server with `etcd3` (an optional
+ * peer dependency, loaded now).
+ *
+ * A record's version is its key's mod revision, and compare-and-set is a
+ * transaction comparing it (`Create == 0` for a record that must not exist).
+ * The change feed is one etcd watch on `/<prefix>/`, started at the revision
+ * right after the first read so that nothing falls between the two. After
+ * a reconnect `etcd3` resumes the watch from the last revision it received,
+ * so no event is lost; the feed still re-reads every record, which also
+ * covers a watch that the server cancelled because its revision was compacted
+ * (the feed then watches again from the present).
+ *
+ * @example
+ * ```ts
+ * const store = await openEtcdStore('etcd://127.0.0.1:2379');
+ * await store.compareAndSet('status', 'a', status, null); // { ok: true, version: 42 }
+ * await store.close();
+ * ```
+ * @param url `etcd://HOST[:PORT]` (port 2379 by default).
+ * @param options Key prefix and call timeout.
+ * @returns The store, connected and watching.
+ * @throws StoreUnreachableError when the server does not answer within `callTimeout`.
+ * @throws StoreClientMissingError when `etcd3` is not installed.
+ */
+export async function openEtcdStore(url: string, options: EtcdStoreOptions = {}): Promise<RecordStore> {
+  const { prefix = 'wl', callTimeout = 5000 } = options;
+  const { Etcd3 } = loadClient<typeof import('etcd3')>('etcd3', url);
+  const { hostname, port } = new URL(url);
+  const client = new Etcd3({
+    hosts: `http://${hostname}:${port || DEFAULT_PORT}`,
+    // A watch is a stream that lives as long as the store: only calls get a deadline.
+    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + callTimeout }),
+    faultHandling: { watchBackoff: watchBackoff(0) },
+  });
+  const store = new EtcdStore(url, recordLayout(`/${prefix}/`, '/'), client);
+  await store.open(callTimeout);
+  return store;
+}
+
+class EtcdStore implements RecordStore {
+  readonly url: string;
+  readonly #layout: RecordLayout;
+  readonly #client: Etcd3;
+  readonly #feed = new ChangeFeed(() => this.#readAll());
+  #watcher: Watcher | undefined;
+  #rewatchTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The revision of the last full read: a new watch starts right after it. */
+  #readRevision = 0;
+  #closed = false;
+
+  constructor(url: string, layout: RecordLayout, client: Etcd3) {
+    this.url = url;
+    this.#layout = layout;
+    this.#client = client;
+  }
+
+  async open(timeoutMs: number): Promise<void> {
+    await reachWithin(
+      this.url,
+      timeoutMs,
+      async () => {
+        await this.#feed.reread();
+        await this.#watch();
+      },
+      () => this.close(),
+    );
+  }
+
+  async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
+    this.#assertOpen('get');
+    const name = this.#layout.keyOf(kind, key);
+    const [kv] = (await this.#client.get(name).exec()).kvs;
+    return kv && { value: decodeRecord<T>(kv.value.toString(), this.url, name), version: Number(kv.mod_revision) };
+  }
+
+  async compareAndSet<T extends Generational>(
+    kind: RecordKind,
+    key: string,
+    value: T,
+    expected: number | null,
+  ): Promise<CasOutcome> {
+    this.#assertOpen('compareAndSet');
+    const name = this.#layout.keyOf(kind, key);
+    const json = encodeRecord(value, this.url, name);
+    const { succeeded, header } = await this.#client
+      .if(name, expected === null ? 'Create' : 'Mod', '==', expected ?? 0)
+      .then(this.#client.put(name).value(json))
+      .commit();
+    return succeeded ? { ok: true, version: Number(header.revision) } : { ok: false, reason: 'conflict' };
+  }
+
+  async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
+    this.#assertOpen('put');
+    const name = this.#layout.keyOf(kind, key);
+    const { header } = await this.#client.put(name).value(encodeRecord(value, this.url, name)).exec();
+    return Number(header.revision);
+  }
+
+  async delete(kind: RecordKind, key: string): Promise<void> {
+    this.#assertOpen('delete');
+    await this.#client.delete().key(this.#layout.keyOf(kind, key)).exec();
+  }
+
+  changes(): Observable<RecordChange> {
+    return this.#feed.changes$;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#feed.close();
+    clearTimeout(this.#rewatchTimer);
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    await watcher?.cancel().catch(() => undefined);
+    this.#client.close();
+  }
+
+  async #watch(): Promise<void> {
+    const watcher = await this.#client
+      .watch()
+      .prefix(this.#layout.root)
+      .withPreviousKV()
+      .startRevision(String(this.#readRevision + 1))
+      .create();
+    if (this.#closed) {
+      await watcher.cancel();
+      return;
+    }
+    this.#watcher = watcher;
+    let disconnected = false;
+    watcher.on('put', (kv) => this.#push(kv, false));
+    watcher.on('delete', (kv, previous) => this.#push(previous ?? kv, true));
+    watcher.on('disconnected', () => (disconnected = true));
+    watcher.on('connected', () => {
+      if (!disconnected) return;
+      disconnected = false;
+      this.#feed.resync();
+    });
+    // The server cancelled the watch, e.g. its revision was compacted away.
+    watcher.on('error', () => void this.#rewatch(watcher, 0));
+  }
+
+  async #rewatch(dead: Watcher, attempt: number): Promise<void> {
+    if (this.#closed || this.#watcher !== dead) return;
+    await dead.cancel().catch(() => undefined);
+    try {
+      await this.#feed.reread();
+      this.#watcher = undefined;
+      await this.#watch();
+    } catch {
+      // Neither read nor watch went through: try again, the server may be coming back.
+      this.#rewatchTimer = setTimeout(() => void this.#rewatch(dead, attempt + 1), reconnectDelay(attempt));
+    }
+  }
+
+  /** A deletion carries the version the record had, like in the other stores. */
+  #push(kv: IKeyValue, deleted: boolean): void {
+    const change = this.#toChange(kv, deleted);
+    if (change) this.#feed.push(change);
+  }
+
+  async #readAll(): Promise<RecordChange[]> {
+    const { header, kvs } = await this.#client.getAll().prefix(this.#layout.root).exec();
+    this.#readRevision = Number(header.revision);
+    return kvs.flatMap((kv) => this.#toChange(kv, false) ?? []);
+  }
+
+  /** Undefined for a key under the prefix that is not a record, or that another tool filled with something else. */
+  #toChange(kv: IKeyValue, deleted: boolean): RecordChange | undefined {
+    const name = kv.key.toString();
+    const record = this.#layout.parse(name);
+    if (!record) return undefined;
+    try {
+      const value = deleted ? undefined : decodeRecord(kv.value.toString(), this.url, name);
+      return { ...record, value, version: Number(kv.mod_revision) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  #assertOpen(call: string): void {
+    if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+  }
+}
+
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/**
+ * The watch reconnects with the same delays as the other stores; etcd3's
+ * default grows to 30 s, which would leave the feed silent that long after
+ * a short outage.
+ */
+function watchBackoff(attempt: number): WatchBackoff {
+  return { duration: reconnectDelay(attempt), next: () => watchBackoff(attempt + 1) };
+}

@@ -1,0 +1,320 @@
+import type { Client, Pool } from 'pg';
+import type { Observable } from 'rxjs';
+import { ChangeFeed } from './changeFeed';
+import { StoreClosedError } from './errors';
+import { loadClient } from './loadClient';
+import { reachWithin } from './reachWithin';
+import { reconnectDelay } from './reconnectDelay';
+import { decodeRecord, encodeRecord, recordId } from './recordLayout';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+
+/**
+ * Options of {@link openPostgresStore}.
+ *
+ * @example
+ * ```ts
+ * const options: PostgresStoreOptions = { table: 'demo_records', connectTimeout: 2000 };
+ * ```
+ */
+export interface PostgresStoreOptions {
+  /**
+   * The table of the records, created when missing together with the
+   * sequence `<table>_version`, the trigger function `<table>_notify` and
+   * its trigger; changes are notified on the channel `<table>_changes`.
+   * A lowercase SQL identifier.
+   * @default 'wl_records'
+   */
+  table?: string;
+  /**
+   * Milliseconds to wait for a connection.
+   * @default 5000
+   */
+  connectTimeout?: number;
+}
+
+/**
+ * Opens a {@link RecordStore} on a PostgreSQL server with `pg` (an optional
+ * peer dependency, loaded now), creating its table if missing.
+ *
+ * Compare-and-set is `UPDATE ... WHERE version = $expected` (`INSERT ... ON
+ * CONFLICT DO NOTHING` for a record that must not exist); versions come from
+ * one sequence, so a version is never reused, even after a deletion. A
+ * trigger notifies every change, whoever made it; the feed LISTENs on a
+ * connection of its own and, when that connection is lost, connects again
+ * and re-reads the table, since notifications sent meanwhile are lost.
+ *
+ * @example
+ * ```ts
+ * const store = await openPostgresStore('postgres://app@127.0.0.1:5432/app');
+ * await store.get('spec', 'a'); // { value: { generation: 3, value: 'x' }, version: 17 }
+ * await store.close();
+ * ```
+ * @param url `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
+ * @param options Table name and connect timeout.
+ * @returns The store, connected and listening.
+ * @throws RangeError when `table` is not a lowercase SQL identifier.
+ * @throws StoreUnreachableError when the server cannot be reached or refuses us.
+ * @throws StoreClientMissingError when `pg` is not installed.
+ */
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<RecordStore> {
+  const { table = 'wl_records', connectTimeout = 5000 } = options;
+  if (!/^[a-z_][a-z0-9_]{0,47}$/.test(table)) {
+    throw new RangeError(
+      `openPostgresStore: options.table must be a lowercase SQL identifier of at most 48 characters, received ${JSON.stringify(table)}`,
+    );
+  }
+  const pg = loadClient<typeof import('pg')>('pg', url);
+  const config = { connectionString: url, connectionTimeoutMillis: connectTimeout, keepAlive: true };
+  const store = new PostgresStore(url, table, new pg.Pool({ ...config, max: 4 }), () => new pg.Client(config));
+  await store.open(connectTimeout);
+  return store;
+}
+
+/**
+ * The schema, run at every open under an advisory lock so that replicas
+ * starting together do not race to create it.
+ */
+function schemaSql(table: string): string {
+  return `
+CREATE SEQUENCE IF NOT EXISTS ${table}_version;
+CREATE TABLE IF NOT EXISTS ${table} (
+  kind text NOT NULL CHECK (kind IN ('spec', 'status')),
+  key text NOT NULL,
+  value jsonb NOT NULL,
+  version bigint NOT NULL DEFAULT nextval('${table}_version'),
+  PRIMARY KEY (kind, key)
+);
+CREATE OR REPLACE FUNCTION ${table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  changed ${table};
+  payload text;
+BEGIN
+  IF TG_OP = 'DELETE' THEN changed := OLD; ELSE changed := NEW; END IF;
+  payload := json_build_object('kind', changed.kind, 'key', changed.key, 'version', changed.version,
+    'deleted', TG_OP = 'DELETE', 'value', CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE changed.value END)::text;
+  -- NOTIFY refuses payloads of 8000 bytes or more: listeners read such a value from the table.
+  IF octet_length(payload) >= 8000 THEN
+    payload := json_build_object('kind', changed.kind, 'key', changed.key, 'version', changed.version,
+      'deleted', false, 'large', true)::text;
+  END IF;
+  PERFORM pg_notify('${table}_changes', payload);
+  RETURN NULL;
+END $$;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${table}_notify' AND tgrelid = '${table}'::regclass) THEN
+    CREATE TRIGGER ${table}_notify AFTER INSERT OR UPDATE OR DELETE ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION ${table}_notify();
+  END IF;
+END $$;`;
+}
+
+/** What the trigger sends. */
+interface Notification {
+  readonly kind: RecordKind;
+  readonly key: string;
+  readonly version: number;
+  readonly deleted: boolean;
+  readonly value?: Generational | null;
+  readonly large?: boolean;
+}
+
+class PostgresStore implements RecordStore {
+  readonly url: string;
+  readonly #table: string;
+  readonly #pool: Pool;
+  readonly #newClient: () => Client;
+  readonly #feed = new ChangeFeed(() => this.#readAll());
+  #listener: Client | undefined;
+  #relistenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Notifications are handled in order, even those that must read a large value first. */
+  #notified: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(url: string, table: string, pool: Pool, newClient: () => Client) {
+    this.url = url;
+    this.#table = table;
+    this.#pool = pool;
+    this.#newClient = newClient;
+    // An idle pooled connection that the server drops emits 'error'; the pool
+    // discards it and connects again on the next query, so there is nothing to do.
+    this.#pool.on('error', () => undefined);
+  }
+
+  async open(timeoutMs: number): Promise<void> {
+    await reachWithin(
+      this.url,
+      timeoutMs,
+      async () => {
+        await this.#createSchema();
+        await this.#listen();
+        await this.#feed.reread();
+      },
+      () => this.close(),
+    );
+  }
+
+  async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
+    this.#assertOpen('get');
+    const { rows } = await this.#pool.query<{ value: unknown; version: string }>(
+      `SELECT value, version FROM ${this.#table} WHERE kind = $1 AND key = $2`,
+      [kind, key],
+    );
+    const [row] = rows;
+    return row && { value: decodeRecord<T>(row.value, this.url, recordId({ kind, key })), version: Number(row.version) };
+  }
+
+  async compareAndSet<T extends Generational>(
+    kind: RecordKind,
+    key: string,
+    value: T,
+    expected: number | null,
+  ): Promise<CasOutcome> {
+    this.#assertOpen('compareAndSet');
+    const json = encodeRecord(value, this.url, recordId({ kind, key }));
+    const version =
+      expected === null
+        ? await this.#returningVersion(
+            `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
+             ON CONFLICT (kind, key) DO NOTHING RETURNING version`,
+            [kind, key, json],
+          )
+        : await this.#returningVersion(
+            `UPDATE ${this.#table} SET value = $3::jsonb, version = nextval('${this.#table}_version')
+             WHERE kind = $1 AND key = $2 AND version = $4 RETURNING version`,
+            [kind, key, json, expected],
+          );
+    return version === undefined ? { ok: false, reason: 'conflict' } : { ok: true, version };
+  }
+
+  async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
+    this.#assertOpen('put');
+    const json = encodeRecord(value, this.url, recordId({ kind, key }));
+    // EXCLUDED.version is the proposed row's default: a fresh number from the sequence.
+    const version = await this.#returningVersion(
+      `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
+       ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version
+       RETURNING version`,
+      [kind, key, json],
+    );
+    return version as number;
+  }
+
+  async delete(kind: RecordKind, key: string): Promise<void> {
+    this.#assertOpen('delete');
+    await this.#pool.query(`DELETE FROM ${this.#table} WHERE kind = $1 AND key = $2`, [kind, key]);
+  }
+
+  changes(): Observable<RecordChange> {
+    return this.#feed.changes$;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#feed.close();
+    clearTimeout(this.#relistenTimer);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await Promise.all([listener?.end().catch(() => undefined), this.#pool.end().catch(() => undefined)]);
+  }
+
+  async #createSchema(): Promise<void> {
+    const client = await this.#pool.connect();
+    let failed = false;
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.#table]);
+      await client.query(schemaSql(this.#table));
+      await client.query('COMMIT');
+    } catch (error) {
+      failed = true;
+      throw error;
+    } finally {
+      // A connection left inside a failed transaction must not go back to the pool.
+      client.release(failed);
+    }
+  }
+
+  /** Connects the feed's own connection and LISTENs; a lost connection is replaced by {@link #relisten}. */
+  async #listen(): Promise<void> {
+    const client = this.#newClient();
+    const lost = (): void => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      client.end().catch(() => undefined);
+      this.#relisten(0);
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', ({ payload }) => {
+      if (payload) this.#onNotification(payload);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.#table}_changes`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.#closed) {
+      await client.end().catch(() => undefined);
+      return;
+    }
+    this.#listener = client;
+  }
+
+  #relisten(attempt: number): void {
+    if (this.#closed) return;
+    this.#relistenTimer = setTimeout(async () => {
+      try {
+        await this.#listen();
+      } catch {
+        this.#relisten(attempt + 1);
+        return;
+      }
+      this.#feed.resync();
+    }, reconnectDelay(attempt));
+  }
+
+  #onNotification(payload: string): void {
+    let notification: Notification;
+    try {
+      notification = JSON.parse(payload);
+    } catch {
+      // Someone else's NOTIFY on our channel.
+      return;
+    }
+    this.#notified = this.#notified.then(() => this.#handle(notification)).catch(() => undefined);
+  }
+
+  async #handle({ kind, key, version, deleted, value, large }: Notification): Promise<void> {
+    if (deleted) return this.#feed.push({ kind, key, value: undefined, version });
+    if (!large) return this.#feed.push({ kind, key, value: value ?? undefined, version });
+    const current = await this.get(kind, key);
+    // Gone already: its deletion is the next notification for it.
+    if (current) this.#feed.push({ kind, key, ...current });
+  }
+
+  async #readAll(): Promise<RecordChange[]> {
+    const { rows } = await this.#pool.query<{ kind: RecordKind; key: string; value: unknown; version: string }>(
+      `SELECT kind, key, value, version FROM ${this.#table}`,
+    );
+    return rows.flatMap(({ kind, key, value, version }) => {
+      try {
+        return [{ kind, key, value: decodeRecord(value, this.url, recordId({ kind, key })), version: Number(version) }];
+      } catch {
+        // Another tool wrote something that is not a record: nothing to report.
+        return [];
+      }
+    });
+  }
+
+  async #returningVersion(sql: string, params: unknown[]): Promise<number | undefined> {
+    const { rows } = await this.#pool.query<{ version: string }>(sql, params);
+    return rows[0] && Number(rows[0].version);
+  }
+
+  #assertOpen(call: string): void {
+    if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+  }
+}

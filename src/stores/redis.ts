@@ -1,0 +1,307 @@
+import type { Redis, RedisOptions } from 'ioredis';
+import type { Observable } from 'rxjs';
+import { ChangeFeed } from './changeFeed';
+import { StoreClosedError } from './errors';
+import { loadClient } from './loadClient';
+import { reachWithin } from './reachWithin';
+import { reconnectDelay } from './reconnectDelay';
+import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+
+/**
+ * Options of {@link openRedisStore}.
+ *
+ * @example
+ * ```ts
+ * const options: RedisStoreOptions = { prefix: 'demo:', connectTimeout: 2000 };
+ * ```
+ */
+export interface RedisStoreOptions {
+  /**
+   * What every key starts with: records are `<prefix>spec:<key>` and
+   * `<prefix>status:<key>`, and the store also uses `<prefix>versions`,
+   * `<prefix>revision` and the channel `<prefix>changes`.
+   * @default 'wl:'
+   */
+  prefix?: string;
+  /**
+   * Milliseconds to wait for the server when the store is opened.
+   * @default 5000
+   */
+  connectTimeout?: number;
+}
+
+/**
+ * Opens a {@link RecordStore} on a Redis server with `ioredis` (an optional
+ * peer dependency, loaded now).
+ *
+ * Each record is a string key holding its JSON. Versions live in the hash
+ * `<prefix>versions` (field `<kind>:<key>`) and come from the counter
+ * `<prefix>revision`, so a version is never reused, even after a deletion.
+ * Every write is a Lua script that checks the version, writes, and publishes
+ * the change on `<prefix>changes`, all atomically on the server. The change
+ * feed subscribes on a second connection; after a reconnect it subscribes
+ * again and re-reads every record (SCAN), since messages published while it
+ * was away are lost.
+ *
+ * @example
+ * ```ts
+ * const store = await openRedisStore('redis://127.0.0.1:6379');
+ * await store.put('spec', 'a', { generation: 1, value: 'x' }); // 1
+ * await store.close();
+ * ```
+ * @param url `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`.
+ * @param options Key prefix and connect timeout.
+ * @returns The store, connected and listening to changes.
+ * @throws StoreUnreachableError when the server cannot be reached within `connectTimeout`.
+ * @throws StoreClientMissingError when `ioredis` is not installed.
+ */
+export async function openRedisStore(url: string, options: RedisStoreOptions = {}): Promise<RecordStore> {
+  const { prefix = 'wl:', connectTimeout = 5000 } = options;
+  const { Redis } = loadClient<typeof import('ioredis')>('ioredis', url);
+  const store = new RedisStore(url, prefix, (redisOptions) => new Redis(url, { ...redisOptions, connectTimeout }));
+  await store.open(connectTimeout);
+  return store;
+}
+
+/** The commands {@link RedisStore} defines from its Lua scripts. */
+interface ScriptedRedis extends Redis {
+  readRecords(keyCount: number, ...keysThenFields: string[]): Promise<string[]>;
+  writeRecord(...keysThenArgs: string[]): Promise<number>;
+}
+
+/**
+ * Reads records with their versions in one atomic step.
+ * KEYS[1]: the versions hash; KEYS[2..n]: record keys; ARGV: their hash fields.
+ * Returns, for each record, its JSON ('' when missing) and its version ('0'
+ * when another tool wrote the key without one).
+ */
+const READ_RECORDS = `
+local out = {}
+for i = 2, #KEYS do
+  out[#out + 1] = redis.call('GET', KEYS[i]) or ''
+  out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i - 1]) or '0'
+end
+return out`;
+
+/**
+ * Writes or deletes one record if its version is as expected, and publishes the change.
+ * KEYS: record key, versions hash, revision counter.
+ * ARGV: hash field, kind, key, channel, expected ('*': any, '-': absent, else a
+ * version), JSON ('' deletes).
+ * Returns the new version, the deleted record's version (0 when there was
+ * none), or -1 when the version was not as expected.
+ */
+const WRITE_RECORD = `
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+local current = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
+local expected = ARGV[5]
+if expected == '-' and exists then return -1 end
+if expected ~= '-' and expected ~= '*' and (not exists or current ~= expected) then return -1 end
+local version
+if ARGV[6] == '' then
+  if not exists then return 0 end
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  version = current
+else
+  version = redis.call('INCR', KEYS[3])
+  redis.call('SET', KEYS[1], ARGV[6])
+  redis.call('HSET', KEYS[2], ARGV[1], version)
+end
+local value = ARGV[6] == '' and 'null' or ARGV[6]
+redis.call('PUBLISH', ARGV[4], '{"kind":' .. cjson.encode(ARGV[2]) .. ',"key":' .. cjson.encode(ARGV[3]) ..
+  ',"version":' .. version .. ',"value":' .. value .. '}')
+return tonumber(version)`;
+
+const ANY = '*';
+const ABSENT = '-';
+const SCAN_BATCH = 500;
+
+class RedisStore implements RecordStore {
+  readonly url: string;
+  readonly #layout: RecordLayout;
+  readonly #versionsKey: string;
+  readonly #revisionKey: string;
+  readonly #channel: string;
+  readonly #commands: ScriptedRedis;
+  readonly #subscriber: Redis;
+  readonly #feed = new ChangeFeed(() => this.#readAll());
+  #lastError: unknown;
+  #opened = false;
+  #closed = false;
+
+  constructor(url: string, prefix: string, connect: (options: RedisOptions) => Redis) {
+    this.url = url;
+    this.#layout = recordLayout(prefix, ':');
+    this.#versionsKey = `${prefix}versions`;
+    this.#revisionKey = `${prefix}revision`;
+    this.#channel = `${prefix}changes`;
+    const options: RedisOptions = {
+      lazyConnect: true,
+      // At open a down server must fail fast with a clear error; once open,
+      // outages are waited out until close().
+      retryStrategy: (attempt) => (this.#opened && !this.#closed ? reconnectDelay(attempt - 1) : null),
+      // A command waits through a few reconnects (about 3 s), then fails so that its caller can retry.
+      maxRetriesPerRequest: 5,
+      // The feed subscribes again itself, so that it knows when to re-read.
+      autoResubscribe: false,
+    };
+    this.#commands = connect(options) as ScriptedRedis;
+    this.#commands.defineCommand('readRecords', { lua: READ_RECORDS });
+    this.#commands.defineCommand('writeRecord', { numberOfKeys: 3, lua: WRITE_RECORD });
+    this.#subscriber = connect(options);
+    // Errors reach callers through rejected commands and reconnects are
+    // automatic; without a listener ioredis would print every one.
+    for (const connection of [this.#commands, this.#subscriber]) {
+      connection.on('error', (error: unknown) => (this.#lastError = error));
+    }
+  }
+
+  async open(connectTimeout: number): Promise<void> {
+    await reachWithin(this.url, connectTimeout, () => this.#connect(), () => this.close());
+    this.#opened = true;
+    // 'ready' fired once during connect(); from now on it means "reconnected".
+    this.#subscriber.on('ready', () => void this.#resubscribe());
+  }
+
+  async #connect(): Promise<void> {
+    try {
+      await Promise.all([this.#commands.connect(), this.#subscriber.connect()]);
+    } catch (error) {
+      // The error event says why ("ECONNREFUSED"); connect() only says "Connection is closed".
+      throw this.#lastError ?? error;
+    }
+    this.#subscriber.on('message', (_channel: string, message: string) => this.#onMessage(message));
+    await this.#subscriber.subscribe(this.#channel);
+    await this.#feed.reread();
+  }
+
+  async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
+    this.#assertOpen('get');
+    const [record] = await this.#read<T>([{ kind, key }]);
+    return record;
+  }
+
+  async compareAndSet<T extends Generational>(
+    kind: RecordKind,
+    key: string,
+    value: T,
+    expected: number | null,
+  ): Promise<CasOutcome> {
+    const version = await this.#write('compareAndSet', kind, key, value, expected === null ? ABSENT : String(expected));
+    return version < 0 ? { ok: false, reason: 'conflict' } : { ok: true, version };
+  }
+
+  async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
+    return this.#write('put', kind, key, value, ANY);
+  }
+
+  async delete(kind: RecordKind, key: string): Promise<void> {
+    await this.#write('delete', kind, key, undefined, ANY);
+  }
+
+  changes(): Observable<RecordChange> {
+    return this.#feed.changes$;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#feed.close();
+    for (const connection of [this.#commands, this.#subscriber]) {
+      // ioredis arms a 2 s timer to end an already ended connection again,
+      // which would keep the process alive after a failed open.
+      if (connection.status !== 'end') connection.disconnect();
+    }
+  }
+
+  #write(call: string, kind: RecordKind, key: string, value: Generational | undefined, expected: string): Promise<number> {
+    this.#assertOpen(call);
+    const json = value === undefined ? '' : encodeRecord(value, this.url, this.#layout.keyOf(kind, key));
+    return this.#commands.writeRecord(
+      this.#layout.keyOf(kind, key),
+      this.#versionsKey,
+      this.#revisionKey,
+      recordId({ kind, key }),
+      kind,
+      key,
+      this.#channel,
+      expected,
+      json,
+    );
+  }
+
+  async #read<T extends Generational>(
+    records: readonly { kind: RecordKind; key: string }[],
+  ): Promise<(Versioned<T> | undefined)[]> {
+    const names = records.map(({ kind, key }) => this.#layout.keyOf(kind, key));
+    const reply = await this.#commands.readRecords(
+      names.length + 1,
+      this.#versionsKey,
+      ...names,
+      ...records.map(recordId),
+    );
+    return names.map((name, i) => {
+      const json = reply[2 * i];
+      if (!json) return undefined;
+      return { value: decodeRecord<T>(json, this.url, name), version: Number(reply[2 * i + 1]) };
+    });
+  }
+
+  async #readAll(): Promise<RecordChange[]> {
+    const changes: RecordChange[] = [];
+    const match = `${escapeGlob(this.#layout.root)}*`;
+    let cursor = '0';
+    do {
+      const [next, names] = await this.#commands.scan(cursor, 'MATCH', match, 'COUNT', SCAN_BATCH);
+      cursor = next;
+      const records = names.flatMap((name) => this.#layout.parse(name) ?? []);
+      if (records.length === 0) continue;
+      const values = await this.#read(records).catch(() => this.#readEach(records));
+      records.forEach(({ kind, key }, i) => {
+        const record = values[i];
+        if (record) changes.push({ kind, key, value: record.value, version: record.version });
+      });
+    } while (cursor !== '0');
+    return changes;
+  }
+
+  /**
+   * Reads records one by one, leaving out the ones another tool filled with
+   * something that is not a record: one bad value must not hide the others
+   * from the feed.
+   */
+  async #readEach(records: readonly { kind: RecordKind; key: string }[]): Promise<(Versioned<Generational> | undefined)[]> {
+    return Promise.all(records.map((record) => this.#read([record]).then(([value]) => value, () => undefined)));
+  }
+
+  #onMessage(message: string): void {
+    let change: RecordChange;
+    try {
+      const { kind, key, version, value } = JSON.parse(message);
+      change = { kind, key, version, value: value === null ? undefined : value };
+    } catch {
+      // Another publisher on our channel: not a change of ours.
+      return;
+    }
+    this.#feed.push(change);
+  }
+
+  async #resubscribe(): Promise<void> {
+    try {
+      await this.#subscriber.subscribe(this.#channel);
+    } catch {
+      // The connection dropped again; its next 'ready' subscribes again.
+      return;
+    }
+    this.#feed.resync();
+  }
+
+  #assertOpen(call: string): void {
+    if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+  }
+}
+
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
