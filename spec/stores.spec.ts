@@ -1,0 +1,342 @@
+import { filter, firstValueFrom, take, throwError, timeout, toArray, type Observable } from 'rxjs';
+import { ChangeFeed } from '../src/stores/changeFeed';
+import { StoreClosedError, StoreUnreachableError, StoreUrlError, StoreValueError } from '../src/stores/errors';
+import { MemoryStore } from '../src/stores/memory';
+import { openStore } from '../src/stores/openStore';
+import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
+import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
+
+/** Two clients of one store: for a server, two connections; in memory, the one store. */
+interface Harness {
+  open(): Promise<RecordStore>;
+  restart?(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const memory = async (): Promise<Harness> => {
+  const store = new MemoryStore();
+  return { open: async () => store, stop: async () => undefined };
+};
+
+const server = (start: () => Promise<TestServer>) => async (): Promise<Harness> => {
+  const running = await start();
+  return { open: () => openStore(running.url), restart: () => running.restart(), stop: () => running.stop() };
+};
+
+const SERVER_START_MS = 60_000;
+/** An upper bound on waiting for a change, so that a missing one fails with a message instead of the test timeout. */
+const CHANGE_WAIT_MS = 15_000;
+
+const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
+
+function changesOf(store: RecordStore, key: string, count: number): Promise<RecordChange[]> {
+  return firstValueFrom(
+    store.changes().pipe(
+      filter((change) => change.key === key),
+      take(count),
+      toArray(),
+      timeout({ first: CHANGE_WAIT_MS, with: () => throwError(() => new Error(`fewer than ${count} changes of ${key}`)) }),
+    ),
+  );
+}
+
+describe.each([
+  ['memory', memory],
+  ['redis', server(startRedis)],
+  ['etcd', server(startEtcd)],
+  ['postgres', server(startPostgres)],
+])('%s store', (name, setUp) => {
+  let harness: Harness;
+  let a: RecordStore;
+  let b: RecordStore;
+  let keys = 0;
+  const freshKey = (): string => `${name}-key-${++keys}`;
+
+  beforeAll(async () => {
+    harness = await setUp();
+    [a, b] = await Promise.all([harness.open(), harness.open()]);
+  }, SERVER_START_MS);
+
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close()]);
+    await harness?.stop();
+  }, SERVER_START_MS);
+
+  it('reads a missing record as undefined', async () => {
+    expect(await a.get('spec', freshKey())).toBeUndefined();
+  });
+
+  it('reads what was put, with the version put returned', async () => {
+    const key = freshKey();
+    const version = await a.put('spec', key, spec(1));
+    expect(await b.get('spec', key)).toEqual({ value: spec(1), version });
+    expect(await b.get('status', key)).toBeUndefined();
+  });
+
+  it('increases the version with every put', async () => {
+    const key = freshKey();
+    const first = await a.put('status', key, spec(1));
+    const second = await b.put('status', key, spec(2));
+    expect(second).toBeGreaterThan(first);
+  });
+
+  it('accepts a compare-and-set on the current version and increases the version', async () => {
+    const key = freshKey();
+    const version = await a.put('status', key, spec(1));
+    const outcome = await b.compareAndSet('status', key, spec(2), version);
+    expect(outcome).toEqual({ ok: true, version: expect.any(Number) });
+    expect(outcome.ok && outcome.version).toBeGreaterThan(version);
+    expect(await a.get('status', key)).toEqual({ value: spec(2), version: outcome.ok && outcome.version });
+  });
+
+  it('refuses a compare-and-set on a stale version and leaves the value unchanged', async () => {
+    const key = freshKey();
+    const stale = await a.put('status', key, spec(1));
+    const current = await a.put('status', key, spec(2));
+    expect(await b.compareAndSet('status', key, spec(3), stale)).toEqual({ ok: false, reason: 'conflict' });
+    expect(await a.get('status', key)).toEqual({ value: spec(2), version: current });
+  });
+
+  it('creates a missing record on a compare-and-set against null, and refuses it once the record exists', async () => {
+    const key = freshKey();
+    const created = await a.compareAndSet('status', key, spec(1), null);
+    expect(created).toEqual({ ok: true, version: expect.any(Number) });
+    expect(await b.compareAndSet('status', key, spec(2), null)).toEqual({ ok: false, reason: 'conflict' });
+    expect(await b.get('status', key)).toEqual({ value: spec(1), version: created.ok && created.version });
+  });
+
+  it('refuses a compare-and-set on a version of a record that does not exist', async () => {
+    const key = freshKey();
+    expect(await a.compareAndSet('status', key, spec(1), 1)).toEqual({ ok: false, reason: 'conflict' });
+    expect(await a.get('status', key)).toBeUndefined();
+  });
+
+  it('fences: of two clients setting the same version at once, exactly one wins', async () => {
+    for (let round = 0; round < 10; round++) {
+      const key = freshKey();
+      const version = await a.put('status', key, spec(0));
+      const outcomes = await Promise.all([
+        a.compareAndSet('status', key, { ...spec(1), writer: 'a' }, version),
+        b.compareAndSet('status', key, { ...spec(1), writer: 'b' }, version),
+      ]);
+      expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1);
+      const winner = outcomes[0].ok ? 'a' : 'b';
+      expect((await a.get('status', key))?.value).toEqual({ ...spec(1), writer: winner });
+    }
+  });
+
+  it('fences creation too: of two clients creating the same record at once, exactly one wins', async () => {
+    for (let round = 0; round < 10; round++) {
+      const key = freshKey();
+      const outcomes = await Promise.all([
+        a.compareAndSet('status', key, spec(1), null),
+        b.compareAndSet('status', key, spec(1), null),
+      ]);
+      expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1);
+    }
+  });
+
+  it('deletes a record, and deletes a missing one without error', async () => {
+    const key = freshKey();
+    await a.put('spec', key, spec(1));
+    await b.delete('spec', key);
+    expect(await a.get('spec', key)).toBeUndefined();
+    await expect(b.delete('spec', key)).resolves.toBeUndefined();
+  });
+
+  it('never reuses a version: a record deleted and created again refuses the old version', async () => {
+    const key = freshKey();
+    const old = await a.put('status', key, spec(1));
+    await a.delete('status', key);
+    const recreated = await a.put('status', key, spec(1));
+    expect(recreated).toBeGreaterThan(old);
+    expect(await b.compareAndSet('status', key, spec(2), old)).toEqual({ ok: false, reason: 'conflict' });
+  });
+
+  it('keeps spec and status of one key apart', async () => {
+    const key = freshKey();
+    await a.put('spec', key, spec(1, 'desired'));
+    await a.put('status', key, spec(1, 'reported'));
+    expect((await b.get('spec', key))?.value).toEqual(spec(1, 'desired'));
+    expect((await b.get('status', key))?.value).toEqual(spec(1, 'reported'));
+  });
+
+  it('refuses a value without a numeric generation, naming the store and the value', async () => {
+    const error = await a.put('spec', freshKey(), { value: 'x' } as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreValueError);
+    expect((error as Error).message).toContain('{"value":"x"}');
+  });
+
+  it('shows another client’s put, compare-and-set and delete on its change feed, in order', async () => {
+    const key = freshKey();
+    const seen = changesOf(a, key, 3);
+    const put = await b.put('spec', key, spec(1));
+    const cas = await b.compareAndSet('spec', key, spec(2), put);
+    await b.delete('spec', key);
+    const casVersion = cas.ok ? cas.version : NaN;
+    expect(await seen).toEqual([
+      { kind: 'spec', key, value: spec(1), version: put },
+      { kind: 'spec', key, value: spec(2), version: casVersion },
+      { kind: 'spec', key, value: undefined, version: casVersion },
+    ]);
+  });
+
+  it('rejects every call after close() with StoreClosedError', async () => {
+    const store = name === 'memory' ? new MemoryStore() : await harness.open();
+    const completed = firstValueFrom(store.changes(), { defaultValue: 'completed' });
+    await store.close();
+    expect(await completed).toBe('completed');
+    await expect(store.get('spec', 'a')).rejects.toBeInstanceOf(StoreClosedError);
+    await expect(store.put('spec', 'a', spec(1))).rejects.toBeInstanceOf(StoreClosedError);
+  });
+
+  if (name !== 'memory') {
+    it(
+      'keeps delivering changes after the server restarts',
+      async () => {
+        await harness.restart!();
+        const key = freshKey();
+        const seen = changesOf(a, key, 1);
+        const version = await b.put('spec', key, spec(7));
+        expect(await seen).toEqual([{ kind: 'spec', key, value: spec(7), version }]);
+      },
+      SERVER_START_MS,
+    );
+  }
+});
+
+describe('memory store', () => {
+  it('settles without timers: the change is emitted before put returns', () => {
+    const store = new MemoryStore();
+    const changes: RecordChange[] = [];
+    store.changes().subscribe((change) => changes.push(change));
+    void store.put('spec', 'a', spec(1));
+    expect(changes).toEqual([{ kind: 'spec', key: 'a', value: spec(1), version: 1 }]);
+  });
+
+  it('shows every subscriber the changes in write order, even those written from a subscriber', async () => {
+    const store = new MemoryStore();
+    const late: number[] = [];
+    store.changes().subscribe((change) => {
+      if (change.key === 'a') void store.put('spec', 'b', spec(2));
+    });
+    store.changes().subscribe((change) => late.push(change.version));
+    await store.put('spec', 'a', spec(1));
+    expect(late).toEqual([1, 2]);
+  });
+
+  it('keeps what was written, whatever the caller does to its object afterwards', async () => {
+    const store = new MemoryStore();
+    const value = { generation: 1, value: 'x' };
+    await store.put('spec', 'a', value);
+    value.value = 'changed';
+    expect((await store.get('spec', 'a'))?.value).toEqual(spec(1, 'x'));
+  });
+});
+
+describe('ChangeFeed re-read after a reconnect', () => {
+  const record = (key: string, version: number): RecordChange => ({ kind: 'spec', key, value: spec(version), version });
+  const collect = (changes$: Observable<RecordChange>): RecordChange[] => {
+    const changes: RecordChange[] = [];
+    changes$.subscribe((change) => changes.push(change));
+    return changes;
+  };
+
+  it('emits what changed and what is gone, and nothing for what it already saw', async () => {
+    let stored = [record('same', 1), record('changed', 2), record('gone', 3)];
+    const feed = new ChangeFeed(async () => stored);
+    await feed.reread();
+    const changes = collect(feed.changes$);
+    stored = [record('same', 1), record('changed', 5), record('new', 6)];
+    await feed.reread();
+    expect(changes).toEqual([record('changed', 5), record('new', 6), { kind: 'spec', key: 'gone', value: undefined, version: 3 }]);
+    feed.close();
+  });
+
+  it('lets a change pushed during a re-read win over the re-read, which may be older', async () => {
+    let release!: (records: RecordChange[]) => void;
+    const feed = new ChangeFeed(() => new Promise((resolve) => (release = resolve)));
+    const changes = collect(feed.changes$);
+    const reread = feed.reread();
+    await Promise.resolve();
+    feed.push(record('a', 9));
+    feed.push({ kind: 'spec', key: 'b', value: undefined, version: 4 });
+    release([record('a', 8), record('b', 4)]);
+    await reread;
+    expect(changes).toEqual([record('a', 9), { kind: 'spec', key: 'b', value: undefined, version: 4 }]);
+    feed.close();
+  });
+
+  it('drops a pushed change older than what it already emitted (a resumed watch replaying)', async () => {
+    const feed = new ChangeFeed(async () => [record('a', 7)]);
+    const changes = collect(feed.changes$);
+    await feed.reread();
+    feed.push(record('a', 6));
+    feed.push(record('a', 8));
+    expect(changes).toEqual([record('a', 7), record('a', 8)]);
+    feed.close();
+  });
+});
+
+describe('openStore', () => {
+  it.each(['not a url', 'redis//127.0.0.1:6379', 'redis://127.0.0.1:notaport'])(
+    'refuses the malformed URL %j with StoreUrlError naming it',
+    async (url) => {
+      const error = await openStore(url).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreUrlError);
+      expect((error as Error).message).toContain(`"${url}"`);
+    },
+  );
+
+  it('refuses a URL without a host', async () => {
+    await expect(openStore('redis://')).rejects.toThrow(/Store URL "redis:\/\/": no host; expected memory, redis/);
+  });
+
+  it('refuses an unknown scheme with StoreUrlError naming the URL and the schemes it knows', async () => {
+    const error = await openStore('mysql://127.0.0.1:3306/db').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUrlError);
+    expect((error as Error).message).toBe(
+      'Store URL "mysql://127.0.0.1:3306/db": unknown scheme "mysql:"; ' +
+        'expected memory, redis://HOST:PORT, etcd://HOST:PORT or postgres://USER@HOST:PORT/DB',
+    );
+  });
+
+  it('opens a memory store for "memory"', async () => {
+    const store = await openStore('memory');
+    expect(store).toBeInstanceOf(MemoryStore);
+    await store.close();
+  });
+
+  it.each([
+    ['redis', (port: number) => `redis://127.0.0.1:${port}`],
+    ['etcd', (port: number) => `etcd://127.0.0.1:${port}`],
+    ['postgres', (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`],
+  ])('fails within seconds with StoreUnreachableError naming the URL when %s is down', async (_name, urlOf) => {
+    const url = urlOf(await freePort());
+    const started = Date.now();
+    const error = await openStore(url, { connectTimeout: 2000 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreUnreachableError);
+    expect((error as Error).message).toContain(`Cannot reach the store at ${url}: `);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('lazy client libraries', () => {
+  afterEach(() => ['ioredis', 'etcd3', 'pg'].forEach((name) => jest.dontMock(name)));
+
+  it('loads none of ioredis, etcd3 and pg to import the stores and open a memory store', async () => {
+    const loaded: string[] = [];
+    let open!: typeof openStore;
+    jest.isolateModules(() => {
+      for (const name of ['ioredis', 'etcd3', 'pg']) {
+        jest.doMock(name, () => {
+          loaded.push(name);
+          return jest.requireActual(name);
+        });
+      }
+      ({ openStore: open } = require('../src/stores/openStore'));
+    });
+    await (await open('memory')).close();
+    expect(loaded).toEqual([]);
+  });
+});
