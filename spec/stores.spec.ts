@@ -1,4 +1,6 @@
 import { filter, firstValueFrom, take, throwError, timeout, toArray, type Observable } from 'rxjs';
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
 import { ChangeFeed } from '../src/stores/changeFeed';
 import { StoreClosedError, StoreUnreachableError, StoreUrlError, StoreValueError } from '../src/stores/errors';
 import { MemoryStore } from '../src/stores/memory';
@@ -8,44 +10,77 @@ import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from 
 
 /** Two clients of one store: for a server, two connections; in memory, the one store. */
 interface Harness {
+  readonly url: string;
   open(): Promise<RecordStore>;
-  restart?(): Promise<void>;
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
-const memory = async (): Promise<Harness> => {
-  const store = new MemoryStore();
-  return { open: async () => store, stop: async () => undefined };
-};
-
-const server = (start: () => Promise<TestServer>) => async (): Promise<Harness> => {
+async function setUp(start: (() => Promise<TestServer>) | undefined): Promise<Harness> {
+  if (!start) {
+    const store = new MemoryStore();
+    return { url: store.url, open: async () => store, restart: async () => undefined, stop: async () => undefined };
+  }
   const running = await start();
-  return { open: () => openStore(running.url), restart: () => running.restart(), stop: () => running.stop() };
-};
+  return {
+    url: running.url,
+    open: () => openStore(running.url),
+    restart: () => running.restart(),
+    stop: () => running.stop(),
+  };
+}
 
 const SERVER_START_MS = 60_000;
-/** An upper bound on waiting for a change, so that a missing one fails with a message instead of the test timeout. */
-const CHANGE_WAIT_MS = 15_000;
+/** How long a change may take to arrive: below jest's 5 s, so that a missing one fails with a message. */
+const CHANGE_WAIT_MS = 4_000;
 
 const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
 
-function changesOf(store: RecordStore, key: string, count: number): Promise<RecordChange[]> {
+function changesOf(store: RecordStore, key: string, count: number, waitMs = CHANGE_WAIT_MS): Promise<RecordChange[]> {
   return firstValueFrom(
     store.changes().pipe(
       filter((change) => change.key === key),
       take(count),
       toArray(),
-      timeout({ first: CHANGE_WAIT_MS, with: () => throwError(() => new Error(`fewer than ${count} changes of ${key}`)) }),
+      timeout({ first: waitMs, with: () => throwError(() => new Error(`fewer than ${count} changes of ${key} in ${waitMs} ms`)) }),
     ),
   );
 }
 
-describe.each([
-  ['memory', memory],
-  ['redis', server(startRedis)],
-  ['etcd', server(startEtcd)],
-  ['postgres', server(startPostgres)],
-])('%s store', (name, setUp) => {
+/** Makes the server drop the change feeds' connections, and only those. */
+type DropFeeds = (url: string) => Promise<void>;
+
+async function dropRedisSubscribers(url: string): Promise<void> {
+  const admin = new Redis(url);
+  try {
+    await admin.client('KILL', 'TYPE', 'pubsub');
+  } finally {
+    admin.disconnect();
+  }
+}
+
+async function dropPostgresListeners(url: string): Promise<void> {
+  const admin = new Client(url);
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`,
+    );
+    expect(rowCount).toBeGreaterThan(0);
+  } finally {
+    await admin.end();
+  }
+}
+
+const stores: [string, (() => Promise<TestServer>) | undefined, DropFeeds | undefined][] = [
+  ['memory', undefined, undefined],
+  ['redis', startRedis, dropRedisSubscribers],
+  // etcd3 resumes a dropped watch from the last revision it received: nothing to re-read.
+  ['etcd', startEtcd, undefined],
+  ['postgres', startPostgres, dropPostgresListeners],
+];
+
+describe.each(stores)('%s store', (name, start, dropFeeds) => {
   let harness: Harness;
   let a: RecordStore;
   let b: RecordStore;
@@ -53,7 +88,7 @@ describe.each([
   const freshKey = (): string => `${name}-key-${++keys}`;
 
   beforeAll(async () => {
-    harness = await setUp();
+    harness = await setUp(start);
     [a, b] = await Promise.all([harness.open(), harness.open()]);
   }, SERVER_START_MS);
 
@@ -190,19 +225,34 @@ describe.each([
     await expect(store.put('spec', 'a', spec(1))).rejects.toBeInstanceOf(StoreClosedError);
   });
 
-  if (name !== 'memory') {
-    it(
-      'keeps delivering changes after the server restarts',
-      async () => {
-        await harness.restart!();
-        const key = freshKey();
-        const seen = changesOf(a, key, 1);
-        const version = await b.put('spec', key, spec(7));
-        expect(await seen).toEqual([{ kind: 'spec', key, value: spec(7), version }]);
-      },
-      SERVER_START_MS,
-    );
-  }
+  (dropFeeds ? it : it.skip)('re-reads when its feed’s connection drops: changes made meanwhile arrive, deletions too', async () => {
+    const gone = freshKey();
+    const added = freshKey();
+    const put = changesOf(a, gone, 1);
+    const version = await b.put('spec', gone, spec(1));
+    await put;
+    const deleted = changesOf(a, gone, 1);
+    const created = changesOf(a, added, 1);
+    await dropFeeds!(harness.url);
+    // The feed reconnects after 100 ms at the earliest: these changes are published while it is away.
+    await b.delete('spec', gone);
+    const addedVersion = await b.put('spec', added, spec(2));
+    expect(await deleted).toEqual([{ kind: 'spec', key: gone, value: undefined, version }]);
+    expect(await created).toEqual([{ kind: 'spec', key: added, value: spec(2), version: addedVersion }]);
+  });
+
+  (start ? it : it.skip)(
+    'keeps delivering changes after the server restarts',
+    async () => {
+      await harness.restart();
+      const key = freshKey();
+      // The feed reconnects with growing delays of at most 2 s.
+      const seen = changesOf(a, key, 1, SERVER_START_MS / 2);
+      const version = await b.put('spec', key, spec(7));
+      expect(await seen).toEqual([{ kind: 'spec', key, value: spec(7), version }]);
+    },
+    SERVER_START_MS,
+  );
 });
 
 describe('memory store', () => {
