@@ -46,7 +46,13 @@ export async function startRedis(): Promise<TestServer> {
     url: `redis://127.0.0.1:${port}`,
     dir,
     launch: () =>
-      spawnServer(binary, ['--port', `${port}`, '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes']),
+      spawnServer(binary, [
+        '--port', `${port}`,
+        '--bind', '127.0.0.1',
+        '--dir', dir,
+        '--save', '',
+        '--appendonly', 'yes',
+      ]),
     isReady: () => redisAnswersPing(port),
   });
 }
@@ -62,7 +68,11 @@ export async function startRedis(): Promise<TestServer> {
  */
 export async function startEtcd(): Promise<TestServer> {
   const binary = findBinary('etcd', ['/usr/bin/etcd', '/usr/local/bin/etcd'], 'etcd-server');
-  const [port, peerPort, dir] = await Promise.all([freePort(), freePort(), mkdtemp(path.join(os.tmpdir(), 'wl-etcd-'))]);
+  const [port, peerPort, dir] = await Promise.all([
+    freePort(),
+    freePort(),
+    mkdtemp(path.join(os.tmpdir(), 'wl-etcd-')),
+  ]);
   const client = `http://127.0.0.1:${port}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   return startServer({
@@ -184,7 +194,11 @@ interface ServerProcess {
   stop(signal: NodeJS.Signals): Promise<void>;
 }
 
-function spawnServer(command: string, args: string[], options: { uid?: number; gid?: number; cwd?: string } = {}): ServerProcess {
+function spawnServer(
+  command: string,
+  args: string[],
+  options: { uid?: number; gid?: number; cwd?: string } = {},
+): ServerProcess {
   const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
@@ -236,7 +250,9 @@ function findBinary(name: string, candidates: string[], debianPackage: string): 
 function findPostgresBin(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a)) : [];
-  const bin = versions.map((version) => path.join(root, version, 'bin')).find((dir) => existsSync(path.join(dir, 'initdb')));
+  const bin = versions
+    .map((version) => path.join(root, version, 'bin'))
+    .find((dir) => existsSync(path.join(dir, 'initdb')));
   return bin ?? path.dirname(findBinary('initdb', [], 'postgresql'));
 }
 

@@ -62,7 +62,8 @@ export class ChangeFeed {
     if (this.#closed) return;
     const id = recordId(change);
     const seen = this.#seen.get(id);
-    const stale = change.value === undefined ? seen && seen.version > change.version : seen && seen.version >= change.version;
+    // A deletion carries the version the record had, so it may equal the last one seen.
+    const stale = seen && (change.value === undefined ? seen.version > change.version : seen.version >= change.version);
     if (stale) return;
     this.#pushedDuringReread?.add(id);
     if (change.value === undefined) this.#seen.delete(id);

@@ -112,3 +112,19 @@ function preview(received: unknown): string {
   const text = typeof received === 'string' ? received : JSON.stringify(received) ?? String(received);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
+
+/**
+ * The URL as a store shows it in `url` and in messages: with the password
+ * replaced by `***`, since messages end up in logs.
+ *
+ * @example
+ * ```ts
+ * redactUrl('postgres://app:secret@db:5432/app'); // 'postgres://app:***@db:5432/app'
+ * redactUrl('redis://127.0.0.1:6379'); // 'redis://127.0.0.1:6379'
+ * ```
+ * @param url A store URL.
+ * @returns The same URL without its password.
+ */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*:)[^@/]*@/i, '$1***@');
+}

@@ -1,7 +1,7 @@
 import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed';
-import { StoreClosedError } from './errors';
+import { redactUrl, StoreClosedError } from './errors';
 import { loadClient } from './loadClient';
 import { reachWithin } from './reachWithin';
 import { reconnectDelay } from './reconnectDelay';
@@ -84,7 +84,7 @@ class EtcdStore implements RecordStore {
   #closed = false;
 
   constructor(url: string, layout: RecordLayout, client: Etcd3) {
-    this.url = url;
+    this.url = redactUrl(url);
     this.#layout = layout;
     this.#client = client;
   }

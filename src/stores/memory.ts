@@ -47,8 +47,9 @@ export class MemoryStore implements RecordStore {
    */
   get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
     return this.#run('get', () => {
-      const record = this.#records.get(recordId({ kind, key }));
-      return record && { value: decodeRecord<T>(record.text, this.url, recordId({ kind, key })), version: record.version };
+      const id = recordId({ kind, key });
+      const record = this.#records.get(id);
+      return record && { value: decodeRecord<T>(record.text, this.url, id), version: record.version };
     });
   }
 

@@ -1,4 +1,4 @@
-import { StoreUrlError } from './errors';
+import { redactUrl, StoreUrlError } from './errors';
 import { openEtcdStore } from './etcd';
 import { MemoryStore } from './memory';
 import { openPostgresStore } from './postgres';
@@ -54,9 +54,9 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   if (url === 'memory' || url === 'memory://') return new MemoryStore();
   const { protocol, hostname } = parseUrl(url);
   if (!['redis:', 'etcd:', 'postgres:', 'postgresql:'].includes(protocol)) {
-    throw new StoreUrlError(`unknown scheme "${protocol}"`, { url, expected: EXPECTED });
+    throw new StoreUrlError(`unknown scheme "${protocol}"`, { url: redactUrl(url), expected: EXPECTED });
   }
-  if (!hostname) throw new StoreUrlError('no host', { url, expected: EXPECTED });
+  if (!hostname) throw new StoreUrlError('no host', { url: redactUrl(url), expected: EXPECTED });
   switch (protocol) {
     case 'redis:':
       return openRedisStore(url, { prefix: `${prefix}:`, connectTimeout });
@@ -71,6 +71,6 @@ function parseUrl(url: string): URL {
   try {
     return new URL(url);
   } catch {
-    throw new StoreUrlError('not a URL', { url, expected: EXPECTED });
+    throw new StoreUrlError('not a URL', { url: redactUrl(url), expected: EXPECTED });
   }
 }

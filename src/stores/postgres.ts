@@ -1,7 +1,7 @@
 import type { Client, Pool } from 'pg';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed';
-import { StoreClosedError } from './errors';
+import { redactUrl, StoreClosedError } from './errors';
 import { loadClient } from './loadClient';
 import { reachWithin } from './reachWithin';
 import { reconnectDelay } from './reconnectDelay';
@@ -60,7 +60,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const { table = 'wl_records', connectTimeout = 5000 } = options;
   if (!/^[a-z_][a-z0-9_]{0,47}$/.test(table)) {
     throw new RangeError(
-      `openPostgresStore: options.table must be a lowercase SQL identifier of at most 48 characters, received ${JSON.stringify(table)}`,
+      'openPostgresStore: options.table must be a lowercase SQL identifier of at most 48 characters, ' +
+        `received ${JSON.stringify(table)}`,
     );
   }
   const pg = loadClient<typeof import('pg')>('pg', url);
@@ -131,7 +132,7 @@ class PostgresStore implements RecordStore {
   #closed = false;
 
   constructor(url: string, table: string, pool: Pool, newClient: () => Client) {
-    this.url = url;
+    this.url = redactUrl(url);
     this.#table = table;
     this.#pool = pool;
     this.#newClient = newClient;
@@ -160,7 +161,8 @@ class PostgresStore implements RecordStore {
       [kind, key],
     );
     const [row] = rows;
-    return row && { value: decodeRecord<T>(row.value, this.url, recordId({ kind, key })), version: Number(row.version) };
+    if (!row) return undefined;
+    return { value: decodeRecord<T>(row.value, this.url, recordId({ kind, key })), version: Number(row.version) };
   }
 
   async compareAndSet<T extends Generational>(

@@ -1,7 +1,7 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed';
-import { StoreClosedError } from './errors';
+import { redactUrl, StoreClosedError } from './errors';
 import { loadClient } from './loadClient';
 import { reachWithin } from './reachWithin';
 import { reconnectDelay } from './reconnectDelay';
@@ -132,7 +132,7 @@ class RedisStore implements RecordStore {
   #closed = false;
 
   constructor(url: string, prefix: string, connect: (options: RedisOptions) => Redis) {
-    this.url = url;
+    this.url = redactUrl(url);
     this.#layout = recordLayout(prefix, ':');
     this.#versionsKey = `${prefix}versions`;
     this.#revisionKey = `${prefix}revision`;
@@ -179,8 +179,9 @@ class RedisStore implements RecordStore {
 
   async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
     this.#assertOpen('get');
-    const [record] = await this.#read<T>([{ kind, key }]);
-    return record;
+    const [{ json, version }] = await this.#read([{ kind, key }]);
+    if (json === undefined) return undefined;
+    return { value: decodeRecord<T>(json, this.url, this.#layout.keyOf(kind, key)), version };
   }
 
   async compareAndSet<T extends Generational>(
@@ -215,7 +216,13 @@ class RedisStore implements RecordStore {
     }
   }
 
-  #write(call: string, kind: RecordKind, key: string, value: Generational | undefined, expected: string): Promise<number> {
+  #write(
+    call: string,
+    kind: RecordKind,
+    key: string,
+    value: Generational | undefined,
+    expected: string,
+  ): Promise<number> {
     this.#assertOpen(call);
     const json = value === undefined ? '' : encodeRecord(value, this.url, this.#layout.keyOf(kind, key));
     return this.#commands.writeRecord(
@@ -231,21 +238,12 @@ class RedisStore implements RecordStore {
     );
   }
 
-  async #read<T extends Generational>(
-    records: readonly { kind: RecordKind; key: string }[],
-  ): Promise<(Versioned<T> | undefined)[]> {
+  /** Each record's JSON (undefined when missing) and version, read atomically. */
+  async #read(records: readonly { kind: RecordKind; key: string }[]): Promise<{ json?: string; version: number }[]> {
     const names = records.map(({ kind, key }) => this.#layout.keyOf(kind, key));
-    const reply = await this.#commands.readRecords(
-      names.length + 1,
-      this.#versionsKey,
-      ...names,
-      ...records.map(recordId),
-    );
-    return names.map((name, i) => {
-      const json = reply[2 * i];
-      if (!json) return undefined;
-      return { value: decodeRecord<T>(json, this.url, name), version: Number(reply[2 * i + 1]) };
-    });
+    const fields = records.map(recordId);
+    const reply = await this.#commands.readRecords(names.length + 1, this.#versionsKey, ...names, ...fields);
+    return names.map((_, i) => ({ json: reply[2 * i] || undefined, version: Number(reply[2 * i + 1]) }));
   }
 
   async #readAll(): Promise<RecordChange[]> {
@@ -257,22 +255,19 @@ class RedisStore implements RecordStore {
       cursor = next;
       const records = names.flatMap((name) => this.#layout.parse(name) ?? []);
       if (records.length === 0) continue;
-      const values = await this.#read(records).catch(() => this.#readEach(records));
-      records.forEach(({ kind, key }, i) => {
-        const record = values[i];
-        if (record) changes.push({ kind, key, value: record.value, version: record.version });
+      const read = await this.#read(records);
+      records.forEach((record, i) => {
+        const { json, version } = read[i];
+        if (json === undefined) return;
+        try {
+          const value = decodeRecord(json, this.url, this.#layout.keyOf(record.kind, record.key));
+          changes.push({ ...record, value, version });
+        } catch {
+          // Another tool wrote something that is not a record: one bad value must not hide the others.
+        }
       });
     } while (cursor !== '0');
     return changes;
-  }
-
-  /**
-   * Reads records one by one, leaving out the ones another tool filled with
-   * something that is not a record: one bad value must not hide the others
-   * from the feed.
-   */
-  async #readEach(records: readonly { kind: RecordKind; key: string }[]): Promise<(Versioned<Generational> | undefined)[]> {
-    return Promise.all(records.map((record) => this.#read([record]).then(([value]) => value, () => undefined)));
   }
 
   #onMessage(message: string): void {
