@@ -212,7 +212,7 @@ describe('rule 3: after the work returns', () => {
     });
   });
 
-  it('retry: a newer submission made while the unit ran takes over, and the old one is superseded', () => {
+  it('retry: a newer submission made while the unit ran takes over; the old one was superseded when replaced', () => {
     marbles(({ scheduler, cold, hot, expectObservable }) => {
       const lease = createLease(scheduler);
       const { ran$, unit } = labelledUnits();
@@ -221,7 +221,7 @@ describe('rule 3: after the work returns', () => {
       lease.try('k', () => cold('-----(r|)', { r: retry }).pipe(map(unit('1', retry))));
       hot('--k').subscribe(() => lease.try('k', unit('2', WorkResult.None)));
       expectObservable(ran$).toBe('-----(12)');
-      expectObservable(eventsOf(lease, 'superseded').pipe(map(({ id, by }) => `${id}>${by}`))).toBe('-----s', {
+      expectObservable(eventsOf(lease, 'superseded').pipe(map(({ id, by }) => `${id}>${by}`))).toBe('--s', {
         s: '1>2',
       });
     });

@@ -21,7 +21,7 @@ export interface SubmittedEvent extends SubmissionEventBase {
   readonly due: number;
 }
 
-/** A newer submission (`by`) replaced this one before it ran. */
+/** A newer submission (`by`) replaced this one. If this one was running, it still settles and its result applies. */
 export interface SupersededEvent extends SubmissionEventBase {
   readonly type: 'superseded';
   readonly by: number;

@@ -417,10 +417,8 @@ export class WriterLease {
         const due = this.#dueTimeOfNewWork(now);
         this.#due.add(key, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
-        // A running submission is not superseded yet: it settles first (rule 3).
-        if (previous !== undefined && this.#running.get(key)?.submission !== previous) {
-          this.#emit({ type: 'superseded', key, id: previous.id, by: id, at: now });
-        }
+        // A running unit still settles and its result applies, but its submission is over.
+        if (previous !== undefined) this.#emit({ type: 'superseded', key, id: previous.id, by: id, at: now });
         this.#armTimer();
         return;
       }
@@ -463,16 +461,23 @@ export class WriterLease {
 
   // ---- processing ---------------------------------------------------------
 
-  /** Runs due keys while a worker is free, earliest due first. */
+  /**
+   * Runs due keys while a worker is free, earliest due first. One pass takes
+   * only keys queued before it began: a key queued during the pass (a retry,
+   * a unit's own `try`) waits for the next scheduled action, so that a unit
+   * retrying at once can never hold the thread.
+   */
   #startDueWork(): void {
     // A synchronous unit settles inside this loop and calls back in here; the
     // outer loop goes on with the freed worker, so the nested call does nothing.
     if (this.#draining || this.#processing === undefined) return;
     this.#draining = true;
+    const queuedBefore = this.#due.arrivals;
     try {
-      while (this.#running.size < this.#workers) {
+      // A unit or an event handler may stop the lease in the middle of the pass.
+      while (this.#processing !== undefined && this.#running.size < this.#workers) {
         const now = this.#scheduler.now();
-        const key = this.#due.takeDue(now);
+        const key = this.#due.takeDue(now, queuedBefore);
         if (key === undefined) break;
         this.#process(key, now);
       }
@@ -560,7 +565,6 @@ export class WriterLease {
 
     const current = this.#pending.get(key);
     if (retry && current !== undefined) {
-      if (current !== submission) this.#emit({ type: 'superseded', key, id: submission.id, by: current.id, at: now });
       const due = now + this.#retryInterval;
       this.#due.add(key, due);
       this.#emit({ type: 'retried', key, id: current.id, due, at: now });
@@ -618,14 +622,13 @@ export class WriterLease {
     this.#processing = undefined;
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
-    for (const [key, { subscription }] of this.#running) {
+    for (const [key, { submission, subscription }] of this.#running) {
       subscription?.unsubscribe();
-      this.#dueWhileRunning.add(key);
+      // The abandoned unit's work must run again; a newer submission keeps its own due time.
+      if (this.#pending.get(key) === submission) this.#due.add(key, now);
     }
     this.#running.clear();
-    for (const key of this.#dueWhileRunning) {
-      if (this.#pending.has(key)) this.#due.add(key, now);
-    }
+    for (const key of this.#dueWhileRunning) this.#due.add(key, now);
     this.#dueWhileRunning.clear();
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }

@@ -62,10 +62,18 @@ export class DueQueue {
     return this.#first()?.at;
   }
 
-  /** Takes the earliest key out if it is due at or before `now`. */
-  takeDue(now: number): string | undefined {
+  /** How many times a key was queued so far: `takeDue` can leave out the keys queued from then on. */
+  get arrivals(): number {
+    return this.#arrivals;
+  }
+
+  /**
+   * Takes the earliest key out if it is due at or before `now` and, when
+   * `queuedBefore` is given, was queued before `arrivals` reached it.
+   */
+  takeDue(now: number, queuedBefore = Infinity): string | undefined {
     const first = this.#first();
-    if (first === undefined || first.at > now) return undefined;
+    if (first === undefined || first.at > now || first.seq >= queuedBefore) return undefined;
     this.#unlink(first);
     return first.key;
   }

@@ -34,7 +34,9 @@ export type Called =
  */
 export function call(work: WorkFunc): Called {
   const value: unknown = work();
-  if (isObservable(value) || isPromiseLike(value)) return { now: false, later: value };
+  if (isObservable(value)) return { now: false, later: value };
+  // A bare thenable need not return anything from then(); Promise.resolve adopts it by the Promise rules.
+  if (isPromiseLike(value)) return { now: false, later: Promise.resolve(value) };
   return { now: true, value };
 }
 

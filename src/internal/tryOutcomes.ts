@@ -53,19 +53,32 @@ export function tryOutcomes<T>({ events$, submit, withdraw }: TryOutcomesLink<T>
         subscriber.next(outcome);
       };
 
+      const stopAll = () => {
+        for (const id of [...waiting.keys()]) end({ id, status: 'stopped' });
+      };
+
       // Listen before the first submission, so that no ending can be missed.
-      const endings = events$.subscribe((event) => {
-        if (event.type === 'stopped') {
-          for (const id of [...waiting.keys()]) end({ id, status: 'stopped' });
-        } else {
-          const ending = endingOf(event);
-          if (ending === undefined) return;
-          end(ending);
-        }
-        completeWhenSettled();
+      const endings = events$.subscribe({
+        next: (event) => {
+          if (event.type === 'stopped') {
+            stopAll();
+          } else {
+            const ending = endingOf(event);
+            if (ending === undefined) return;
+            end(ending);
+          }
+          completeWhenSettled();
+        },
+        // The lease was disposed: nothing pending will end any more, and nothing more can be submitted.
+        complete: () => {
+          stopAll();
+          subscriber.complete();
+        },
       });
       const submissions = source.subscribe({
         next: (value) => {
+          // A synchronous source goes on emitting after the output has errored.
+          if (subscriber.closed) return;
           let submitted: { key: string; id: number };
           try {
             submitted = submit(value);
