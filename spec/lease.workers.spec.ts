@@ -116,7 +116,8 @@ describe('workers', () => {
     await waitFor(() => held.calls.length === 2, 'the next unit');
     expect(held.labels()).toEqual(['a1', 'a2']);
     expect(log.of('settled')).toEqual([expect.objectContaining({ key: 'a', id: 1, result: WorkResult.Extend, retry: false })]);
-    expect(log.of('superseded')).toEqual([]);
+    // a1's submission ended when a2 replaced it; its unit still settled and its result applied.
+    expect(log.of('superseded')).toEqual([expect.objectContaining({ key: 'a', id: 1, by: 2 })]);
     expect(log.of('dropped')).toEqual([]);
     expect(lease.pendingKeys()).toEqual(['a', 'b']);
 
