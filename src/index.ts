@@ -20,3 +20,13 @@ export type {
   StatusValue,
   CasOutcome,
 } from './stores/store';
+export { MemoryStore } from './stores/memory';
+export { openStore } from './stores/openStore';
+export type { OpenStoreOptions } from './stores/openStore';
+export {
+  StoreUrlError,
+  StoreUnreachableError,
+  StoreClientMissingError,
+  StoreValueError,
+  StoreClosedError,
+} from './stores/errors';
