@@ -1,0 +1,322 @@
+import os from 'node:os';
+
+/** How the replicas decide who writes. */
+export type Strategy = 'writer-lease' | 'uncoordinated';
+
+/**
+ * The options of `rx-writer-lease demo`, with every default applied.
+ *
+ * @example
+ * ```ts
+ * parseDemoArgs(['--replicas', '5']).replicas; // 5
+ * ```
+ */
+export interface DemoOptions {
+  /**
+   * `memory`, `redis://H:P`, `etcd://H:P` or `postgres://U@H:P/DB`.
+   * @default 'memory'
+   */
+  store: string;
+  /** @default 3 */
+  replicas: number;
+  /** Records `key-0` … `key-<keys-1>`. @default 10 */
+  keys: number;
+  /** Spec changes the driver makes. @default 100 */
+  updates: number;
+  /** Spec changes per second, across random keys. @default 50 */
+  rate: number;
+  /** @default 1000 */
+  leaseDuration: number;
+  /** @default 100 */
+  retryInterval: number;
+  /** @default 'writer-lease' */
+  strategy: Strategy;
+  /** Milliseconds after the driver's first change when the leading replica is killed; undefined: never. */
+  killLeaderAfter: number | undefined;
+  /** The records' namespace in the store. @default 'wl' */
+  prefix: string;
+  /** Print one JSON object as the last line of stdout instead of the table. @default false */
+  json: boolean;
+  /** Seed of the driver's choice of keys and values. @default 1 */
+  seed: number;
+  /**
+   * Milliseconds added to every store call of an in-process replica, standing
+   * for a network round trip; undefined: 1 with `memory`, 0 otherwise.
+   */
+  latency: number | undefined;
+}
+
+/**
+ * The options of `rx-writer-lease replica`, with every default applied.
+ *
+ * @example
+ * ```ts
+ * parseReplicaArgs(['--store', 'redis://127.0.0.1:6379']).name; // 'myhost-4242'
+ * ```
+ */
+export interface ReplicaOptions {
+  /** `redis://H:P`, `etcd://H:P` or `postgres://U@H:P/DB`. */
+  store: string;
+  /** Written into every status this replica writes. @default `<hostname>-<pid>` */
+  name: string;
+  /** @default 1000 */
+  leaseDuration: number;
+  /** @default 100 */
+  retryInterval: number;
+  /** @default 'writer-lease' */
+  strategy: Strategy;
+  /** @default 'wl' */
+  prefix: string;
+}
+
+/**
+ * A command line that cannot be run as given: the CLI prints the message and
+ * the usage, and exits with code 2.
+ *
+ * @example
+ * ```ts
+ * parseDemoArgs(['--replicas', 'x']);
+ * // UsageError: --replicas: expected an integer >= 1, received "x"
+ * ```
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+
+  constructor(
+    message: string,
+    readonly info: { readonly flag?: string; readonly expected?: string; readonly received?: string } = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Defaults shared by the demo and the replica command. */
+export const DEFAULT_LEASE_DURATION = 1000;
+export const DEFAULT_RETRY_INTERVAL = 100;
+const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
+
+export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H:P|etcd://H:P|postgres://U@H:P/DB]
+                          [--replicas 3] [--keys 10] [--updates 100] [--rate 50]
+                          [--lease-duration 1000] [--retry-interval 100]
+                          [--strategy writer-lease|uncoordinated]
+                          [--kill-leader-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
+
+export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
+                             [--name NAME] [--lease-duration 1000] [--retry-interval 100]
+                             [--strategy writer-lease|uncoordinated] [--prefix wl]`;
+
+/**
+ * Parses the arguments of `rx-writer-lease demo` (after the command name).
+ *
+ * @example
+ * ```ts
+ * parseDemoArgs(['--store', 'redis://127.0.0.1:6379', '--json']);
+ * // { store: 'redis://127.0.0.1:6379', replicas: 3, ..., json: true }
+ * ```
+ * @param argv The arguments, `--flag value` or `--flag=value`.
+ * @returns The options with defaults applied.
+ * @throws UsageError naming the flag, what it expects and what it received.
+ */
+export function parseDemoArgs(argv: readonly string[]): DemoOptions {
+  const flags = readFlags(argv, {
+    store: TEXT,
+    replicas: integerAtLeast(1),
+    keys: integerAtLeast(1),
+    updates: integerAtLeast(1),
+    rate: POSITIVE_NUMBER,
+    'lease-duration': MILLISECONDS,
+    'retry-interval': MILLISECONDS,
+    strategy: oneOf(STRATEGIES),
+    'kill-leader-after': MILLISECONDS,
+    prefix: PREFIX,
+    seed: integerAtLeast(0),
+    latency: MILLISECONDS,
+    json: SWITCH,
+  });
+  const options: DemoOptions = {
+    store: (flags.store as string | undefined) ?? 'memory',
+    replicas: (flags.replicas as number | undefined) ?? 3,
+    keys: (flags.keys as number | undefined) ?? 10,
+    updates: (flags.updates as number | undefined) ?? 100,
+    rate: (flags.rate as number | undefined) ?? 50,
+    leaseDuration: (flags['lease-duration'] as number | undefined) ?? DEFAULT_LEASE_DURATION,
+    retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
+    strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
+    killLeaderAfter: flags['kill-leader-after'] as number | undefined,
+    prefix: (flags.prefix as string | undefined) ?? 'wl',
+    json: flags.json === true,
+    seed: (flags.seed as number | undefined) ?? 1,
+    latency: flags.latency as number | undefined,
+  };
+  checkKill(options);
+  if (options.latency !== undefined && options.store !== 'memory' && options.store !== 'memory://') {
+    throw new UsageError(`--latency: applies to --store memory only (a real store has its own), received --store ${options.store}`, {
+      flag: '--latency',
+      expected: '--store memory',
+      received: options.store,
+    });
+  }
+  return options;
+}
+
+/**
+ * Parses the arguments of `rx-writer-lease replica` (after the command name).
+ *
+ * @example
+ * ```ts
+ * parseReplicaArgs(['--store', 'etcd://10.0.0.5:2379', '--name', 'eu-1']);
+ * // { store: 'etcd://10.0.0.5:2379', name: 'eu-1', leaseDuration: 1000, ... }
+ * ```
+ * @param argv The arguments, `--flag value` or `--flag=value`.
+ * @returns The options with defaults applied.
+ * @throws UsageError naming the flag, what it expects and what it received.
+ */
+export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
+  const flags = readFlags(argv, {
+    store: TEXT,
+    name: TEXT,
+    'lease-duration': MILLISECONDS,
+    'retry-interval': MILLISECONDS,
+    strategy: oneOf(STRATEGIES),
+    prefix: PREFIX,
+  });
+  const store = flags.store as string | undefined;
+  if (store === undefined) {
+    throw new UsageError('--store: expected a store URL (redis://H:P, etcd://H:P or postgres://U@H:P/DB), received nothing', {
+      flag: '--store',
+      expected: 'a store URL',
+    });
+  }
+  if (store === 'memory' || store === 'memory://') {
+    throw new UsageError(
+      `--store: expected redis://H:P, etcd://H:P or postgres://U@H:P/DB, received "${store}" ` +
+        '(a replica process cannot share a memory store: `demo --store memory` runs its replicas in one process)',
+      { flag: '--store', expected: 'a server store URL', received: store },
+    );
+  }
+  return {
+    store,
+    name: (flags.name as string | undefined) ?? `${os.hostname()}-${process.pid}`,
+    leaseDuration: (flags['lease-duration'] as number | undefined) ?? DEFAULT_LEASE_DURATION,
+    retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
+    strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
+    prefix: (flags.prefix as string | undefined) ?? 'wl',
+  };
+}
+
+/** The driver's last change is made at `(updates - 1) / rate` s: the kill must come before it, or no change is left to fail over. */
+function checkKill({ killLeaderAfter, replicas, updates, rate }: DemoOptions): void {
+  if (killLeaderAfter === undefined) return;
+  if (replicas < 2) {
+    throw new UsageError(`--kill-leader-after: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`, {
+      flag: '--kill-leader-after',
+      expected: '--replicas >= 2',
+      received: String(replicas),
+    });
+  }
+  const lastChange = ((updates - 1) * 1000) / rate;
+  if (killLeaderAfter >= lastChange) {
+    throw new UsageError(
+      `--kill-leader-after: expected milliseconds < ${Math.floor(lastChange)} (the driver's last change, (updates - 1) / rate), ` +
+        `received ${killLeaderAfter}; raise --updates or lower it`,
+      { flag: '--kill-leader-after', expected: `< ${Math.floor(lastChange)}`, received: String(killLeaderAfter) },
+    );
+  }
+}
+
+// ---- flags ----------------------------------------------------------------
+
+/** How one flag reads its value: `parse` returns undefined for a value it refuses. */
+interface FlagKind {
+  readonly expected: string;
+  readonly parse: (text: string) => unknown;
+  /** A switch takes no value. */
+  readonly isSwitch?: boolean;
+}
+
+const TEXT: FlagKind = { expected: 'a non-empty string', parse: (text) => (text.length > 0 ? text : undefined) };
+const PREFIX: FlagKind = {
+  expected: 'letters, digits, "_" or "-"',
+  parse: (text) => (/^[A-Za-z0-9_-]+$/.test(text) ? text : undefined),
+};
+const SWITCH: FlagKind = { expected: 'no value', parse: () => true, isSwitch: true };
+const MILLISECONDS: FlagKind = {
+  expected: 'milliseconds, a number >= 0',
+  parse: (text) => {
+    const value = toNumber(text);
+    return value !== undefined && value >= 0 ? value : undefined;
+  },
+};
+const POSITIVE_NUMBER: FlagKind = {
+  expected: 'a number > 0',
+  parse: (text) => {
+    const value = toNumber(text);
+    return value !== undefined && value > 0 ? value : undefined;
+  },
+};
+
+function integerAtLeast(min: number): FlagKind {
+  return {
+    expected: `an integer >= ${min}`,
+    parse: (text) => {
+      const value = toNumber(text);
+      return value !== undefined && Number.isInteger(value) && value >= min ? value : undefined;
+    },
+  };
+}
+
+function oneOf(values: readonly string[]): FlagKind {
+  return { expected: `one of ${values.join(', ')}`, parse: (text) => (values.includes(text) ? text : undefined) };
+}
+
+function toNumber(text: string): number | undefined {
+  if (text.trim() === '') return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+/** Reads `--flag value` and `--flag=value` pairs; every flag at most once. */
+function readFlags(argv: readonly string[], kinds: Record<string, FlagKind>): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const match = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    if (match === null) {
+      throw new UsageError(`unexpected argument "${arg}"; expected flags, each --name value`, { received: arg });
+    }
+    const [, name, inline] = match;
+    const flag = `--${name}`;
+    const kind = kinds[name];
+    if (kind === undefined) {
+      const known = Object.keys(kinds).map((known) => `--${known}`).join(', ');
+      throw new UsageError(`unknown flag ${flag}; expected one of ${known}`, { flag, received: arg });
+    }
+    if (name in values) throw new UsageError(`${flag}: given twice; expected it at most once`, { flag });
+    if (kind.isSwitch) {
+      if (inline !== undefined) {
+        throw new UsageError(`${flag}: expected no value, received "${inline}"`, { flag, expected: 'no value', received: inline });
+      }
+      values[name] = true;
+      continue;
+    }
+    let text = inline;
+    if (text === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) {
+        throw new UsageError(`${flag}: expected ${kind.expected}, received nothing`, { flag, expected: kind.expected });
+      }
+      text = next;
+      i++;
+    }
+    const value = kind.parse(text);
+    if (value === undefined) {
+      throw new UsageError(`${flag}: expected ${kind.expected}, received "${text}"`, {
+        flag,
+        expected: kind.expected,
+        received: text,
+      });
+    }
+    values[name] = value;
+  }
+  return values;
+}

@@ -1,0 +1,225 @@
+import path from 'node:path';
+import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
+import { openStore } from '../stores/openStore';
+import { LeaseState } from '../types';
+import type { DemoOptions, Strategy } from './args';
+import { Driver } from './driver';
+import { FigureCounter, type Figures } from './figures';
+import { inProcessReplica } from './inProcessReplica';
+import type { DemoPhase, DemoProgress } from './liveView';
+import type { ReplicaHandle } from './replicaHandle';
+import { spawnReplica } from './replicaProcess';
+import { seededRandom } from './seededRandom';
+import { StatusWatch } from './statusWatch';
+
+/**
+ * What `rx-writer-lease demo --json` prints: the figures and the run's
+ * settings, in this order.
+ *
+ * @example
+ * ```ts
+ * // { store: 'memory', strategy: 'writer-lease', replicas: 3, keys: 10, updates: 100, writes: 97,
+ * //   conflicts: 2, attemptsPerUpdate: 0.99, writesPerUpdate: 0.97, idleWrites: 0, failoverMs: null,
+ * //   converged: true, durationMs: 2012 }
+ * ```
+ */
+export interface DemoSummary extends Figures {
+  /** The store URL, with any password masked. */
+  readonly store: string;
+  readonly strategy: Strategy;
+  readonly replicas: number;
+  readonly keys: number;
+  /** From the driver's first change until every status had converged (or the wait gave up). */
+  readonly durationMs: number;
+}
+
+/**
+ * How a demo run is shown and how its replica processes are started.
+ *
+ * @example
+ * ```ts
+ * await runDemo(options, { view: new LiveView(process.stdout) });
+ * ```
+ */
+export interface DemoRunOptions {
+  /**
+   * Draws the progress while the demo runs.
+   * @default none: the run is silent
+   */
+  view?: { start(read: () => DemoProgress): void; stop(): void };
+  /**
+   * The program and first arguments that run the CLI, for replica processes
+   * (real stores only); `replica` and its flags are appended.
+   * @default [process.execPath, '<package>/bin/rx-writer-lease.js']
+   */
+  replicaCommand?: readonly string[];
+}
+
+/** The simulated round trip of an in-process replica's store calls, with `memory` (see `linkStore`). */
+export const DEFAULT_MEMORY_LATENCY = 1;
+/** Starting a Node process per replica takes a while on a busy machine. */
+const READY_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs the scenario of `docs/replicas.md` once: replicas keep the statuses of
+ * `keys` records while a driver changes their specs, then the figures.
+ *
+ * With `memory`, the replicas run in this process on one shared store; with a
+ * real store, each is a process of its own (`rx-writer-lease replica`). The
+ * keys `key-0` … are cleared first, and left in the store afterwards.
+ *
+ * 1. replicas start and report ready;
+ * 2. the driver makes `updates` spec changes at `rate` per second (seeded);
+ *    with `killLeaderAfter`, the replica leading at that moment is killed;
+ * 3. the run waits for every status to catch up with its spec (bounded);
+ * 4. an idle period of 2 × leaseDuration counts the writes nobody needed;
+ * 5. the replicas stop and report their totals.
+ *
+ * @example
+ * ```ts
+ * const summary = await runDemo({ ...parseDemoArgs([]), updates: 100, rate: 200 });
+ * summary.attemptsPerUpdate; // 1.02
+ * ```
+ * @param options The demo's flags.
+ * @param run How to show it and start replica processes.
+ * @returns The figures.
+ * @throws StoreUrlError when the store URL is malformed; StoreUnreachableError when the store cannot be reached;
+ *   an Error when a replica process fails to start.
+ */
+export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): Promise<DemoSummary> {
+  const { replicas: replicaCount, keys: keyCount, updates, rate, leaseDuration, retryInterval, strategy, killLeaderAfter, prefix, seed } =
+    options;
+  const { view, replicaCommand = defaultReplicaCommand() } = run;
+  const memory = isMemory(options.store);
+  const store = await openStore(options.store, { prefix });
+  const handles: ReplicaHandle[] = [];
+  const subscriptions: Subscription[] = [];
+  let watch: StatusWatch | undefined;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const keys = Array.from({ length: keyCount }, (_, i) => `key-${i}`);
+    await Promise.all(keys.flatMap((key) => [store.delete('spec', key), store.delete('status', key)]));
+    watch = new StatusWatch(store);
+
+    const names = Array.from({ length: replicaCount }, (_, i) => `r${i + 1}`);
+    const counter = new FigureCounter(names);
+    for (const name of names) {
+      const settings = { name, leaseDuration, retryInterval, strategy };
+      const handle = memory
+        ? inProcessReplica({ ...settings, store, latency: options.latency ?? DEFAULT_MEMORY_LATENCY })
+        : spawnReplica({ ...settings, command: replicaCommand, store: options.store, prefix });
+      handles.push(handle);
+      subscriptions.push(
+        handle.reports$.subscribe({ next: (report) => counter.record(report), complete: () => counter.ended(name) }),
+      );
+    }
+
+    let phase: DemoPhase = 'starting';
+    let started: number | undefined;
+    view?.start(() => ({
+      store: maskPassword(options.store),
+      strategy,
+      keys: keyCount,
+      phase,
+      elapsedMs: started === undefined ? 0 : Date.now() - started,
+      updates: counter.updates,
+      totalUpdates: updates,
+      replicas: counter.replicas,
+    }));
+    await withTimeout(Promise.all(handles.map((handle) => handle.ready())), READY_TIMEOUT_MS, () => {
+      const waiting = counter.replicas.filter(({ state }) => state === 'starting').map(({ name }) => name);
+      return `replicas ${waiting.join(', ')} did not report ready within ${READY_TIMEOUT_MS} ms`;
+    });
+
+    const driver = new Driver({ store, keys, updates, rate, random: seededRandom(seed) });
+    subscriptions.push(driver.updates$.subscribe((update) => counter.update(update)));
+    phase = 'running';
+    started = Date.now();
+    let killed: Promise<void> = Promise.resolve();
+    if (killLeaderAfter !== undefined) {
+      killed = new Promise<void>((resolve) => {
+        killTimer = setTimeout(() => resolve(killLeader()), killLeaderAfter);
+      });
+    }
+    await driver.run();
+    await killed;
+
+    phase = 'converging';
+    const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
+    const durationMs = convergence.at - started;
+
+    phase = 'idle';
+    await sleep(2 * leaseDuration);
+    counter.settled({ converged: convergence.converged, idleWrites: watch.idleWrites });
+    phase = 'stopping';
+    await Promise.all(handles.map((handle) => handle.stop()));
+    phase = 'done';
+
+    return {
+      store: maskPassword(options.store),
+      strategy,
+      replicas: replicaCount,
+      keys: keyCount,
+      ...counter.figures(),
+      durationMs,
+    };
+
+    /** Kills the replica leading now; during the election, the first to lead. */
+    async function killLeader(): Promise<void> {
+      if (strategy === 'writer-lease' && !counter.replicas.some(({ state }) => state === LeaseState.Leader)) {
+        const reports$ = merge(...handles.map((handle) => handle.reports$));
+        const leads$ = reports$.pipe(filter((report) => report.type === 'state' && report.state === LeaseState.Leader));
+        await firstValueFrom(race(leads$, timer(2 * leaseDuration)), { defaultValue: undefined });
+      }
+      const name = counter.leader();
+      const handle = handles.find((h) => h.name === name);
+      if (handle === undefined) return;
+      counter.killed(handle.name, Date.now());
+      handle.kill();
+    }
+  } finally {
+    clearTimeout(killTimer);
+    view?.stop();
+    watch?.close();
+    for (const handle of handles) handle.kill();
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    await store.close();
+  }
+}
+
+/** The CLI next to this file: `bin/` from `dist/cli/` (and from `src/cli/`, once built). */
+function defaultReplicaCommand(): string[] {
+  return [process.execPath, path.resolve(__dirname, '..', '..', 'bin', 'rx-writer-lease.js')];
+}
+
+function isMemory(url: string): boolean {
+  return url === 'memory' || url === 'memory://';
+}
+
+/** A URL with a password is printed with `***` in its place. */
+export function maskPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password === '') return url;
+    parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
+  let timeout: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timeout = setTimeout(() => reject(new Error(message())), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timeout);
+  }
+}

@@ -1,0 +1,197 @@
+import type { LeaseState } from '../types';
+import type { SpecUpdate } from './driver';
+import type { ReplicaReport } from './replica';
+
+/**
+ * The figures of a demo run, as `docs/replicas.md` defines them.
+ *
+ * @example
+ * ```ts
+ * // { updates: 100, writes: 97, conflicts: 2, attemptsPerUpdate: 0.99, writesPerUpdate: 0.97,
+ * //   idleWrites: 0, failoverMs: null, converged: true }
+ * ```
+ */
+export interface Figures {
+  /** Spec changes the driver made. */
+  readonly updates: number;
+  /** Successful status writes, all replicas. */
+  readonly writes: number;
+  /** Status writes refused on version, all replicas. */
+  readonly conflicts: number;
+  /** (writes + conflicts) / updates. */
+  readonly attemptsPerUpdate: number;
+  /** writes / updates. */
+  readonly writesPerUpdate: number;
+  /** Writes made once every status had converged, while no spec changed. */
+  readonly idleWrites: number;
+  /** Kill of the leader → first status write of a spec change made after it; null without a kill. */
+  readonly failoverMs: number | null;
+  /** Every status generation equals its spec generation at the end. */
+  readonly converged: boolean;
+}
+
+/** What the demo knows of one replica, from its reports. */
+export interface ReplicaTally {
+  readonly name: string;
+  /** The lease's state; `killed` once the demo killed it, `stopped` or `gone` once it ended. */
+  state: LeaseState | 'starting' | 'killed' | 'stopped' | 'gone';
+  writes: number;
+  conflicts: number;
+  /** When its latest write was made (its clock), 0 before any. */
+  lastWriteAt: number;
+}
+
+/**
+ * Counts the figures from the driver's changes and the replicas' reports.
+ *
+ * @example
+ * ```ts
+ * const counter = new FigureCounter(['r1', 'r2']);
+ * driver.updates$.subscribe((update) => counter.update(update));
+ * replica.reports$.subscribe((report) => counter.record(report));
+ * counter.figures(); // { updates: 100, writes: 97, ... }
+ * ```
+ */
+export class FigureCounter {
+  readonly #tallies: ReplicaTally[];
+  #updates = 0;
+  #killAt: number | undefined;
+  /** Per key, the generation of its first spec change made after the kill. */
+  readonly #firstAfterKill = new Map<string, number>();
+  #failoverMs: number | null = null;
+  #converged = false;
+  #idleWrites = 0;
+
+  /**
+   * @param names The replicas, in the order the view lists them.
+   */
+  constructor(names: readonly string[]) {
+    this.#tallies = names.map((name) => ({ name, state: 'starting', writes: 0, conflicts: 0, lastWriteAt: 0 }));
+  }
+
+  /** Each replica's tally, in the order given. */
+  get replicas(): readonly Readonly<ReplicaTally>[] {
+    return this.#tallies;
+  }
+
+  /** Spec changes counted so far. */
+  get updates(): number {
+    return this.#updates;
+  }
+
+  /**
+   * Counts one spec change of the driver.
+   *
+   * @param update The change.
+   */
+  update({ key, generation, at }: SpecUpdate): void {
+    this.#updates++;
+    if (this.#killAt !== undefined && at >= this.#killAt && !this.#firstAfterKill.has(key)) {
+      this.#firstAfterKill.set(key, generation);
+    }
+  }
+
+  /**
+   * Counts one report of a replica.
+   *
+   * @param report The report.
+   */
+  record(report: ReplicaReport): void {
+    const tally = this.#tallies.find(({ name }) => name === report.replica);
+    if (tally === undefined) return;
+    switch (report.type) {
+      case 'state':
+        if (tally.state !== 'killed') tally.state = report.state;
+        return;
+      case 'written': {
+        tally.writes++;
+        tally.lastWriteAt = Math.max(tally.lastWriteAt, report.at);
+        const first = this.#firstAfterKill.get(report.key);
+        if (this.#killAt !== undefined && first !== undefined && report.generation >= first) {
+          const ms = report.at - this.#killAt;
+          if (this.#failoverMs === null || ms < this.#failoverMs) this.#failoverMs = ms;
+        }
+        return;
+      }
+      case 'conflict':
+        tally.conflicts++;
+        return;
+      case 'stopped':
+        if (tally.state !== 'killed') tally.state = 'stopped';
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Marks that a replica's reports ended without `stopped` (it crashed).
+   *
+   * @param name The replica.
+   */
+  ended(name: string): void {
+    const tally = this.#tallies.find((t) => t.name === name);
+    if (tally !== undefined && tally.state !== 'killed' && tally.state !== 'stopped') tally.state = 'gone';
+  }
+
+  /**
+   * The replica that leads now: the one in state leader that wrote last; when
+   * none is, the one that wrote last (uncoordinated replicas never lead).
+   *
+   * @returns Its name, or undefined when no replica is up.
+   */
+  leader(): string | undefined {
+    const up = this.#tallies.filter(({ state }) => !['killed', 'stopped', 'gone'].includes(state));
+    const latest = (tallies: ReplicaTally[]) =>
+      tallies.reduce<ReplicaTally | undefined>((best, t) => (best === undefined || t.lastWriteAt > best.lastWriteAt ? t : best), undefined);
+    return (latest(up.filter(({ state }) => state === 'leader')) ?? latest(up))?.name;
+  }
+
+  /**
+   * Records the kill of `name` at `at`; failover is measured from there.
+   *
+   * @param name The killed replica.
+   * @param at When it was killed.
+   */
+  killed(name: string, at: number): void {
+    const tally = this.#tallies.find((t) => t.name === name);
+    if (tally !== undefined) tally.state = 'killed';
+    this.#killAt = at;
+  }
+
+  /**
+   * Records how the run ended.
+   *
+   * @param outcome Whether every status caught up with its spec, and how
+   *   many status writes the store showed afterwards, while no spec changed.
+   */
+  settled({ converged, idleWrites }: { converged: boolean; idleWrites: number }): void {
+    this.#converged = converged;
+    this.#idleWrites = idleWrites;
+  }
+
+  /**
+   * The figures now.
+   *
+   * @returns The figures.
+   */
+  figures(): Figures {
+    const writes = this.#tallies.reduce((sum, t) => sum + t.writes, 0);
+    const conflicts = this.#tallies.reduce((sum, t) => sum + t.conflicts, 0);
+    const updates = this.#updates;
+    return {
+      updates,
+      writes,
+      conflicts,
+      attemptsPerUpdate: ratio(writes + conflicts, updates),
+      writesPerUpdate: ratio(writes, updates),
+      idleWrites: this.#idleWrites,
+      failoverMs: this.#failoverMs,
+      converged: this.#converged,
+    };
+  }
+}
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : Math.round((part / whole) * 1000) / 1000;
+}

@@ -1,0 +1,59 @@
+import type { RecordStore } from '../stores/store';
+import type { Strategy } from './args';
+import { Replica } from './replica';
+import type { ReplicaHandle } from './replicaHandle';
+import { linkStore } from './storeLink';
+
+/**
+ * Options of {@link inProcessReplica}.
+ *
+ * @example
+ * ```ts
+ * inProcessReplica({ store, name: 'r1', leaseDuration: 1000, retryInterval: 100, strategy: 'writer-lease', latency: 1 });
+ * ```
+ */
+export interface InProcessReplicaOptions {
+  /** The store every in-process replica shares. */
+  store: RecordStore;
+  name: string;
+  leaseDuration: number;
+  retryInterval: number;
+  strategy: Strategy;
+  /** Milliseconds added to every store call (see {@link linkStore}). */
+  latency: number;
+}
+
+/**
+ * A replica in this process, on its own link to the shared store. It starts
+ * on `ready()`, so that whoever subscribes to `reports$` before sees every report.
+ * `kill()` severs the link and halts the replica: its calls in flight never
+ * land and it reports nothing more, as with a killed process.
+ *
+ * @example
+ * ```ts
+ * const handle = inProcessReplica({ store: new MemoryStore(), name: 'r1', ...durations, strategy: 'writer-lease', latency: 1 });
+ * await handle.ready();
+ * ```
+ * @param options The shared store, the replica's name and settings.
+ * @returns The started replica.
+ */
+export function inProcessReplica(options: InProcessReplicaOptions): ReplicaHandle {
+  const { store, latency, ...config } = options;
+  const link = linkStore(store, { latency });
+  const replica = new Replica({ ...config, store: link.store });
+  let started = false;
+  return {
+    name: replica.name,
+    reports$: replica.reports$,
+    ready() {
+      if (!started) replica.start();
+      started = true;
+      return Promise.resolve();
+    },
+    kill() {
+      link.sever();
+      replica.halt();
+    },
+    stop: () => replica.stop(),
+  };
+}

@@ -1,0 +1,227 @@
+import { Subject, distinctUntilChanged, filter, firstValueFrom, map, race, timer, type Observable, type Subscription } from 'rxjs';
+import { ContentionTracker } from '../contentionTracker';
+import { StatusWriter, type StatusWriterEvent } from '../statusWriter';
+import type { RecordStore } from '../stores/store';
+import type { LeaseState } from '../types';
+import { WriterLease } from '../writerLease';
+import type { Strategy } from './args';
+
+/**
+ * What a replica tells the demo, one JSON object per line on the stdout of a
+ * replica process. Every report names the replica and carries `at`, the
+ * replica's wall clock in ms since the epoch.
+ *
+ * @example
+ * ```json
+ * {"type":"ready","replica":"r1","pid":4242,"at":1732480000000}
+ * {"type":"state","replica":"r1","state":"leader","at":1732480000012}
+ * {"type":"written","replica":"r1","key":"key-3","generation":7,"at":1732480000013}
+ * {"type":"stopped","replica":"r1","writes":98,"conflicts":2,"at":1732480003000}
+ * ```
+ */
+export type ReplicaReport =
+  /** The replica watches the store: spec changes from now on reach it. */
+  | { readonly type: 'ready'; readonly replica: string; readonly pid: number; readonly at: number }
+  /** Its lease's state changed (election, leader, follower). */
+  | { readonly type: 'state'; readonly replica: string; readonly state: LeaseState; readonly at: number }
+  /** A compare-and-set of a status succeeded. */
+  | { readonly type: 'written'; readonly replica: string; readonly key: string; readonly generation: number; readonly at: number }
+  /** A compare-and-set of a status was refused on its version. */
+  | { readonly type: 'conflict'; readonly replica: string; readonly key: string; readonly generation: number; readonly at: number }
+  /** The contention tracker made the replica stand down on a key. */
+  | { readonly type: 'contended'; readonly replica: string; readonly key: string; readonly at: number }
+  /** A store call failed; the unit is retried. */
+  | { readonly type: 'error'; readonly replica: string; readonly key: string; readonly message: string; readonly at: number }
+  /** Stopped cleanly, with its totals; the last report. */
+  | {
+      readonly type: 'stopped';
+      readonly replica: string;
+      readonly writes: number;
+      readonly conflicts: number;
+      readonly at: number;
+    };
+
+/**
+ * Options of a {@link Replica}.
+ *
+ * @example
+ * ```ts
+ * new Replica({ store, name: 'r1', leaseDuration: 1000, retryInterval: 100, strategy: 'writer-lease' });
+ * ```
+ */
+export interface ReplicaConfig {
+  /** Where specs and statuses live. */
+  store: RecordStore;
+  /** Written into every status this replica writes. */
+  name: string;
+  /** Milliseconds a leader's write holds the lease. */
+  leaseDuration: number;
+  /** Milliseconds before a refused write is tried again. */
+  retryInterval: number;
+  /** `uncoordinated` runs the same work with no lease, for comparison. */
+  strategy: Strategy;
+}
+
+/** How long a clean stop waits for a unit in flight to hear back from the store. */
+const DRAIN_TIMEOUT_MS = 5_000;
+
+/**
+ * One replica of the scenario: a writer lease, a contention tracker and a
+ * status writer on a store, reporting what it does on `reports$`.
+ *
+ * @example
+ * ```ts
+ * const replica = new Replica({ store, name: 'r1', leaseDuration: 1000, retryInterval: 100, strategy: 'writer-lease' });
+ * replica.reports$.subscribe((report) => console.log(JSON.stringify(report)));
+ * replica.start();
+ * // {"type":"ready","replica":"r1","pid":4242,"at":1732480000000}
+ * // {"type":"state","replica":"r1","state":"election","at":1732480000000}
+ * await replica.stop();
+ * // {"type":"stopped","replica":"r1","writes":0,"conflicts":0,"at":1732480000100}
+ * ```
+ */
+export class Replica {
+  readonly #name: string;
+  readonly #lease: WriterLease;
+  readonly #tracker: ContentionTracker;
+  readonly #writer: StatusWriter;
+  readonly #reports = new Subject<ReplicaReport>();
+  /** The store watch, ended first on stop: a change must not reach a disposed lease. */
+  #watch: Subscription | undefined;
+  readonly #running: Subscription[] = [];
+  /** Units started and not yet heard back from: a clean stop waits for them. */
+  #inFlight = 0;
+  readonly #settled = new Subject<void>();
+  #writes = 0;
+  #conflicts = 0;
+  #over = false;
+  #stopping: Promise<void> | undefined;
+
+  /** Every report, in order; completes after `stopped`, or silently on `halt()`. */
+  readonly reports$: Observable<ReplicaReport> = this.#reports.asObservable();
+
+  /**
+   * @param config The store, the name, the lease's durations and the strategy.
+   */
+  constructor(config: ReplicaConfig) {
+    const { store, name, leaseDuration, retryInterval, strategy } = config;
+    this.#name = name;
+    this.#lease = new WriterLease({ leaseDuration, retryInterval, name });
+    this.#tracker = new ContentionTracker();
+    this.#writer = new StatusWriter({
+      store,
+      lease: this.#lease,
+      writer: name,
+      contention: this.#tracker,
+      coordinate: strategy === 'writer-lease',
+    });
+  }
+
+  /** The name written into statuses. */
+  get name(): string {
+    return this.#name;
+  }
+
+  /**
+   * Starts watching the store and processing; reports `ready`, then the
+   * lease's state.
+   */
+  start(): void {
+    const unitStarted$ = this.#lease.events$.pipe(filter((event) => event.type === 'started'));
+    this.#running.push(
+      unitStarted$.subscribe(() => this.#inFlight++),
+      this.#writer.events$.subscribe((event) => {
+        this.#inFlight--;
+        this.#settled.next();
+        this.#report(event);
+      }),
+      this.#lease.run(),
+    );
+    this.#watch = this.#writer.run();
+    this.#send({ type: 'ready', replica: this.#name, pid: process.pid, at: Date.now() });
+    this.#running.push(
+      this.#lease.state$
+        .pipe(
+          map(({ state }) => state),
+          distinctUntilChanged(),
+        )
+        .subscribe((state) => this.#send({ type: 'state', replica: this.#name, state, at: Date.now() })),
+    );
+  }
+
+  /**
+   * Stops cleanly: no new unit starts, the units in flight finish (at most
+   * 5 s), then `stopped` reports the totals and `reports$` completes.
+   *
+   * @returns Resolves once stopped.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stopCleanly();
+    return this.#stopping;
+  }
+
+  /**
+   * Stops at once with no cleanup and no more reports, as a killed process
+   * would: pair it with a severed store link, so that calls in flight never
+   * land either.
+   */
+  halt(): void {
+    if (this.#over) return;
+    this.#over = true;
+    this.#end();
+    this.#reports.complete();
+  }
+
+  async #stopCleanly(): Promise<void> {
+    if (this.#over) return;
+    this.#watch?.unsubscribe();
+    this.#lease.dispose();
+    // The lease lets go of running units, but their store calls go on: their writes count.
+    if (this.#inFlight > 0) {
+      await firstValueFrom(race(this.#settled.pipe(filter(() => this.#inFlight <= 0)), timer(DRAIN_TIMEOUT_MS)));
+    }
+    this.#end();
+    this.#send({ type: 'stopped', replica: this.#name, writes: this.#writes, conflicts: this.#conflicts, at: Date.now() });
+    this.#over = true;
+    this.#reports.complete();
+  }
+
+  #end(): void {
+    this.#watch?.unsubscribe();
+    for (const subscription of this.#running.splice(0)) subscription.unsubscribe();
+    this.#lease.dispose();
+    this.#tracker.dispose();
+  }
+
+  #report(event: StatusWriterEvent): void {
+    const at = Date.now();
+    const replica = this.#name;
+    switch (event.type) {
+      case 'written':
+        this.#writes++;
+        this.#send({ type: 'written', replica, key: event.key, generation: event.generation, at });
+        return;
+      case 'conflict':
+        this.#conflicts++;
+        this.#send({ type: 'conflict', replica, key: event.key, generation: event.generation, at });
+        return;
+      case 'contended':
+        this.#send({ type: 'contended', replica, key: event.key, at });
+        return;
+      case 'error':
+        this.#send({ type: 'error', replica, key: event.key, message: describeError(event.error), at });
+        return;
+      default:
+        // 'current' and 'gone' change nothing in the store: nothing to count.
+        return;
+    }
+  }
+
+  #send(report: ReplicaReport): void {
+    if (!this.#over) this.#reports.next(report);
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

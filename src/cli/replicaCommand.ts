@@ -1,0 +1,46 @@
+import { openStore } from '../stores/openStore';
+import type { ReplicaOptions } from './args';
+import { Replica } from './replica';
+
+/** Where the replica command writes: its reports on `stdout`, one JSON object a line. */
+export interface ReplicaCommandIO {
+  readonly stdout: NodeJS.WritableStream;
+}
+
+/**
+ * `rx-writer-lease replica`: one replica on a real store, until SIGTERM or
+ * SIGINT (or, when the demo spawned it, until the demo goes away). Run it on
+ * as many machines as you like against the same store.
+ *
+ * @example
+ * ```ts
+ * await runReplicaCommand({ store: 'redis://10.0.0.5:6379', name: 'eu-1', ... });
+ * // {"type":"ready","replica":"eu-1","pid":4242,"at":1732480000000}
+ * // ...
+ * ```
+ * @param options The parsed flags.
+ * @param io Where reports go.
+ * @returns The exit code, 0 once stopped cleanly.
+ * @throws StoreUrlError, StoreUnreachableError or StoreClientMissingError when the store cannot be opened.
+ */
+export async function runReplicaCommand(options: ReplicaOptions, io: ReplicaCommandIO = process): Promise<number> {
+  const { store: url, prefix, ...config } = options;
+  const store = await openStore(url, { prefix });
+  const replica = new Replica({ ...config, store });
+  const done = new Promise<void>((resolve) => replica.reports$.subscribe({ complete: resolve }));
+  replica.reports$.subscribe((report) => io.stdout.write(`${JSON.stringify(report)}\n`));
+
+  const stop = (): void => void replica.stop();
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  // Spawned by the demo with an IPC channel: it closes when the demo exits, however it exits.
+  if (process.send !== undefined) process.once('disconnect', stop);
+
+  replica.start();
+  await done;
+  process.off('SIGTERM', stop);
+  process.off('SIGINT', stop);
+  process.off('disconnect', stop);
+  await store.close();
+  return 0;
+}
