@@ -235,9 +235,10 @@ interface FlagKind {
 }
 
 const TEXT: FlagKind = { expected: 'a non-empty string', parse: (text) => (text.length > 0 ? text : undefined) };
+/** Valid in every store: a Redis key, an etcd path segment, and PostgreSQL's `<prefix>_records` table name. */
 const PREFIX: FlagKind = {
-  expected: 'letters, digits, "_" or "-"',
-  parse: (text) => (/^[A-Za-z0-9_-]+$/.test(text) ? text : undefined),
+  expected: 'a lowercase name (a-z, 0-9, "_"; not starting with a digit; at most 40 characters)',
+  parse: (text) => (/^[a-z_][a-z0-9_]{0,39}$/.test(text) ? text : undefined),
 };
 const SWITCH: FlagKind = { expected: 'no value', parse: () => true, isSwitch: true };
 const MILLISECONDS: FlagKind = {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
 import { openStore } from '../stores/openStore';
@@ -50,7 +51,7 @@ export interface DemoRunOptions {
   /**
    * The program and first arguments that run the CLI, for replica processes
    * (real stores only); `replica` and its flags are appended.
-   * @default [process.execPath, '<package>/bin/rx-writer-lease.js']
+   * @default [process.execPath, '<this CLI>/main.js']
    */
   replicaCommand?: readonly string[];
 }
@@ -187,9 +188,13 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
   }
 }
 
-/** The CLI next to this file: `bin/` from `dist/cli/` (and from `src/cli/`, once built). */
+/**
+ * The CLI this file belongs to: `main.js` next to it once compiled; from the
+ * TypeScript sources (under ts-jest), the package's bin, which needs `dist/`.
+ */
 function defaultReplicaCommand(): string[] {
-  return [process.execPath, path.resolve(__dirname, '..', '..', 'bin', 'rx-writer-lease.js')];
+  const main = path.join(__dirname, 'main.js');
+  return [process.execPath, existsSync(main) ? main : path.resolve(__dirname, '..', '..', 'bin', 'rx-writer-lease.js')];
 }
 
 function isMemory(url: string): boolean {

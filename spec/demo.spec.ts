@@ -1,0 +1,183 @@
+import { execFile, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parseDemoArgs, parseReplicaArgs, UsageError, type DemoOptions } from '../src/cli/args';
+import { runDemo, type DemoSummary } from '../src/cli/demo';
+import { BACKOFF_STEP_MS } from '../src/cli/table';
+import { freePort } from './support/servers';
+
+/** Short durations keep each run to a couple of seconds; the bounds scale with them. */
+const LEASE = { leaseDuration: 500, retryInterval: 50 };
+const FAILOVER_BOUND = LEASE.leaseDuration + LEASE.retryInterval + BACKOFF_STEP_MS;
+const RUN_MS = 20_000;
+
+const demo = (flags: string[]): DemoOptions =>
+  parseDemoArgs(['--lease-duration', `${LEASE.leaseDuration}`, '--retry-interval', `${LEASE.retryInterval}`, ...flags]);
+
+describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', () => {
+  let writerLease: DemoSummary;
+  let uncoordinated: DemoSummary;
+
+  beforeAll(async () => {
+    // The same seed: the driver makes the same changes to the same keys in both runs.
+    writerLease = await runDemo(demo(['--rate', '200', '--seed', '7']));
+    uncoordinated = await runDemo(demo(['--rate', '200', '--seed', '7', '--strategy', 'uncoordinated']));
+  }, RUN_MS);
+
+  it('writer-lease: converges with about one attempt per update and no idle writes', () => {
+    expect(writerLease).toMatchObject({ store: 'memory', strategy: 'writer-lease', replicas: 3, keys: 10, updates: 100 });
+    expect(writerLease.converged).toBe(true);
+    expect(writerLease.attemptsPerUpdate).toBeLessThanOrEqual(1.1);
+    expect(writerLease.writes).toBeLessThanOrEqual(writerLease.updates);
+    expect(writerLease.idleWrites).toBe(0);
+    expect(writerLease.failoverMs).toBeNull();
+  });
+
+  it('uncoordinated, same seed: about one attempt per replica per update, still converged', () => {
+    expect(uncoordinated.converged).toBe(true);
+    expect(uncoordinated.updates).toBe(100);
+    expect(uncoordinated.attemptsPerUpdate).toBeGreaterThanOrEqual(2);
+    expect(uncoordinated.attemptsPerUpdate).toBeGreaterThan(writerLease.attemptsPerUpdate + 1);
+    expect(uncoordinated.conflicts).toBeGreaterThan(10 * Math.max(writerLease.conflicts, 1));
+    expect(uncoordinated.idleWrites).toBe(0);
+  });
+
+  it('kill the leader: another replica takes over within leaseDuration + retryInterval + one backoff step', async () => {
+    const killed = await runDemo(demo(['--rate', '200', '--updates', '300', '--kill-leader-after', '300']));
+    expect(killed.converged).toBe(true);
+    expect(killed.failoverMs).not.toBeNull();
+    expect(killed.failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND);
+    // The followers waited for the dead leader's lease to run out rather than jumping in at once.
+    expect(killed.failoverMs).toBeGreaterThanOrEqual(LEASE.leaseDuration / 2);
+    expect(killed.idleWrites).toBe(0);
+  }, RUN_MS);
+});
+
+describe('command line', () => {
+  it('applies the defaults of replicas.md', () => {
+    expect(parseDemoArgs([])).toEqual({
+      store: 'memory',
+      replicas: 3,
+      keys: 10,
+      updates: 100,
+      rate: 50,
+      leaseDuration: 1000,
+      retryInterval: 100,
+      strategy: 'writer-lease',
+      killLeaderAfter: undefined,
+      prefix: 'wl',
+      json: false,
+      seed: 1,
+      latency: undefined,
+    });
+  });
+
+  it('reads --flag value and --flag=value', () => {
+    expect(parseDemoArgs(['--replicas=5', '--store', 'redis://127.0.0.1:6379', '--json'])).toMatchObject({
+      replicas: 5,
+      store: 'redis://127.0.0.1:6379',
+      json: true,
+    });
+    expect(parseReplicaArgs(['--store=etcd://10.0.0.5:2379', '--name', 'eu-1'])).toMatchObject({
+      store: 'etcd://10.0.0.5:2379',
+      name: 'eu-1',
+      strategy: 'writer-lease',
+    });
+  });
+
+  it.each([
+    [['--replicas', '0'], '--replicas: expected an integer >= 1, received "0"'],
+    [['--rate', 'fast'], '--rate: expected a number > 0, received "fast"'],
+    [['--strategy', 'lock'], '--strategy: expected one of writer-lease, uncoordinated, received "lock"'],
+    [['--lease-duration'], '--lease-duration: expected milliseconds, a number >= 0, received nothing'],
+    [['--json=yes'], '--json: expected no value, received "yes"'],
+    [['--kill-leader-after', '5000'], '--kill-leader-after: expected milliseconds < 1980'],
+    [['--kill-leader-after', '100', '--replicas', '1'], '--kill-leader-after: needs --replicas >= 2'],
+    [['--latency', '5', '--store', 'redis://h:1'], '--latency: applies to --store memory only'],
+    [['--frob'], 'unknown flag --frob; expected one of --store, --replicas'],
+  ])('refuses %j: %s', (argv, message) => {
+    expect(() => parseDemoArgs(argv)).toThrow(UsageError);
+    expect(() => parseDemoArgs(argv)).toThrow(message);
+  });
+});
+
+describe('the built CLI', () => {
+  let main: string;
+
+  beforeAll(() => {
+    main = buildCli('demo-spec');
+  }, 60_000);
+
+  const cli = async (args: string[]) => {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [main, ...args], { timeout: RUN_MS });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+      return { code, stdout, stderr };
+    }
+  };
+
+  it('--json: one JSON object with the figures, the last and only line of stdout', async () => {
+    const { code, stdout } = await cli(['demo', '--updates', '30', '--rate', '300', '--lease-duration', '100', '--json']);
+    expect(code).toBe(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const summary = JSON.parse(lines[0]) as DemoSummary;
+    expect(Object.keys(summary).sort()).toEqual(
+      [
+        'store', 'strategy', 'replicas', 'keys', 'durationMs', 'updates', 'writes', 'conflicts',
+        'attemptsPerUpdate', 'writesPerUpdate', 'idleWrites', 'failoverMs', 'converged',
+      ].sort(),
+    );
+    expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });
+  }, RUN_MS);
+
+  it('without --json: progress lines, then the table of figures', async () => {
+    const { code, stdout } = await cli(['demo', '--updates', '30', '--rate', '300', '--lease-duration', '100']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('memory · writer-lease · 3 replicas · 10 keys');
+    for (const figure of ['updates', 'writes', 'conflicts', 'attemptsPerUpdate', 'writesPerUpdate', 'idleWrites', 'failoverMs', 'converged']) {
+      expect(stdout).toMatch(new RegExp(`^  ${figure} +\\S+`, 'm'));
+    }
+  }, RUN_MS);
+
+  it.each([
+    [['demo', '--replicas', 'many'], '--replicas: expected an integer >= 1, received "many"'],
+    [['demo', '--store', 'mysql://127.0.0.1:3306'], 'unknown scheme "mysql:"'],
+    [['demo', '--store', 'redis//127.0.0.1:6379'], 'Store URL "redis//127.0.0.1:6379": not a URL'],
+    [['replica'], '--store: expected a store URL'],
+    [['launch'], 'unknown command "launch"; expected demo or replica'],
+  ])('bad arguments %j: exit 2 with a message naming what was expected', async (args, message) => {
+    const { code, stderr } = await cli(args);
+    expect(code).toBe(2);
+    expect(stderr).toContain(message);
+  });
+
+  it('a store that is down: exit 1 within seconds, naming the URL', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const { code, stderr } = await cli(['demo', '--store', url]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(`Cannot reach the store at ${url}`);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, RUN_MS);
+});
+
+/**
+ * Compiles `src/` into a directory of its own under `node_modules/.cache`
+ * (so that `require('rxjs')` resolves) and returns its `cli/main.js`: a spec
+ * file must not race another one, or a developer's build, on `dist/`.
+ */
+function buildCli(name: string): string {
+  const root = path.resolve(__dirname, '..');
+  const outDir = path.join(root, 'node_modules', '.cache', 'rx-writer-lease-spec', name);
+  const tsc = require.resolve('typescript/bin/tsc');
+  const built = spawnSync(
+    process.execPath,
+    [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'],
+    { encoding: 'utf8' },
+  );
+  if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);
+  return path.join(outDir, 'cli', 'main.js');
+}
