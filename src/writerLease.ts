@@ -21,7 +21,7 @@ import { exponentialBackoff, type BackoffPolicy } from './backoff';
 import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors';
 import type { LeaseEvent } from './events';
 import { atTime } from './internal/atTime';
-import { DueQueue } from './internal/dueQueue';
+import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue';
 import { call, toSettlement, type Settlement } from './internal/outcome';
 import { tryOutcomes } from './internal/tryOutcomes';
 import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate';
@@ -52,6 +52,19 @@ interface Running {
   readonly submission: Submission;
   readonly started: number;
   subscription?: Subscription;
+}
+
+/**
+ * Everything the lease holds for one key, and its place in the due queue.
+ * It lives while the key has pending work, is queued, or runs.
+ */
+interface KeyEntry extends QueueSlot {
+  readonly key: string;
+  /** The latest submission not yet finished: what runs when the key comes due. */
+  pending: Submission | undefined;
+  running: Running | undefined;
+  /** The key came due while its unit ran: it runs once that unit settles. */
+  dueWhileRunning: boolean;
 }
 
 const OWNER = 'WriterLease';
@@ -95,11 +108,11 @@ export class WriterLease {
   /** The due time of the queue's head, each time it changes; `run()` turns it into one timer. */
   readonly #wakeAt = new Subject<number>();
 
-  readonly #pending = new Map<string, Submission>();
-  readonly #due = new DueQueue();
-  readonly #running = new Map<string, Running>();
-  /** Keys that came due while their previous unit ran; they run once it settles. */
-  readonly #dueWhileRunning = new Set<string>();
+  readonly #keys = new Map<string, KeyEntry>();
+  readonly #due = new DueQueue<KeyEntry>();
+  /** Kept alongside `#keys` so that `size` and the worker limit are O(1). */
+  #pendingCount = 0;
+  #runningCount = 0;
 
   #lastId = 0;
   #timerAt = Infinity;
@@ -177,7 +190,7 @@ export class WriterLease {
 
   /** How many keys have pending work (queued, waiting or running). */
   get size(): number {
-    return this.#pending.size;
+    return this.#pendingCount;
   }
 
   /** True between `run()` and the unsubscription of what it returned. */
@@ -195,7 +208,9 @@ export class WriterLease {
    * ```
    */
   pendingKeys(): string[] {
-    return [...this.#pending.keys()];
+    const keys: string[] = [];
+    for (const { key, pending } of this.#keys.values()) if (pending !== undefined) keys.push(key);
+    return keys;
   }
 
   /**
@@ -412,10 +427,12 @@ export class WriterLease {
     switch (command.type) {
       case 'try': {
         const { key, id, work } = command;
-        const previous = this.#pending.get(key);
-        this.#pending.set(key, { id, work });
+        const entry = this.#entry(key);
+        const previous = entry.pending;
+        entry.pending = { id, work };
+        if (previous === undefined) this.#pendingCount++;
         const due = this.#dueTimeOfNewWork(now);
-        this.#due.add(key, due);
+        this.#due.add(entry, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
         // A running unit still settles and its result applies, but its submission is over.
         if (previous !== undefined) this.#emit({ type: 'superseded', key, id: previous.id, by: id, at: now });
@@ -423,14 +440,17 @@ export class WriterLease {
         return;
       }
       case 'extend': {
-        if (!this.#drop(command.key, 'extended', now)) return;
+        const entry = this.#keys.get(command.key);
+        if (entry === undefined || !this.#drop(entry, 'extended', now)) return;
         const { state, tick } = this.#state.value;
         if (state === LeaseState.Follower) this.#setState(this.#follower(tick + 1, now), now);
         return;
       }
       case 'remove': {
-        const pending = this.#pending.get(command.key);
-        if (command.id === undefined || pending?.id === command.id) this.#drop(command.key, 'removed', now);
+        const entry = this.#keys.get(command.key);
+        if (entry !== undefined && (command.id === undefined || entry.pending?.id === command.id)) {
+          this.#drop(entry, 'removed', now);
+        }
         return;
       }
       case 'expire': {
@@ -448,14 +468,33 @@ export class WriterLease {
     return now + Math.max(expires - now, 2 * this.#backoffDuration(0));
   }
 
-  /** Forgets the pending work of `key`; false when there was none. */
-  #drop(key: string, reason: 'removed' | 'extended', now: number): boolean {
-    const pending = this.#pending.get(key);
+  /** The entry of `key`, made on first use. */
+  #entry(key: string): KeyEntry {
+    let entry = this.#keys.get(key);
+    if (entry === undefined) {
+      entry = { key, pending: undefined, running: undefined, dueWhileRunning: false, at: 0, seq: 0, index: NOT_QUEUED };
+      this.#keys.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Lets go of an entry that holds nothing any more. */
+  #release(entry: KeyEntry): void {
+    if (entry.pending === undefined && entry.running === undefined && !this.#due.has(entry)) {
+      this.#keys.delete(entry.key);
+    }
+  }
+
+  /** Forgets the pending work of an entry; false when there was none. */
+  #drop(entry: KeyEntry, reason: 'removed' | 'extended', now: number): boolean {
+    const { pending } = entry;
     if (pending === undefined) return false;
-    this.#pending.delete(key);
-    this.#due.delete(key);
-    this.#dueWhileRunning.delete(key);
-    this.#emit({ type: 'dropped', key, id: pending.id, reason, at: now });
+    entry.pending = undefined;
+    entry.dueWhileRunning = false;
+    this.#pendingCount--;
+    this.#due.delete(entry);
+    this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
+    this.#release(entry);
     return true;
   }
 
@@ -475,11 +514,11 @@ export class WriterLease {
     const queuedBefore = this.#due.arrivals;
     try {
       // A unit or an event handler may stop the lease in the middle of the pass.
-      while (this.#processing !== undefined && this.#running.size < this.#workers) {
+      while (this.#processing !== undefined && this.#runningCount < this.#workers) {
         const now = this.#scheduler.now();
-        const key = this.#due.takeDue(now, queuedBefore);
-        if (key === undefined) break;
-        this.#process(key, now);
+        const entry = this.#due.takeDue(now, queuedBefore);
+        if (entry === undefined) break;
+        this.#process(entry, now);
       }
     } finally {
       this.#draining = false;
@@ -488,90 +527,103 @@ export class WriterLease {
   }
 
   /** Rule 2, for one due key. */
-  #process(key: string, now: number): void {
-    if (this.#running.has(key)) {
-      this.#dueWhileRunning.add(key);
+  #process(entry: KeyEntry, now: number): void {
+    if (entry.running !== undefined) {
+      entry.dueWhileRunning = true;
       return;
     }
-    const submission = this.#pending.get(key);
-    if (submission === undefined) return;
+    const submission = entry.pending;
+    if (submission === undefined) {
+      this.#release(entry);
+      return;
+    }
     const { state, expires } = this.#state.value;
     if (state === LeaseState.Follower && now < expires) {
-      this.#due.add(key, expires);
-      this.#emit({ type: 'deferred', key, id: submission.id, until: expires, at: now });
+      this.#due.add(entry, expires);
+      this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until: expires, at: now });
       return;
     }
-    this.#start(key, submission, now);
+    this.#start(entry, submission, now);
   }
 
-  #start(key: string, submission: Submission, now: number): void {
+  #start(entry: KeyEntry, submission: Submission, now: number): void {
+    const { key } = entry;
     const running: Running = { submission, started: now };
-    this.#running.set(key, running);
+    entry.running = running;
+    this.#runningCount++;
     this.#emit({ type: 'started', key, id: submission.id, at: now });
     let called: ReturnType<typeof call>;
     try {
       called = call(submission.work);
     } catch (error) {
-      this.#fail(key, running, error);
+      this.#fail(entry, running, error);
       return;
     }
     if (called.now) {
-      this.#settle(key, running, called.value);
+      this.#settle(entry, running, called.value);
       return;
     }
     const subscription = from(called.later)
       .pipe(take(1))
       .subscribe({
-        next: (value) => this.#settle(key, running, value),
-        error: (error: unknown) => this.#fail(key, running, error),
+        next: (value) => this.#settle(entry, running, value),
+        error: (error: unknown) => this.#fail(entry, running, error),
         complete: () =>
-          this.#fail(key, running, new WorkReturnError(`unit of work for "${key}" completed without a value`, {
+          this.#fail(entry, running, new WorkReturnError(`unit of work for "${key}" completed without a value`, {
             key,
             received: undefined,
           })),
       });
     // Still running (it did not settle synchronously): keep a handle to let go of it on stop.
-    if (this.#running.get(key) === running) running.subscription = subscription;
+    if (entry.running === running) running.subscription = subscription;
   }
 
-  #settle(key: string, running: Running, value: unknown): void {
+  #settle(entry: KeyEntry, running: Running, value: unknown): void {
     const settlement = toSettlement(value);
     if (settlement !== undefined) {
-      this.#finish(key, running, settlement);
+      this.#finish(entry, running, settlement);
       return;
     }
+    const { key } = entry;
     const error = new WorkReturnError(
       `unit of work for "${key}" returned ${describeValue(value)}; expected a WorkResult or { result, retry }`,
       { key, received: value },
     );
-    this.#fail(key, running, error);
+    this.#fail(entry, running, error);
   }
 
-  #fail(key: string, running: Running, error: unknown): void {
-    if (this.#running.get(key) !== running) return;
-    this.#emit({ type: 'error', key, id: running.submission.id, error, at: this.#scheduler.now() });
-    this.#finish(key, running, { result: WorkResult.Release, retry: true });
+  #fail(entry: KeyEntry, running: Running, error: unknown): void {
+    if (entry.running !== running) return;
+    this.#emit({ type: 'error', key: entry.key, id: running.submission.id, error, at: this.#scheduler.now() });
+    this.#finish(entry, running, { result: WorkResult.Release, retry: true });
   }
 
   /** Rule 3: apply the result, then retry, forget, or leave a newer submission in place. */
-  #finish(key: string, running: Running, { result, retry }: Settlement): void {
+  #finish(entry: KeyEntry, running: Running, { result, retry }: Settlement): void {
     // A unit the lease let go of when it stopped has no say any more.
-    if (this.#running.get(key) !== running) return;
-    this.#running.delete(key);
+    if (entry.running !== running) return;
+    entry.running = undefined;
+    this.#runningCount--;
+    const { key } = entry;
     const now = this.#scheduler.now();
     const { submission, started } = running;
     this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
     this.#applyResult(result, now);
 
-    const current = this.#pending.get(key);
+    const current = entry.pending;
     if (retry && current !== undefined) {
       const due = now + this.#retryInterval;
-      this.#due.add(key, due);
+      this.#due.add(entry, due);
       this.#emit({ type: 'retried', key, id: current.id, due, at: now });
     } else if (current === submission) {
-      this.#pending.delete(key);
+      entry.pending = undefined;
+      this.#pendingCount--;
     }
-    if (this.#dueWhileRunning.delete(key) && this.#pending.has(key)) this.#due.add(key, now);
+    if (entry.dueWhileRunning) {
+      entry.dueWhileRunning = false;
+      if (entry.pending !== undefined) this.#due.add(entry, now);
+    }
+    this.#release(entry);
     this.#startDueWork();
   }
 
@@ -610,7 +662,7 @@ export class WriterLease {
 
   /** Keeps one timer, for the earliest due key, while a worker is free to take it. */
   #armTimer(): void {
-    if (this.#processing === undefined || this.#running.size >= this.#workers) return;
+    if (this.#processing === undefined || this.#runningCount >= this.#workers) return;
     const at = this.#due.peekTime() ?? Infinity;
     if (at === this.#timerAt) return;
     this.#timerAt = at;
@@ -622,14 +674,17 @@ export class WriterLease {
     this.#processing = undefined;
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
-    for (const [key, { submission, subscription }] of this.#running) {
-      subscription?.unsubscribe();
+    for (const entry of this.#keys.values()) {
+      const { running } = entry;
+      if (running === undefined) continue;
+      running.subscription?.unsubscribe();
+      entry.running = undefined;
       // The abandoned unit's work must run again; a newer submission keeps its own due time.
-      if (this.#pending.get(key) === submission) this.#due.add(key, now);
+      if (entry.pending === running.submission || entry.dueWhileRunning) this.#due.add(entry, now);
+      entry.dueWhileRunning = false;
+      this.#release(entry);
     }
-    this.#running.clear();
-    for (const key of this.#dueWhileRunning) this.#due.add(key, now);
-    this.#dueWhileRunning.clear();
+    this.#runningCount = 0;
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }
 

@@ -1,59 +1,73 @@
-/** A key waiting in the queue. */
-interface Entry {
-  readonly key: string;
-  readonly at: number;
-  /** Order of arrival, so that keys due at the same time leave in the order they became due. */
-  readonly seq: number;
-  /** Position in the heap array; {@link IN_LANE} or {@link GONE} otherwise. */
+/**
+ * Where a queued thing keeps its place. The queue is intrusive: it orders
+ * the caller's own objects instead of wrapping them, so a key costs the lease
+ * one object and one map entry, not three.
+ */
+export interface QueueSlot {
+  /** When it is due; meaningful while queued. */
+  at: number;
+  /** Order of arrival, so that slots due at the same time leave in the order they became due. */
+  seq: number;
+  /** Position in the heap, {@link IN_LANE}, or {@link NOT_QUEUED}. */
   index: number;
 }
 
 const IN_LANE = -1;
-const GONE = -2;
+/** The `index` of a slot that is not queued: give it to new slots. */
+export const NOT_QUEUED = -2;
 
 /**
- * Keys ordered by the time they become due, earliest first and, at equal
- * times, in the order they became due. A key is queued at most once.
+ * Slots ordered by the time they become due, earliest first and, at equal
+ * times, in the order they became due. A slot is queued at most once.
  *
- * Most keys arrive in time order (due now, or now plus a fixed delay), so
- * they go to a first-in-first-out lane at O(1); a key due earlier than the
- * lane's last goes to a binary min-heap. Taking compares the two heads. An
- * index by key finds an entry to move it or take it out.
+ * Most slots arrive in time order (due now, or now plus a fixed delay), so
+ * they go to a first-in-first-out lane at O(1); a slot due earlier than the
+ * lane's last goes to a binary min-heap. Taking compares the two heads.
  */
-export class DueQueue {
-  readonly #byKey = new Map<string, Entry>();
-  readonly #heap: Entry[] = [];
-  /** Entries in (at, seq) order; `#laneHead` is the first not yet taken. */
-  #lane: Entry[] = [];
+export class DueQueue<S extends QueueSlot> {
+  readonly #heap: S[] = [];
+  /** Slots in (at, seq) order, with the seq each had when it joined: a slot queued again elsewhere is stale here. */
+  #lane: S[] = [];
+  #laneSeqs: number[] = [];
   #laneHead = 0;
+  /** The due time of the lane's last slot when it joined (that slot may have moved since). */
+  #laneTailAt = -Infinity;
   #arrivals = 0;
+  #size = 0;
 
-  /** Keys in the queue. */
+  /** Slots in the queue. */
   get size(): number {
-    return this.#byKey.size;
+    return this.#size;
   }
 
-  /** True when `key` is queued. */
-  has(key: string): boolean {
-    return this.#byKey.has(key);
+  /** How many times a slot was queued so far: `takeDue` can leave out the slots queued from then on. */
+  get arrivals(): number {
+    return this.#arrivals;
   }
 
-  /** Queues `key` to be due at `at`. A key already queued keeps the earlier of its two times. */
-  add(key: string, at: number): void {
-    const queued = this.#byKey.get(key);
-    if (queued !== undefined) {
-      if (at >= queued.at) return;
-      this.#unlink(queued);
+  /** True when `slot` is queued. */
+  has(slot: S): boolean {
+    return slot.index !== NOT_QUEUED;
+  }
+
+  /** Queues `slot` to be due at `at`. A slot already queued keeps the earlier of its two times. */
+  add(slot: S, at: number): void {
+    if (slot.index !== NOT_QUEUED) {
+      if (at >= slot.at) return;
+      this.delete(slot);
     }
-    const entry: Entry = { key, at, seq: this.#arrivals++, index: IN_LANE };
-    this.#byKey.set(key, entry);
-    const last = this.#lane[this.#lane.length - 1];
-    if (this.#laneHead === this.#lane.length || at >= last.at) {
-      this.#lane.push(entry);
+    slot.at = at;
+    slot.seq = this.#arrivals++;
+    this.#size++;
+    if (this.#laneHead === this.#lane.length || at >= this.#laneTailAt) {
+      slot.index = IN_LANE;
+      this.#lane.push(slot);
+      this.#laneSeqs.push(slot.seq);
+      this.#laneTailAt = at;
     } else {
-      entry.index = this.#heap.length;
-      this.#heap.push(entry);
-      this.#siftUp(entry.index);
+      slot.index = this.#heap.length;
+      this.#heap.push(slot);
+      this.#siftUp(slot.index);
     }
   }
 
@@ -62,69 +76,59 @@ export class DueQueue {
     return this.#first()?.at;
   }
 
-  /** How many times a key was queued so far: `takeDue` can leave out the keys queued from then on. */
-  get arrivals(): number {
-    return this.#arrivals;
-  }
-
   /**
-   * Takes the earliest key out if it is due at or before `now` and, when
-   * `queuedBefore` is given, was queued before `arrivals` reached it.
+   * Takes the earliest slot out if it is due at or before `now` and, when
+   * `queuedBefore` is given, joined before `arrivals` reached it.
    */
-  takeDue(now: number, queuedBefore = Infinity): string | undefined {
+  takeDue(now: number, queuedBefore = Infinity): S | undefined {
     const first = this.#first();
     if (first === undefined || first.at > now || first.seq >= queuedBefore) return undefined;
-    this.#unlink(first);
-    return first.key;
+    this.delete(first);
+    return first;
   }
 
-  /** Takes `key` out of the queue; false when it was not queued. */
-  delete(key: string): boolean {
-    const entry = this.#byKey.get(key);
-    if (entry === undefined) return false;
-    this.#unlink(entry);
+  /** Takes `slot` out of the queue; false when it was not queued. */
+  delete(slot: S): boolean {
+    if (slot.index === NOT_QUEUED) return false;
+    if (slot.index >= 0) this.#removeFromHeap(slot.index);
+    slot.index = NOT_QUEUED;
+    this.#size--;
     return true;
   }
 
-  /** The queued keys, earliest first. */
-  keys(): string[] {
-    return [...this.#byKey.values()].sort(compare).map((entry) => entry.key);
-  }
-
   /** The head of the lane or of the heap, whichever comes first. */
-  #first(): Entry | undefined {
+  #first(): S | undefined {
     const lane = this.#laneFirst();
     const heap = this.#heap[0];
     if (lane === undefined) return heap;
     return heap !== undefined && compare(heap, lane) < 0 ? heap : lane;
   }
 
-  /** The first live entry of the lane, dropping entries already taken out. */
-  #laneFirst(): Entry | undefined {
+  /** The first live slot of the lane, dropping the stale ones before it. */
+  #laneFirst(): S | undefined {
     const lane = this.#lane;
-    while (this.#laneHead < lane.length && lane[this.#laneHead].index === GONE) this.#laneHead++;
-    if (this.#laneHead === lane.length) {
-      if (lane.length > 0) this.#lane = [];
+    const seqs = this.#laneSeqs;
+    let head = this.#laneHead;
+    while (head < lane.length && (lane[head].index !== IN_LANE || lane[head].seq !== seqs[head])) head++;
+    if (head === lane.length) {
+      this.#lane = [];
+      this.#laneSeqs = [];
       this.#laneHead = 0;
       return undefined;
     }
-    // Keep the array from growing without bound behind its head.
-    if (this.#laneHead > 1024 && this.#laneHead * 2 > lane.length) {
-      this.#lane = lane.slice(this.#laneHead);
-      this.#laneHead = 0;
+    // Keep the arrays from growing without bound behind their head.
+    if (head > 1024 && head * 2 > lane.length) {
+      this.#lane = lane.slice(head);
+      this.#laneSeqs = seqs.slice(head);
+      head = 0;
     }
-    return this.#lane[this.#laneHead];
-  }
-
-  #unlink(entry: Entry): void {
-    this.#byKey.delete(entry.key);
-    if (entry.index >= 0) this.#removeFromHeap(entry.index);
-    entry.index = GONE;
+    this.#laneHead = head;
+    return this.#lane[head];
   }
 
   #removeFromHeap(index: number): void {
     const heap = this.#heap;
-    const last = heap.pop() as Entry;
+    const last = heap.pop() as S;
     if (index === heap.length) return;
     last.index = index;
     heap[index] = last;
@@ -134,38 +138,38 @@ export class DueQueue {
 
   #siftUp(index: number): void {
     const heap = this.#heap;
-    const entry = heap[index];
+    const slot = heap[index];
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = heap[parentIndex];
-      if (compare(parent, entry) <= 0) break;
+      if (compare(parent, slot) <= 0) break;
       parent.index = index;
       heap[index] = parent;
       index = parentIndex;
     }
-    entry.index = index;
-    heap[index] = entry;
+    slot.index = index;
+    heap[index] = slot;
   }
 
   #siftDown(index: number): void {
     const heap = this.#heap;
-    const entry = heap[index];
+    const slot = heap[index];
     const half = heap.length >> 1;
     while (index < half) {
       let childIndex = 2 * index + 1;
       const right = childIndex + 1;
       if (right < heap.length && compare(heap[right], heap[childIndex]) < 0) childIndex = right;
       const child = heap[childIndex];
-      if (compare(entry, child) <= 0) break;
+      if (compare(slot, child) <= 0) break;
       child.index = index;
       heap[index] = child;
       index = childIndex;
     }
-    entry.index = index;
-    heap[index] = entry;
+    slot.index = index;
+    heap[index] = slot;
   }
 }
 
-function compare(a: Entry, b: Entry): number {
+function compare(a: QueueSlot, b: QueueSlot): number {
   return a.at - b.at || a.seq - b.seq;
 }
