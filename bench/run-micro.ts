@@ -1,0 +1,2 @@
+import { micro } from './micro';
+micro(process.argv.includes('--quick')).then((figures) => console.log(JSON.stringify(figures, null, 2)));
