@@ -1,0 +1,188 @@
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+import { Subscription } from 'rxjs';
+import { describeValue } from './internal/validate';
+import { LeaseState, WorkResult } from './types';
+import type { WriterLease } from './writerLease';
+
+/**
+ * Options of {@link leaseMetrics}.
+ *
+ * @example
+ * ```ts
+ * leaseMetrics(lease, { registry: new Registry(), prefix: 'router_status_' });
+ * ```
+ */
+export interface LeaseMetricsOptions {
+  /**
+   * Where the metrics are registered.
+   * @default the prom-client default registry
+   */
+  registry?: Registry;
+  /**
+   * Prefix of every metric name.
+   * @default 'writer_lease_'
+   */
+  prefix?: string;
+  /**
+   * Buckets of the work duration histogram, in seconds.
+   * @default [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]
+   */
+  buckets?: number[];
+}
+
+/** The metrics of one registry and prefix, shared by every lease reported there. */
+interface MetricSet {
+  readonly leases: Map<string, WriterLease>;
+  readonly leader: Gauge<'lease'>;
+  readonly tick: Gauge<'lease'>;
+  readonly pending: Gauge<'lease'>;
+  readonly submissions: Counter<'lease'>;
+  readonly results: Counter<'lease' | 'result'>;
+  readonly retries: Counter<'lease'>;
+  readonly errors: Counter<'lease'>;
+  readonly dropped: Counter<'lease' | 'reason'>;
+  readonly durations: Histogram<'lease' | 'result'>;
+}
+
+const metricSets = new WeakMap<Registry, Map<string, MetricSet>>();
+const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/**
+ * Reports a lease to Prometheus (prom-client): whether it leads, its follower
+ * tick, its queue depth, and per unit of work its result, duration, retries
+ * and errors. Every metric has a `lease` label with the lease's `name`, so
+ * several leases share one registry.
+ *
+ * | metric | type | labels |
+ * | --- | --- | --- |
+ * | `<prefix>leader` | gauge, 1 while leading | lease |
+ * | `<prefix>tick` | gauge | lease |
+ * | `<prefix>pending_keys` | gauge, read at scrape time | lease |
+ * | `<prefix>submissions_total` | counter | lease |
+ * | `<prefix>results_total` | counter | lease, result |
+ * | `<prefix>retries_total` | counter | lease |
+ * | `<prefix>errors_total` | counter | lease |
+ * | `<prefix>dropped_total` | counter | lease, reason |
+ * | `<prefix>work_duration_seconds` | histogram | lease, result |
+ *
+ * @example
+ * ```ts
+ * import { leaseMetrics } from 'rx-writer-lease/prometheus';
+ * const reporting = leaseMetrics(lease);
+ * // await register.metrics() now includes: writer_lease_leader{lease="writer-lease"} 1
+ * reporting.unsubscribe(); // stops reporting and removes this lease's series
+ * ```
+ * @param lease The lease to report.
+ * @param options Registry, prefix and buckets.
+ * @returns The reporting; unsubscribe to stop it and remove the lease's series.
+ * @throws TypeError when `lease` is not a WriterLease or `prefix` is not a valid metric name prefix.
+ */
+export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = {}): Subscription {
+  const { registry = defaultRegistry, prefix = 'writer_lease_', buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] } =
+    options;
+  if (typeof lease?.events$?.subscribe !== 'function') {
+    throw new TypeError(`leaseMetrics: lease must be a WriterLease, received ${describeValue(lease)}`);
+  }
+  if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_PREFIX.test(prefix))) {
+    throw new TypeError(`leaseMetrics: options.prefix must match ${METRIC_PREFIX}, received ${describeValue(prefix)}`);
+  }
+  const metrics = metricSetOf(registry, prefix, buckets);
+  const labels = { lease: lease.name };
+  metrics.leases.set(lease.name, lease);
+
+  const reporting = new Subscription();
+  reporting.add(
+    lease.state$.subscribe(({ state, tick }) => {
+      metrics.leader.set(labels, state === LeaseState.Leader ? 1 : 0);
+      metrics.tick.set(labels, tick);
+    }),
+  );
+  reporting.add(
+    lease.events$.subscribe((event) => {
+      switch (event.type) {
+        case 'submitted':
+          metrics.submissions.inc(labels);
+          return;
+        case 'settled':
+          metrics.results.inc({ ...labels, result: event.result });
+          metrics.durations.observe({ ...labels, result: event.result }, (event.at - event.started) / 1_000);
+          return;
+        case 'retried':
+          metrics.retries.inc(labels);
+          return;
+        case 'error':
+          metrics.errors.inc(labels);
+          return;
+        case 'dropped':
+          metrics.dropped.inc({ ...labels, reason: event.reason });
+          return;
+      }
+    }),
+  );
+  reporting.add(() => {
+    metrics.leases.delete(lease.name);
+    for (const metric of [metrics.leader, metrics.tick, metrics.pending, metrics.submissions, metrics.retries, metrics.errors]) {
+      metric.remove(labels);
+    }
+    for (const result of Object.values(WorkResult)) {
+      metrics.results.remove({ ...labels, result });
+      metrics.durations.remove({ ...labels, result });
+    }
+    for (const reason of ['removed', 'extended']) metrics.dropped.remove({ ...labels, reason });
+  });
+  return reporting;
+}
+
+function metricSetOf(registry: Registry, prefix: string, buckets: number[]): MetricSet {
+  let byPrefix = metricSets.get(registry);
+  if (byPrefix === undefined) metricSets.set(registry, (byPrefix = new Map()));
+  const known = byPrefix.get(prefix);
+  if (known !== undefined) return known;
+
+  const registers = [registry];
+  const leases = new Map<string, WriterLease>();
+  const set: MetricSet = {
+    leases,
+    leader: new Gauge({ name: `${prefix}leader`, help: '1 while the lease leads, else 0', labelNames: ['lease'], registers }),
+    tick: new Gauge({ name: `${prefix}tick`, help: "Follower renewals by others in a row", labelNames: ['lease'], registers }),
+    pending: new Gauge({
+      name: `${prefix}pending_keys`,
+      help: 'Keys with pending work',
+      labelNames: ['lease'],
+      registers,
+      // Read at scrape time: counting on every submission would put work on the hot path.
+      collect() {
+        for (const [name, lease] of leases) this.set({ lease: name }, lease.size);
+      },
+    }),
+    submissions: new Counter({ name: `${prefix}submissions_total`, help: 'Units submitted', labelNames: ['lease'], registers }),
+    results: new Counter({
+      name: `${prefix}results_total`,
+      help: 'Units settled, by result',
+      labelNames: ['lease', 'result'],
+      registers,
+    }),
+    retries: new Counter({ name: `${prefix}retries_total`, help: 'Units due again after a retry', labelNames: ['lease'], registers }),
+    errors: new Counter({
+      name: `${prefix}errors_total`,
+      help: 'Units that threw, rejected, errored or returned garbage',
+      labelNames: ['lease'],
+      registers,
+    }),
+    dropped: new Counter({
+      name: `${prefix}dropped_total`,
+      help: 'Pending work forgotten, by reason (removed, extended)',
+      labelNames: ['lease', 'reason'],
+      registers,
+    }),
+    durations: new Histogram({
+      name: `${prefix}work_duration_seconds`,
+      help: 'How long units ran, by result',
+      labelNames: ['lease', 'result'],
+      buckets,
+      registers,
+    }),
+  };
+  byPrefix.set(prefix, set);
+  return set;
+}
