@@ -45,7 +45,15 @@ export interface StatusWriterOptions {
   scheduler?: SchedulerLike;
 }
 
-/** What one unit of the status writer did. */
+/**
+ * What one unit of the status writer did.
+ *
+ * @example
+ * ```ts
+ * writer.events$.pipe(filter((e) => e.type === 'conflict')).subscribe((e) => console.log(e.key, e.generation));
+ * // route/a 4
+ * ```
+ */
 export type StatusWriterEvent =
   | { readonly type: 'written'; readonly key: string; readonly generation: number }
   | { readonly type: 'conflict'; readonly key: string; readonly generation: number }

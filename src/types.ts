@@ -104,9 +104,11 @@ export interface WriterLeaseOptions {
  * ```
  */
 export interface LeaseSnapshot {
+  /** Election, leader or follower. */
   readonly state: LeaseState;
   /** On the scheduler's clock (`scheduler.now()`). */
   readonly expires: number;
+  /** Renewals of someone else's lease in a row, as follower; 0 otherwise. */
   readonly tick: number;
 }
 
@@ -118,6 +120,12 @@ export interface LeaseSnapshot {
  * - `extended`: `extend(key)` dropped it (another writer did the work);
  * - `removed`: `remove(key)` dropped it;
  * - `stopped`: the lease stopped first (the work stays pending in the lease).
+ *
+ * @example
+ * ```ts
+ * outcomes$.pipe(filter(({ status }) => status !== 'done')).subscribe(({ key, status }) => console.log(key, status));
+ * // route/b superseded
+ * ```
  */
 export type TryStatus = 'done' | 'superseded' | 'extended' | 'removed' | 'stopped';
 
@@ -130,8 +138,11 @@ export type TryStatus = 'done' | 'superseded' | 'extended' | 'removed' | 'stoppe
  * ```
  */
 export interface TryOutcome<T> {
+  /** The key `keyOf` gave for the value. */
   key: string;
+  /** The source value. */
   value: T;
+  /** How the submission ended. */
   status: TryStatus;
   /** Set when `status` is `'done'`. */
   result?: WorkResult;

@@ -1,30 +1,67 @@
 import type { Observable } from 'rxjs';
 
-/** The two parts of a record: the desired state and what the replicas report. */
+/**
+ * The two parts of a record: the desired state and what the replicas report.
+ *
+ * @example
+ * ```ts
+ * await store.get<SpecValue>('spec', 'route/a'); // the desired state
+ * ```
+ */
 export type RecordKind = 'spec' | 'status';
 
 /**
  * A value read from a store with the version it was read at. The version is
  * the fencing token: a compare-and-set against a stale version never succeeds.
+ *
+ * @example
+ * ```ts
+ * await store.get('status', 'route/a'); // { value: { generation: 3, ... }, version: 41 }
+ * ```
  */
 export interface Versioned<T> {
+  /** The decoded JSON value. */
   readonly value: T;
   /** Increases with every write of the record (etcd: its mod revision). */
   readonly version: number;
 }
 
-/** Every JSON value in a store has a numeric `generation`. */
+/**
+ * Every JSON value in a store has a numeric `generation`.
+ *
+ * @example
+ * ```ts
+ * const spec: Generational = { generation: 4 };
+ * ```
+ */
 export interface Generational {
+  /** Increases with every change of the desired state. */
   readonly generation: number;
 }
 
-/** The desired state of a record, written by the driver. */
+/**
+ * The desired state of a record, written by the driver.
+ *
+ * @example
+ * ```ts
+ * await store.put('spec', 'route/a', { generation: 4, value: 'admitted' });
+ * ```
+ */
 export interface SpecValue extends Generational {
+  /** What the record should say. */
   readonly value: string;
 }
 
-/** What a replica reported for a record. */
+/**
+ * What a replica reported for a record.
+ *
+ * @example
+ * ```ts
+ * { generation: 4, value: 'admitted', writer: 'router-7f9c', at: 1_795_554_603_686 }
+ * ```
+ */
 export interface StatusValue extends Generational {
+  /** The status computed from the spec of `generation`. */
   readonly value: string;
   /** The name of the replica instance that wrote it. */
   readonly writer: string;
@@ -32,22 +69,48 @@ export interface StatusValue extends Generational {
   readonly at: number;
 }
 
-/** How a compare-and-set ended. */
+/**
+ * How a compare-and-set ended.
+ *
+ * @example
+ * ```ts
+ * await store.compareAndSet('status', 'route/a', status, 41); // { ok: false, reason: 'conflict' }
+ * ```
+ */
 export type CasOutcome =
   | { readonly ok: true; readonly version: number }
   | { readonly ok: false; readonly reason: 'conflict' };
 
-/** One change seen on the change feed. `value` is undefined when the record was deleted. */
+/**
+ * One change seen on the change feed. `value` is undefined when the record was deleted.
+ *
+ * @example
+ * ```ts
+ * store.changes().subscribe((c) => console.log(c.kind, c.key, c.version));
+ * // status route/a 42
+ * ```
+ */
 export interface RecordChange<T = unknown> {
+  /** Which part of the record changed. */
   readonly kind: RecordKind;
+  /** The record's key. */
   readonly key: string;
+  /** The new value; undefined when the record was deleted. */
   readonly value: T | undefined;
+  /** The version after the change (for a deletion: the version it had). */
   readonly version: number;
 }
 
 /**
  * A store of versioned records with an atomic compare-and-set and a change feed.
  * Every adapter (memory, Redis, etcd, PostgreSQL) implements it.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore('redis://127.0.0.1:6379');
+ * const status = await store.get<StatusValue>('status', 'route/a');
+ * await store.compareAndSet('status', 'route/a', next, status?.version ?? null); // { ok: true, version: 43 }
+ * ```
  */
 export interface RecordStore {
   /** Where the store lives, for messages (`memory://`, `redis://127.0.0.1:6379`...). */
