@@ -139,7 +139,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     let killed: Promise<void> = Promise.resolve();
     if (killLeaderAfter !== undefined) {
       killed = new Promise<void>((resolve) => {
-        killTimer = setTimeout(() => resolve(killLeader()), killLeaderAfter);
+        killTimer = setTimeout(() => resolve(killLeader(counter, handles, { strategy, leaseDuration })), killLeaderAfter);
       });
     }
     await driver.run();
@@ -164,20 +164,6 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       ...counter.figures(),
       durationMs,
     };
-
-    /** Kills the replica leading now; during the election, the first to lead. */
-    async function killLeader(): Promise<void> {
-      if (strategy === 'writer-lease' && !counter.replicas.some(({ state }) => state === LeaseState.Leader)) {
-        const reports$ = merge(...handles.map((handle) => handle.reports$));
-        const leads$ = reports$.pipe(filter((report) => report.type === 'state' && report.state === LeaseState.Leader));
-        await firstValueFrom(race(leads$, timer(2 * leaseDuration)), { defaultValue: undefined });
-      }
-      const name = counter.leader();
-      const handle = handles.find((h) => h.name === name);
-      if (handle === undefined) return;
-      counter.killed(handle.name, Date.now());
-      handle.kill();
-    }
   } finally {
     clearTimeout(killTimer);
     view?.stop();
@@ -186,6 +172,28 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     for (const subscription of subscriptions) subscription.unsubscribe();
     await store.close();
   }
+}
+
+/**
+ * Kills the replica that leads now. A writer lease still in its election
+ * gets up to 2 × leaseDuration to elect one; uncoordinated replicas never
+ * lead, so the one that wrote last stands for the leader.
+ */
+async function killLeader(
+  counter: FigureCounter,
+  handles: readonly ReplicaHandle[],
+  { strategy, leaseDuration }: { strategy: Strategy; leaseDuration: number },
+): Promise<void> {
+  if (strategy === 'writer-lease' && !counter.replicas.some(({ state }) => state === LeaseState.Leader)) {
+    const leads$ = merge(...handles.map((handle) => handle.reports$)).pipe(
+      filter((report) => report.type === 'state' && report.state === LeaseState.Leader),
+    );
+    await firstValueFrom(race(leads$, timer(2 * leaseDuration)), { defaultValue: undefined });
+  }
+  const handle = handles.find(({ name }) => name === counter.leader());
+  if (handle === undefined) return;
+  counter.killed(handle.name, Date.now());
+  handle.kill();
 }
 
 /**
