@@ -177,25 +177,7 @@ export interface Violation {
   readonly invariant: Invariant;
   readonly at: number;
   readonly message: string;
-  /**
-   * Set when this is a deviation already reported and kept as a
-   * `test.failing` (see "known deviations" in properties.spec.ts): the
-   * properties leave it out, so that they go on checking everything else.
-   */
-  readonly known?: Known;
 }
-
-/**
- * Deviations of `src/` from the spec that these properties found and that
- * are still open, kept apart so that the properties go on checking
- * everything else:
- *
- * - `B4` a key whose newer submission comes due while its previous run is
- *   still going (workers > 1) is re-queued at the time that run settles (or
- *   the lease stops), behind keys that came due after it (rule 2: earliest
- *   due first; rule 3: the newer submission "is processed next").
- */
-export type Known = 'B4';
 
 export interface ModelOptions {
   readonly leaseDuration: number;
@@ -273,8 +255,6 @@ export class LeaseModel {
   #resumedAt = -Infinity;
   /** The random draws of the policy's latest call, per tick: the exact backoff the spec gives for them. */
   readonly #draws = new Map<number, readonly number[]>();
-  /** Keys whose pending submission came while their previous run was going (see `B4`). */
-  readonly #submittedWhileRunning = new Set<string>();
 
   constructor(
     readonly options: ModelOptions,
@@ -484,7 +464,6 @@ export class LeaseModel {
     }
     this.#setDue(key, due);
 
-    if (this.running.has(key)) this.#submittedWhileRunning.add(key);
     const previous = this.pending.get(key);
     this.pending.set(key, id);
     if (previous === undefined) return;
@@ -562,14 +541,12 @@ export class LeaseModel {
             'order',
             at,
             `"${short(key)}" (due ${due}) started before "${short(other)}" (due ${otherDue})`,
-            this.#submittedWhileRunning.has(other) ? 'B4' : undefined,
           );
         }
       }
     }
     this.due.delete(key);
     this.#survivors.delete(key);
-    this.#submittedWhileRunning.delete(key);
     const submission = this.submissions.get(id);
     const call = submission === undefined ? 0 : submission.calls++;
     this.running.set(key, {
@@ -668,7 +645,6 @@ export class LeaseModel {
     this.#commandSaw.dropped = true;
     this.pending.delete(key);
     this.due.delete(key);
-    this.#submittedWhileRunning.delete(key);
     this.#end(id, reason, at);
     // Rule 5: as follower, tick += 1 and expires = now + backoffDuration(tick).
     if (reason === 'extended' && this.state.state === 'follower') {
@@ -817,10 +793,8 @@ export class LeaseModel {
   }
 
   /** Records a violation (also used by the test for what only it can see). */
-  fail(invariant: Invariant, at: number, message: string, known?: Known): void {
-    this.violations.push(
-      known === undefined ? { invariant, at, message } : { invariant, at, message: `${known}: ${message}`, known },
-    );
+  fail(invariant: Invariant, at: number, message: string): void {
+    this.violations.push({ invariant, at, message });
   }
 }
 

@@ -10,7 +10,7 @@
  * list it found. To look into one:
  * - `FC_SEED=<seed> FC_PATH=<path> npx jest marbles/properties -t '<name>'` replays it;
  * - `FC_SCENARIO=<file.json>` (the counterexample saved as JSON) adds a test
- *   that replays it against every invariant, strict; with `FC_TRACE=1` each
+ *   that replays it against every invariant; with `FC_TRACE=1` each
  *   simulation prints its events and what the model found.
  */
 import { readFileSync } from 'node:fs';
@@ -413,13 +413,10 @@ const ALL_INVARIANTS: readonly Invariant[] = [
 
 /**
  * Throws with every violation of `invariants`, so that fast-check shows them
- * with the counterexample. Known deviations (see `Known` in model.ts) count
- * only when `strict`: each has its own `test.failing` below.
+ * with the counterexample.
  */
-function assertNone(violations: readonly Violation[], invariants: readonly Invariant[], strict = false): void {
-  const found = violations.filter(
-    (violation) => invariants.includes(violation.invariant) && (strict || violation.known === undefined),
-  );
+function assertNone(violations: readonly Violation[], invariants: readonly Invariant[]): void {
+  const found = violations.filter((violation) => invariants.includes(violation.invariant));
   if (found.length === 0) return;
   const lines = found.slice(0, 10).map(({ invariant, at, message }) => `  [${invariant}] at ${at}: ${message}`);
   if (found.length > 10) lines.push(`  … ${found.length - 10} more`);
@@ -440,9 +437,9 @@ async function peek<T>(promise: Promise<T>): Promise<{ settled: false } | { sett
 describe('properties of the lease against the reference model (virtual time)', () => {
   const scenarioFile = process.env.FC_SCENARIO;
   if (scenarioFile !== undefined) {
-    it('replays the scenario in FC_SCENARIO (a counterexample saved as JSON), strict', () => {
+    it('replays the scenario in FC_SCENARIO (a counterexample saved as JSON)', () => {
       const scenario = JSON.parse(readFileSync(scenarioFile, 'utf8')) as Scenario;
-      assertNone(simulate(scenario).violations, ALL_INVARIANTS, true);
+      assertNone(simulate(scenario).violations, ALL_INVARIANTS);
     });
   }
 
@@ -550,16 +547,14 @@ describe('properties of the lease against the reference model (virtual time)', (
   });
 });
 
-// ---- known deviations -------------------------------------------------------------
+// ---- found, and fixed --------------------------------------------------------------
 
 /**
- * What the properties found in src/ and is still open: each case is the
- * smallest fast-check found (seed and path to replay it with the property
- * named), run against the model in strict mode, plus the same deviation as a
- * readable marble test. `test.failing` passes while the deviation is there:
- * once src/ is fixed it fails, and the case becomes a plain `it`.
+ * What the properties found in src/, kept as regression tests: the smallest
+ * case fast-check found, run against the model, plus the same case as a
+ * readable marble test.
  */
-describe('known deviations from the spec (test.failing until src/ is fixed)', () => {
+describe('regressions the properties found', () => {
   /**
    * B4, rule 2 "earliest due first" and rule 3 "a newer submission made while
    * it ran stays and is processed next": with workers > 1, a newer submission
@@ -568,9 +563,9 @@ describe('known deviations from the spec (test.failing until src/ is fixed)', ()
    * the settle time. Keys that came due after it, but before the settle, now
    * go first. Found by "rule 2: earliest due first", seed 1671091173, path
    * 264:8:2:1:1:1:2:3:2:3:3:3:3:7:6:6:2:5:7:5:5:6:6:9:12:13:5:5:5:7:5:5:12:5:5:7:5:14:14:14:17:17:18:1:8:9:13:13:13:14:3:10:5:9:3:9:16:16:16:16:16:16:16:4:6:10:10:10:10:10:10:10
-   * (`FC_SEED=... FC_PATH=... npx jest marbles/properties -t 'earliest due'`, with the model's B4 tolerance off).
+   * (`FC_SEED=... FC_PATH=... npx jest marbles/properties -t 'earliest due'`).
    */
-  test.failing('B4: the newer submission of a busy key keeps its due time (found case, strict model)', () => {
+  it('B4: the newer submission of a busy key keeps its due time (found case)', () => {
     const scenario: Scenario = {
       options: {
         leaseDuration: 190,
@@ -615,11 +610,11 @@ describe('known deviations from the spec (test.failing until src/ is fixed)', ()
         },
       ],
     };
-    // at 6: "ключ" (due 6) starts before "a" (due 5)
-    assertNone(simulate(scenario).violations, ['order'], true);
+    // before the fix, at 6: "ключ" (due 6) started before "a" (due 5)
+    assertNone(simulate(scenario).violations, ['order']);
   });
 
-  test.failing('B4: the newer submission of a busy key keeps its due time (marbles)', () => {
+  it('B4: the newer submission of a busy key keeps its due time (marbles)', () => {
     const started: string[] = [];
     const scheduler = new TestScheduler(() => undefined);
     scheduler.run(({ cold }) => {

@@ -63,8 +63,12 @@ interface KeyEntry extends QueueSlot {
   /** The latest submission not yet finished: what runs when the key comes due. */
   pending: Submission | undefined;
   running: Running | undefined;
-  /** The key came due while its unit ran: it runs once that unit settles. */
-  dueWhileRunning: boolean;
+  /**
+   * When the key came due while its unit ran. It is queued again at that
+   * time once the unit settles, so it keeps its place among the keys that
+   * came due after it.
+   */
+  dueWhileRunning: number | undefined;
 }
 
 const OWNER = 'WriterLease';
@@ -472,7 +476,7 @@ export class WriterLease {
   #entry(key: string): KeyEntry {
     let entry = this.#keys.get(key);
     if (entry === undefined) {
-      entry = { key, pending: undefined, running: undefined, dueWhileRunning: false, at: 0, seq: 0, index: NOT_QUEUED };
+      entry = { key, pending: undefined, running: undefined, dueWhileRunning: undefined, at: 0, seq: 0, index: NOT_QUEUED };
       this.#keys.set(key, entry);
     }
     return entry;
@@ -490,7 +494,7 @@ export class WriterLease {
     const { pending } = entry;
     if (pending === undefined) return false;
     entry.pending = undefined;
-    entry.dueWhileRunning = false;
+    entry.dueWhileRunning = undefined;
     this.#pendingCount--;
     this.#due.delete(entry);
     this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
@@ -529,7 +533,7 @@ export class WriterLease {
   /** Rule 2, for one due key. */
   #process(entry: KeyEntry, now: number): void {
     if (entry.running !== undefined) {
-      entry.dueWhileRunning = true;
+      entry.dueWhileRunning ??= entry.at;
       return;
     }
     const submission = entry.pending;
@@ -619,9 +623,9 @@ export class WriterLease {
       entry.pending = undefined;
       this.#pendingCount--;
     }
-    if (entry.dueWhileRunning) {
-      entry.dueWhileRunning = false;
-      if (entry.pending !== undefined) this.#due.add(entry, now);
+    if (entry.dueWhileRunning !== undefined) {
+      if (entry.pending !== undefined) this.#due.add(entry, entry.dueWhileRunning);
+      entry.dueWhileRunning = undefined;
     }
     this.#release(entry);
     this.#startDueWork();
@@ -680,8 +684,9 @@ export class WriterLease {
       running.subscription?.unsubscribe();
       entry.running = undefined;
       // The abandoned unit's work must run again; a newer submission keeps its own due time.
-      if (entry.pending === running.submission || entry.dueWhileRunning) this.#due.add(entry, now);
-      entry.dueWhileRunning = false;
+      if (entry.pending === running.submission) this.#due.add(entry, now);
+      else if (entry.dueWhileRunning !== undefined) this.#due.add(entry, entry.dueWhileRunning);
+      entry.dueWhileRunning = undefined;
       this.#release(entry);
     }
     this.#runningCount = 0;
