@@ -697,7 +697,7 @@ export class LeaseModel {
         `follower expires ${snapshot.expires - at} after now, above leaseDuration ${this.options.leaseDuration}`,
       );
     }
-    this.state = { state: snapshot.state as State, expires: snapshot.expires, tick: snapshot.tick };
+    this.state = { state: snapshot.state, expires: snapshot.expires, tick: snapshot.tick };
   }
 
   #stopped({ pending, at }: Extract<LeaseEvent, { type: 'stopped' }>): void {

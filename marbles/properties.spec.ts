@@ -89,7 +89,7 @@ const weighted = <T>(...options: [number, fc.Arbitrary<T>][]) =>
 
 const unitArb = (maxDelay: number): fc.Arbitrary<UnitSpec> =>
   fc.record({
-    result: fc.constantFrom('extend', 'release', 'none') as fc.Arbitrary<UnitSpec['result']>,
+    result: fc.constantFrom('extend', 'release', 'none'),
     retries: weighted([3, fc.constant(0)], [1, fc.integer({ min: 1, max: 2 })]),
     bare: fc.boolean(),
     fault: weighted<UnitSpec['fault']>(

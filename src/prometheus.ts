@@ -135,7 +135,7 @@ export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = 
 
 function metricSetOf(registry: Registry, prefix: string, buckets: number[]): MetricSet {
   let byPrefix = metricSets.get(registry);
-  if (byPrefix === undefined) metricSets.set(registry, (byPrefix = new Map()));
+  if (byPrefix === undefined) metricSets.set(registry, (byPrefix = new Map<string, MetricSet>()));
   const known = byPrefix.get(prefix);
   if (known !== undefined) return known;
 

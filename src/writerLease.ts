@@ -696,7 +696,7 @@ export class WriterLease {
   // ---- helpers ------------------------------------------------------------
 
   #emit(event: DistributiveOmit<LeaseEvent, 'lease'>): void {
-    if (this.#events.observed) this.#events.next({ ...event, lease: this.#name } as LeaseEvent);
+    if (this.#events.observed) this.#events.next({ ...event, lease: this.#name });
   }
 
   /** Whether we lead, once the election has ended. */

@@ -16,6 +16,7 @@ import { StoreClientMissingError } from './errors';
  */
 export function loadClient<T>(packageName: string, url: string): T {
   try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- an optional peer, loaded only when its store is opened
     return require(packageName) as T;
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw cause;

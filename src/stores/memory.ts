@@ -170,12 +170,11 @@ export class MemoryStore implements RecordStore {
     }
   }
 
+  /** Whatever `body` throws becomes the rejection, as with a real store. */
   #run<R>(call: string, body: () => R): Promise<R> {
-    if (this.#closed) return Promise.reject(new StoreClosedError({ url: this.url, call }));
-    try {
-      return Promise.resolve(body());
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return new Promise<R>((resolve) => {
+      if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+      resolve(body());
+    });
   }
 }

@@ -267,21 +267,23 @@ class PostgresStore implements RecordStore {
 
   #relisten(attempt: number): void {
     if (this.#closed) return;
-    this.#relistenTimer = setTimeout(async () => {
-      try {
-        await this.#listen();
-      } catch {
-        this.#relisten(attempt + 1);
-        return;
-      }
-      this.#feed.resync();
-    }, reconnectDelay(attempt));
+    this.#relistenTimer = setTimeout(() => void this.#listenAgain(attempt), reconnectDelay(attempt));
+  }
+
+  async #listenAgain(attempt: number): Promise<void> {
+    try {
+      await this.#listen();
+    } catch {
+      this.#relisten(attempt + 1);
+      return;
+    }
+    this.#feed.resync();
   }
 
   #onNotification(payload: string): void {
     let notification: Notification;
     try {
-      notification = JSON.parse(payload);
+      notification = JSON.parse(payload) as Notification;
     } catch {
       // Someone else's NOTIFY on our channel.
       return;

@@ -206,7 +206,7 @@ class RedisStore implements RecordStore {
     return this.#feed.changes$;
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed = true;
     this.#feed.close();
     for (const connection of [this.#commands, this.#subscriber]) {
@@ -214,6 +214,7 @@ class RedisStore implements RecordStore {
       // which would keep the process alive after a failed open.
       if (connection.status !== 'end') connection.disconnect();
     }
+    return Promise.resolve();
   }
 
   #write(
@@ -273,7 +274,7 @@ class RedisStore implements RecordStore {
   #onMessage(message: string): void {
     let change: RecordChange;
     try {
-      const { kind, key, version, value } = JSON.parse(message);
+      const { kind, key, version, value } = JSON.parse(message) as Omit<RecordChange, 'value'> & { value: unknown };
       change = { kind, key, version, value: value === null ? undefined : value };
     } catch {
       // Another publisher on our channel: not a change of ours.
