@@ -1,8 +1,8 @@
 import { from, map, toArray } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
-import { WorkResult, WriterLease } from '../src';
+import { WorkResult, WriterLease, exponentialBackoff, type BackoffPolicy } from '../src';
 
-// The README's examples, run as written, so that the README cannot drift from the behaviour.
+// The examples of the README and the guides, run as written, so that they cannot drift from the behaviour.
 describe('README', () => {
   it('marble-tests a backoff policy', () => {
     const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
@@ -37,6 +37,39 @@ describe('README', () => {
       );
       expectObservable(outcomes).toBe('(x|)', {
         x: ['b superseded undefined', 'a done extend', 'b done extend'],
+      });
+    });
+  });
+});
+
+describe('docs/testing-backoff.md', () => {
+  it('grows ×4 from 20 ms without jitter', () => {
+    const backoff = exponentialBackoff({ jitter: 0 });
+    expect([0, 1, 2, 3].map(backoff)).toEqual([20, 80, 320, 1_280]);
+  });
+
+  it('stays within its jitter bounds', () => {
+    const backoff = exponentialBackoff({ random: () => 0.999 }); // the largest draw
+    expect(backoff(2)).toBeLessThanOrEqual(20 * (1.5 * 4) ** 2);
+  });
+
+  it('makes a follower wait 5 ms × (tick + 1)', () => {
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(({ time, hot, expectObservable }) => {
+      const step = time('-----|'); // 5 ms
+      const linear: BackoffPolicy = (tick) => step * (tick + 1);
+      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 1, backoff: linear, scheduler });
+      lease.run();
+
+      // Every write conflicts: release and retry, at 0, then each time the follower lease runs out.
+      hot('r').subscribe(() => lease.try('k', () => ({ result: WorkResult.Release, retry: true })));
+      hot('-'.repeat(30) + 's').subscribe(() => lease.remove('k'));
+
+      expectObservable(lease.state$.pipe(map((s) => `${s.state}/${s.tick}/${s.expires}`))).toBe('(ab) 1ms c 9ms d', {
+        a: 'election/0/0',
+        b: 'follower/0/5', // released at 0: waits 5
+        c: 'follower/1/15', // released at 5: waits 10
+        d: 'follower/2/30', // released at 15: waits 15
       });
     });
   });
