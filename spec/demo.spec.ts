@@ -25,7 +25,13 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
   }, RUN_MS);
 
   it('writer-lease: converges with about one attempt per update and no idle writes', () => {
-    expect(writerLease).toMatchObject({ store: 'memory', strategy: 'writer-lease', replicas: 3, keys: 10, updates: 100 });
+    expect(writerLease).toMatchObject({
+      store: 'memory',
+      strategy: 'writer-lease',
+      replicas: 3,
+      keys: 10,
+      updates: 100,
+    });
     expect(writerLease.converged).toBe(true);
     expect(writerLease.attemptsPerUpdate).toBeLessThanOrEqual(1.1);
     expect(writerLease.writes).toBeLessThanOrEqual(writerLease.updates);
@@ -42,15 +48,19 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
     expect(uncoordinated.idleWrites).toBe(0);
   });
 
-  it('kill the leader: another replica takes over within leaseDuration + retryInterval + one backoff step', async () => {
-    const killed = await runDemo(demo(['--rate', '200', '--updates', '300', '--kill-leader-after', '300']));
-    expect(killed.converged).toBe(true);
-    expect(killed.failoverMs).not.toBeNull();
-    expect(killed.failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND);
-    // The followers waited for the dead leader's lease to run out rather than jumping in at once.
-    expect(killed.failoverMs).toBeGreaterThanOrEqual(LEASE.leaseDuration / 2);
-    expect(killed.idleWrites).toBe(0);
-  }, RUN_MS);
+  it(
+    'kill the leader: another replica takes over within leaseDuration + retryInterval + one backoff step',
+    async () => {
+      const killed = await runDemo(demo(['--rate', '200', '--updates', '300', '--kill-leader-after', '300']));
+      expect(killed.converged).toBe(true);
+      expect(killed.failoverMs).not.toBeNull();
+      expect(killed.failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND);
+      // The followers waited for the dead leader's lease to run out rather than jumping in at once.
+      expect(killed.failoverMs).toBeGreaterThanOrEqual(LEASE.leaseDuration / 2);
+      expect(killed.idleWrites).toBe(0);
+    },
+    RUN_MS,
+  );
 });
 
 describe('command line', () => {
@@ -118,29 +128,66 @@ describe('the built CLI', () => {
     }
   };
 
-  it('--json: one JSON object with the figures, the last and only line of stdout', async () => {
-    const { code, stdout } = await cli(['demo', '--updates', '30', '--rate', '300', '--lease-duration', '100', '--json']);
-    expect(code).toBe(0);
-    const lines = stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(1);
-    const summary = JSON.parse(lines[0]) as DemoSummary;
-    expect(Object.keys(summary).sort()).toEqual(
-      [
-        'store', 'strategy', 'replicas', 'keys', 'durationMs', 'updates', 'writes', 'conflicts',
-        'attemptsPerUpdate', 'writesPerUpdate', 'idleWrites', 'failoverMs', 'converged',
-      ].sort(),
-    );
-    expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });
-  }, RUN_MS);
+  it(
+    '--json: one JSON object with the figures, the last and only line of stdout',
+    async () => {
+      const { code, stdout } = await cli([
+        'demo',
+        '--updates',
+        '30',
+        '--rate',
+        '300',
+        '--lease-duration',
+        '100',
+        '--json',
+      ]);
+      expect(code).toBe(0);
+      const lines = stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      const summary = JSON.parse(lines[0]) as DemoSummary;
+      expect(Object.keys(summary).sort()).toEqual(
+        [
+          'store',
+          'strategy',
+          'replicas',
+          'keys',
+          'durationMs',
+          'updates',
+          'writes',
+          'conflicts',
+          'attemptsPerUpdate',
+          'writesPerUpdate',
+          'idleWrites',
+          'failoverMs',
+          'converged',
+        ].sort(),
+      );
+      expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });
+    },
+    RUN_MS,
+  );
 
-  it('without --json: progress lines, then the table of figures', async () => {
-    const { code, stdout } = await cli(['demo', '--updates', '30', '--rate', '300', '--lease-duration', '100']);
-    expect(code).toBe(0);
-    expect(stdout).toContain('memory · writer-lease · 3 replicas · 10 keys');
-    for (const figure of ['updates', 'writes', 'conflicts', 'attemptsPerUpdate', 'writesPerUpdate', 'idleWrites', 'failoverMs', 'converged']) {
-      expect(stdout).toMatch(new RegExp(`^  ${figure} +\\S+`, 'm'));
-    }
-  }, RUN_MS);
+  it(
+    'without --json: progress lines, then the table of figures',
+    async () => {
+      const { code, stdout } = await cli(['demo', '--updates', '30', '--rate', '300', '--lease-duration', '100']);
+      expect(code).toBe(0);
+      expect(stdout).toContain('memory · writer-lease · 3 replicas · 10 keys');
+      for (const figure of [
+        'updates',
+        'writes',
+        'conflicts',
+        'attemptsPerUpdate',
+        'writesPerUpdate',
+        'idleWrites',
+        'failoverMs',
+        'converged',
+      ]) {
+        expect(stdout).toMatch(new RegExp(`^  ${figure} +\\S+`, 'm'));
+      }
+    },
+    RUN_MS,
+  );
 
   it.each([
     [['demo', '--replicas', 'many'], '--replicas: expected an integer >= 1, received "many"'],
@@ -154,14 +201,18 @@ describe('the built CLI', () => {
     expect(stderr).toContain(message);
   });
 
-  it('a store that is down: exit 1 within seconds, naming the URL', async () => {
-    const url = `redis://127.0.0.1:${await freePort()}`;
-    const started = Date.now();
-    const { code, stderr } = await cli(['demo', '--store', url]);
-    expect(code).toBe(1);
-    expect(stderr).toContain(`Cannot reach the store at ${url}`);
-    expect(Date.now() - started).toBeLessThan(10_000);
-  }, RUN_MS);
+  it(
+    'a store that is down: exit 1 within seconds, naming the URL',
+    async () => {
+      const url = `redis://127.0.0.1:${await freePort()}`;
+      const started = Date.now();
+      const { code, stderr } = await cli(['demo', '--store', url]);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`Cannot reach the store at ${url}`);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    },
+    RUN_MS,
+  );
 });
 
 /**
@@ -175,7 +226,17 @@ function buildCli(name: string): string {
   const tsc = require.resolve('typescript/bin/tsc');
   const built = spawnSync(
     process.execPath,
-    [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'],
+    [
+      tsc,
+      '-p',
+      path.join(root, 'tsconfig.build.json'),
+      '--outDir',
+      outDir,
+      '--declaration',
+      'false',
+      '--sourceMap',
+      'false',
+    ],
     { encoding: 'utf8' },
   );
   if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);

@@ -90,17 +90,20 @@ export class UsageError extends Error {
   }
 }
 
-/** Defaults shared by the demo and the replica command. */
+/** Milliseconds a leader's write holds the lease, by default, in the demo and the replica command. */
 export const DEFAULT_LEASE_DURATION = 1000;
+/** Milliseconds before a refused write is tried again, by default, in the demo and the replica command. */
 export const DEFAULT_RETRY_INTERVAL = 100;
 const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
 
+/** The usage of `rx-writer-lease demo`, printed with every bad argument. */
 export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H:P|etcd://H:P|postgres://U@H:P/DB]
                           [--replicas 3] [--keys 10] [--updates 100] [--rate 50]
                           [--lease-duration 1000] [--retry-interval 100]
                           [--strategy writer-lease|uncoordinated]
                           [--kill-leader-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
 
+/** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
                              [--name NAME] [--lease-duration 1000] [--retry-interval 100]
                              [--strategy writer-lease|uncoordinated] [--prefix wl]`;
@@ -150,11 +153,14 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
   };
   checkKill(options);
   if (options.latency !== undefined && options.store !== 'memory' && options.store !== 'memory://') {
-    throw new UsageError(`--latency: applies to --store memory only (a real store has its own), received --store ${options.store}`, {
-      flag: '--latency',
-      expected: '--store memory',
-      received: options.store,
-    });
+    throw new UsageError(
+      `--latency: applies to --store memory only (a real store has its own), received --store ${options.store}`,
+      {
+        flag: '--latency',
+        expected: '--store memory',
+        received: options.store,
+      },
+    );
   }
   return options;
 }
@@ -182,10 +188,13 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
   });
   const store = flags.store as string | undefined;
   if (store === undefined) {
-    throw new UsageError('--store: expected a store URL (redis://H:P, etcd://H:P or postgres://U@H:P/DB), received nothing', {
-      flag: '--store',
-      expected: 'a store URL',
-    });
+    throw new UsageError(
+      '--store: expected a store URL (redis://H:P, etcd://H:P or postgres://U@H:P/DB), received nothing',
+      {
+        flag: '--store',
+        expected: 'a store URL',
+      },
+    );
   }
   if (store === 'memory' || store === 'memory://') {
     throw new UsageError(
@@ -208,11 +217,14 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
 function checkKill({ killLeaderAfter, replicas, updates, rate }: DemoOptions): void {
   if (killLeaderAfter === undefined) return;
   if (replicas < 2) {
-    throw new UsageError(`--kill-leader-after: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`, {
-      flag: '--kill-leader-after',
-      expected: '--replicas >= 2',
-      received: String(replicas),
-    });
+    throw new UsageError(
+      `--kill-leader-after: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`,
+      {
+        flag: '--kill-leader-after',
+        expected: '--replicas >= 2',
+        received: String(replicas),
+      },
+    );
   }
   const lastChange = ((updates - 1) * 1000) / rate;
   if (killLeaderAfter >= lastChange) {
@@ -289,13 +301,19 @@ function readFlags(argv: readonly string[], kinds: Record<string, FlagKind>): Re
     const flag = `--${name}`;
     const kind = kinds[name];
     if (kind === undefined) {
-      const known = Object.keys(kinds).map((known) => `--${known}`).join(', ');
+      const known = Object.keys(kinds)
+        .map((known) => `--${known}`)
+        .join(', ');
       throw new UsageError(`unknown flag ${flag}; expected one of ${known}`, { flag, received: arg });
     }
     if (name in values) throw new UsageError(`${flag}: given twice; expected it at most once`, { flag });
     if (kind.isSwitch) {
       if (inline !== undefined) {
-        throw new UsageError(`${flag}: expected no value, received "${inline}"`, { flag, expected: 'no value', received: inline });
+        throw new UsageError(`${flag}: expected no value, received "${inline}"`, {
+          flag,
+          expected: 'no value',
+          received: inline,
+        });
       }
       values[name] = true;
       continue;

@@ -88,8 +88,18 @@ const READY_TIMEOUT_MS = 30_000;
  *   an Error when a replica process fails to start.
  */
 export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): Promise<DemoSummary> {
-  const { replicas: replicaCount, keys: keyCount, updates, rate, leaseDuration, retryInterval, strategy, killLeaderAfter, prefix, seed } =
-    options;
+  const {
+    replicas: replicaCount,
+    keys: keyCount,
+    updates,
+    rate,
+    leaseDuration,
+    retryInterval,
+    strategy,
+    killLeaderAfter,
+    prefix,
+    seed,
+  } = options;
   const { view, replicaCommand = defaultReplicaCommand() } = run;
   const memory = isMemory(options.store);
   const store = await openStore(options.store, { prefix });
@@ -116,13 +126,13 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     }
 
     let phase: DemoPhase = 'starting';
-    let started: number | undefined;
+    let started = 0;
     view?.start(() => ({
       store: maskPassword(options.store),
       strategy,
       keys: keyCount,
       phase,
-      elapsedMs: started === undefined ? 0 : Date.now() - started,
+      elapsedMs: started === 0 ? 0 : Date.now() - started,
       updates: counter.updates,
       totalUpdates: updates,
       replicas: counter.replicas,
@@ -139,7 +149,10 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     let killed: Promise<void> = Promise.resolve();
     if (killLeaderAfter !== undefined) {
       killed = new Promise<void>((resolve) => {
-        killTimer = setTimeout(() => resolve(killLeader(counter, handles, { strategy, leaseDuration })), killLeaderAfter);
+        killTimer = setTimeout(
+          () => resolve(killLeader(counter, handles, { strategy, leaseDuration })),
+          killLeaderAfter,
+        );
       });
     }
     await driver.run();
@@ -209,7 +222,17 @@ function isMemory(url: string): boolean {
   return url === 'memory' || url === 'memory://';
 }
 
-/** A URL with a password is printed with `***` in its place. */
+/**
+ * A store URL fit to print: its password, if any, replaced by `***`.
+ *
+ * @example
+ * ```ts
+ * maskPassword('postgres://app:secret@db:5432/app'); // 'postgres://app:***@db:5432/app'
+ * maskPassword('memory'); // 'memory'
+ * ```
+ * @param url The store URL as given.
+ * @returns The URL to print.
+ */
 export function maskPassword(url: string): string {
   try {
     const parsed = new URL(url);

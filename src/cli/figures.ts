@@ -1,4 +1,4 @@
-import type { LeaseState } from '../types';
+import { LeaseState } from '../types';
 import type { SpecUpdate } from './driver';
 import type { ReplicaReport } from './replica';
 
@@ -143,8 +143,11 @@ export class FigureCounter {
   leader(): string | undefined {
     const up = this.#tallies.filter(({ state }) => !['killed', 'stopped', 'gone'].includes(state));
     const latest = (tallies: ReplicaTally[]) =>
-      tallies.reduce<ReplicaTally | undefined>((best, t) => (best === undefined || t.lastWriteAt > best.lastWriteAt ? t : best), undefined);
-    return (latest(up.filter(({ state }) => state === 'leader')) ?? latest(up))?.name;
+      tallies.reduce<ReplicaTally | undefined>(
+        (best, t) => (best === undefined || t.lastWriteAt > best.lastWriteAt ? t : best),
+        undefined,
+      );
+    return (latest(up.filter(({ state }) => state === LeaseState.Leader)) ?? latest(up))?.name;
   }
 
   /**

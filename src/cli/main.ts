@@ -11,9 +11,11 @@ export interface CliIO {
   readonly stderr: ViewStream & NodeJS.WritableStream;
 }
 
-/** Exit codes: 0 done, 1 the store (or a replica) failed, 2 the command line is wrong. */
+/** Exit code: done. */
 export const EXIT_OK = 0;
+/** Exit code: the store cannot be reached, or a replica process failed. */
 export const EXIT_FAILURE = 1;
+/** Exit code: the command line is wrong. */
 export const EXIT_USAGE = 2;
 
 const USAGE = `rx-writer-lease: replicas that keep shared records' statuses, one write per change.
@@ -72,6 +74,11 @@ export async function main(argv: readonly string[], io: CliIO = process): Promis
  * SIGINT during a demo exits at once with 130; the replica processes it
  * started are killed on the way out.
  *
+ * @example
+ * ```js
+ * // bin/rx-writer-lease.js
+ * require('../dist/cli/main.js').runCli(process.argv.slice(2));
+ * ```
  * @param argv The arguments after the program.
  */
 export function runCli(argv: readonly string[]): void {
@@ -84,7 +91,9 @@ export function runCli(argv: readonly string[]): void {
   main(argv).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`rx-writer-lease: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `rx-writer-lease: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
       process.exit(EXIT_FAILURE);
     },
   );

@@ -1,4 +1,14 @@
-import { Subject, distinctUntilChanged, filter, firstValueFrom, map, race, timer, type Observable, type Subscription } from 'rxjs';
+import {
+  Subject,
+  distinctUntilChanged,
+  filter,
+  firstValueFrom,
+  map,
+  race,
+  timer,
+  type Observable,
+  type Subscription,
+} from 'rxjs';
 import { ContentionTracker } from '../contentionTracker';
 import { StatusWriter, type StatusWriterEvent } from '../statusWriter';
 import type { RecordStore } from '../stores/store';
@@ -25,13 +35,31 @@ export type ReplicaReport =
   /** Its lease's state changed (election, leader, follower). */
   | { readonly type: 'state'; readonly replica: string; readonly state: LeaseState; readonly at: number }
   /** A compare-and-set of a status succeeded. */
-  | { readonly type: 'written'; readonly replica: string; readonly key: string; readonly generation: number; readonly at: number }
+  | {
+      readonly type: 'written';
+      readonly replica: string;
+      readonly key: string;
+      readonly generation: number;
+      readonly at: number;
+    }
   /** A compare-and-set of a status was refused on its version. */
-  | { readonly type: 'conflict'; readonly replica: string; readonly key: string; readonly generation: number; readonly at: number }
+  | {
+      readonly type: 'conflict';
+      readonly replica: string;
+      readonly key: string;
+      readonly generation: number;
+      readonly at: number;
+    }
   /** The contention tracker made the replica stand down on a key. */
   | { readonly type: 'contended'; readonly replica: string; readonly key: string; readonly at: number }
   /** A store call failed; the unit is retried. */
-  | { readonly type: 'error'; readonly replica: string; readonly key: string; readonly message: string; readonly at: number }
+  | {
+      readonly type: 'error';
+      readonly replica: string;
+      readonly key: string;
+      readonly message: string;
+      readonly at: number;
+    }
   /** Stopped cleanly, with its totals; the last report. */
   | {
       readonly type: 'stopped';
@@ -181,7 +209,13 @@ export class Replica {
       await firstValueFrom(race(this.#settled.pipe(filter(() => this.#inFlight <= 0)), timer(DRAIN_TIMEOUT_MS)));
     }
     this.#end();
-    this.#send({ type: 'stopped', replica: this.#name, writes: this.#writes, conflicts: this.#conflicts, at: Date.now() });
+    this.#send({
+      type: 'stopped',
+      replica: this.#name,
+      writes: this.#writes,
+      conflicts: this.#conflicts,
+      at: Date.now(),
+    });
     this.#over = true;
     this.#reports.complete();
   }

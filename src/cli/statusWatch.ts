@@ -44,7 +44,11 @@ export class StatusWatch {
       .pipe(filter((change) => change.kind === 'status'))
       .subscribe((change) => {
         const generation = (change.value as StatusValue | undefined)?.generation;
-        if (this.#converged !== undefined && generation !== undefined && change.version > (this.#converged.get(change.key) ?? -Infinity)) {
+        if (
+          this.#converged !== undefined &&
+          generation !== undefined &&
+          change.version > (this.#converged.get(change.key) ?? -Infinity)
+        ) {
           this.#idleWrites++;
         }
         if (generation === undefined) this.#seen.delete(change.key);
@@ -113,12 +117,13 @@ export class StatusWatch {
   async #storeCaughtUp(specs: ReadonlyMap<string, number>): Promise<boolean> {
     this.#lastReread = Date.now();
     // A failed read (the server restarting) only means: not known to have converged yet.
-    const statuses = await Promise.all([...specs.keys()].map((key) => this.#store.get<StatusValue>('status', key))).catch(
-      () => undefined,
-    );
+    const statuses = await Promise.all(
+      [...specs.keys()].map((key) => this.#store.get<StatusValue>('status', key)),
+    ).catch(() => undefined);
     if (statuses === undefined) return false;
     const caughtUp = [...specs.values()].every((generation, i) => statuses[i]?.value.generation === generation);
-    if (caughtUp) this.#converged = new Map([...specs.keys()].map((key, i) => [key, statuses[i]?.version ?? -Infinity]));
+    if (caughtUp)
+      this.#converged = new Map([...specs.keys()].map((key, i) => [key, statuses[i]?.version ?? -Infinity]));
     return caughtUp;
   }
 }

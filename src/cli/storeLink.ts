@@ -60,8 +60,12 @@ export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): 
     url: shared.url,
     get: <T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> =>
       call(() => shared.get<T>(kind, key)),
-    compareAndSet: <T extends Generational>(kind: RecordKind, key: string, value: T, expected: number | null): Promise<CasOutcome> =>
-      call(() => shared.compareAndSet(kind, key, value, expected)),
+    compareAndSet: <T extends Generational>(
+      kind: RecordKind,
+      key: string,
+      value: T,
+      expected: number | null,
+    ): Promise<CasOutcome> => call(() => shared.compareAndSet(kind, key, value, expected)),
     put: <T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> =>
       call(() => shared.put(kind, key, value)),
     delete: (kind: RecordKind, key: string): Promise<void> => call(() => shared.delete(kind, key)),

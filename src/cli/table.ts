@@ -43,6 +43,8 @@ export function summaryTable(
     `${store} · ${strategy} · ${replicas} replicas · ${keys} keys · ${(durationMs / 1000).toFixed(2)} s`,
     '',
     `  ${'figure'.padEnd(figureWidth)}  ${'value'.padStart(valueWidth)}  ideal`,
-    ...rows.map(([figure, value, ideal]) => `  ${figure.padEnd(figureWidth)}  ${value.padStart(valueWidth)}  ${ideal}`.trimEnd()),
+    ...rows.map(([figure, value, ideal]) =>
+      `  ${figure.padEnd(figureWidth)}  ${value.padStart(valueWidth)}  ${ideal}`.trimEnd(),
+    ),
   ].join('\n');
 }
