@@ -62,13 +62,21 @@ function keysOf(count: number): string[] {
 }
 
 export function tryThroughput(keys: string[], rounds: number): { ours: number; baseline: number } {
-  const ours = timeMedian(rounds, () => follower().lease, (lease) => {
-    for (const key of keys) lease.try(key, extend);
-  });
-  const baseline = timeMedian(rounds, () => new BareQueue(), (queue) => {
-    let now = 0;
-    for (const key of keys) queue.add(key, extend, now++ + 40);
-  });
+  const ours = timeMedian(
+    rounds,
+    () => follower().lease,
+    (lease) => {
+      for (const key of keys) lease.try(key, extend);
+    },
+  );
+  const baseline = timeMedian(
+    rounds,
+    () => new BareQueue(),
+    (queue) => {
+      let now = 0;
+      for (const key of keys) queue.add(key, extend, now++ + 40);
+    },
+  );
   return { ours: (keys.length / ours) * 1e3, baseline: (keys.length / baseline) * 1e3 };
 }
 
@@ -119,7 +127,12 @@ export function bytesPerPendingKey(count: number): number {
 export function timersWhilePending(count: number): Promise<number> {
   const timeouts = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
   const before = timeouts();
-  const lease = new WriterLease({ leaseDuration: 3_600_000, retryInterval: 10, backoff: constantBackoff(3_600_000), scheduler: asyncScheduler });
+  const lease = new WriterLease({
+    leaseDuration: 3_600_000,
+    retryInterval: 10,
+    backoff: constantBackoff(3_600_000),
+    scheduler: asyncScheduler,
+  });
   const processing = lease.run();
   // Follow at once, as a unit that found the record contended would.
   lease.try('first', () => WorkResult.Release);
