@@ -1,0 +1,287 @@
+import { MemoryStore, type StatusValue } from '../src';
+import { seededRandom } from '../src/cli/seededRandom';
+import { benchReplica, type BenchReplica, type MacroStrategy } from './benchReplica';
+import { VirtualClock } from './virtualClock';
+import { VirtualDriver } from './virtualDriver';
+
+/** One macro run: a strategy, a number of replicas and of keys, and how the run goes. */
+export interface MacroConfig {
+  strategy: MacroStrategy;
+  replicas: number;
+  keys: number;
+  /** Spec changes of the measured burst. */
+  updates: number;
+  /** Spec changes per second (47, not 50: see docs/benchmarks.md). @default 47 */
+  rate?: number;
+  /** Seeds the driver and every replica's randomness. @default 1 */
+  seed?: number;
+  /** Writer lease. @default 1000 */
+  leaseDuration?: number;
+  /** Every strategy's retry of a refused write. @default 100 */
+  retryInterval?: number;
+  /** Lock lease, client-go's durations. @default 15 s / 10 s / 2 s */
+  lock?: { leaseDuration: number; renewDeadline: number; retryPeriod: number };
+  /** Virtual ms of idle time, once the statuses converged, in which writes are counted. @default 600_000 */
+  idleMs?: number;
+  /** Ms into the failover burst at which the leader is killed. @default 1000 */
+  killAfterMs?: number;
+  /** Ms after the kill at which the failover burst gives up waiting for a new writer. @default 60_000 */
+  failoverCapMs?: number;
+}
+
+/** What one macro run measured (see docs/benchmarks.md). */
+export interface MacroFigures {
+  strategy: MacroStrategy;
+  replicas: number;
+  keys: number;
+  /** Spec changes of the measured burst. */
+  updates: number;
+  /** Successful status writes during the measured burst, until convergence. */
+  writes: number;
+  /** Status writes refused on version, same span. */
+  conflicts: number;
+  /** Conflicts by the lease state of the replica that made them, when it made them. */
+  conflictsByState: Record<string, number>;
+  /** (writes + conflicts) / updates. */
+  attemptsPerUpdate: number;
+  /** writes / updates. */
+  writesPerUpdate: number;
+  /** Lock record writes during the measured burst, until convergence. */
+  lockWrites: number;
+  /** Virtual ms from the last spec change to the status write that made every status current. */
+  convergeMs: number | null;
+  idleMinutes: number;
+  /** Every store write during the idle time, lock renewals included. */
+  idleWrites: number;
+  idleWritesPerMin: number;
+  /** Kill of the leader → first status write of a spec change made after the kill; null with one replica. */
+  failoverMs: number | null;
+  /** The failover burst, when there is one. */
+  failover: {
+    killed: string;
+    updates: number;
+    writes: number;
+    conflicts: number;
+    conflictsByState: Record<string, number>;
+    attemptsPerUpdate: number;
+  } | null;
+  /** Every status caught up with its spec, after the measured burst and after the failover burst. */
+  converged: boolean;
+}
+
+const LOCK_KEY = 'leader-election/status-writers';
+/** Replicas start, and the lock lease elects, before the first change. */
+const WARM_UP_MS = 1000;
+/** How long the run waits for the statuses to catch up before it reports `converged: false`. */
+const CONVERGE_CAP_MS = 60_000;
+/** The failover burst goes on this long after the new writer's first write. */
+const AFTER_FAILOVER_MS = 1000;
+
+/** Which span the writes are counted in; `done` collects what the final kills leave. */
+type Phase = 'updates' | 'idle' | 'failover' | 'done';
+interface Tally {
+  writes: number;
+  conflicts: number;
+  conflictsByState: Record<string, number>;
+  storeWrites: number;
+  lockWrites: number;
+}
+
+/**
+ * Runs one macro configuration in virtual time over the memory store:
+ *
+ * 1. replicas start; `WARM_UP_MS` later the driver makes `updates` changes
+ *    at `rate`; the run waits until every status is current;
+ * 2. `idleMs` of idle time: every store write is counted;
+ * 3. with two replicas or more, a failover burst at the same rate: after
+ *    `killAfterMs` the leader (the lease leader, the lock holder, or for
+ *    `uncoordinated` the replica that wrote last) is stopped abruptly; the
+ *    changes go on until another replica wrote one made after the kill, and
+ *    one second more; then the run waits for convergence again.
+ *
+ * The same config and seed give the same figures, to the last digit.
+ *
+ * @example
+ * ```ts
+ * await runMacro({ strategy: 'writer-lease', replicas: 3, keys: 10, updates: 300 });
+ * // { attemptsPerUpdate: 1.007, idleWritesPerMin: 0, failoverMs: 978.7, converged: true, ... }
+ * ```
+ * @param config The configuration.
+ * @returns The figures.
+ */
+export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
+  const {
+    strategy,
+    replicas: replicaCount,
+    keys: keyCount,
+    updates,
+    rate = 47,
+    seed = 1,
+    leaseDuration = 1000,
+    retryInterval = 100,
+    lock = { leaseDuration: 15_000, renewDeadline: 10_000, retryPeriod: 2_000 },
+    idleMs = 600_000,
+    killAfterMs = 1000,
+    failoverCapMs = 60_000,
+  } = config;
+  const clock = new VirtualClock();
+  const { scheduler } = clock;
+  const store = new MemoryStore();
+  const keys = Array.from({ length: keyCount }, (_, i) => `key-${i}`);
+  const driver = new VirtualDriver({ store, keys, scheduler, random: seededRandom(seed) });
+
+  let phase: Phase = 'updates';
+  const tallies: Record<Phase, Tally> = { updates: tally(), idle: tally(), failover: tally(), done: tally() };
+
+  // Which keys lag their spec, and since when every status is current.
+  const lagging = new Set<string>();
+  let lastUpdateAt = 0;
+  let convergedAt: number | undefined;
+  driver.onUpdate(({ key, at }) => {
+    lagging.add(key);
+    lastUpdateAt = at;
+    convergedAt = undefined;
+  });
+  const storeWatch = store.changes().subscribe(({ kind, key, value }) => {
+    tallies[phase].storeWrites++;
+    if (key === LOCK_KEY) {
+      tallies[phase].lockWrites++;
+      return;
+    }
+    if (kind !== 'status' || value === undefined) return;
+    if ((value as StatusValue).generation >= (driver.generations.get(key) ?? Infinity)) lagging.delete(key);
+    if (lagging.size === 0 && convergedAt === undefined) convergedAt = clock.now;
+  });
+  const converged = () => driver.idle && lagging.size === 0;
+
+  // Failover: the kill, the first change of each key made after it, and the first write of one.
+  let killAt: number | undefined;
+  let failoverAt: number | undefined;
+  const firstAfterKill = new Map<string, number>();
+  driver.onUpdate(({ key, generation }) => {
+    if (killAt !== undefined && !firstAfterKill.has(key)) firstAfterKill.set(key, generation);
+  });
+
+  const settings = { store, strategy, scheduler, keys, leaseDuration, retryInterval, lock, lockKey: LOCK_KEY };
+  const replicas = Array.from({ length: replicaCount }, (_, i) => benchReplica(settings, i, seed));
+  const lastWriteAt = new Map<BenchReplica, number>();
+  const alive = new Set(replicas);
+  for (const replica of replicas) {
+    replica.events$.subscribe((event) => {
+      const current = tallies[phase];
+      if (event.type === 'conflict') {
+        current.conflicts++;
+        const state = replica.state();
+        current.conflictsByState[state] = (current.conflictsByState[state] ?? 0) + 1;
+      }
+      if (event.type !== 'written') return;
+      current.writes++;
+      lastWriteAt.set(replica, clock.now);
+      const first = firstAfterKill.get(event.key);
+      if (failoverAt === undefined && first !== undefined && event.generation >= first) failoverAt = clock.now;
+    });
+  }
+
+  try {
+    for (const replica of replicas) replica.start();
+    await clock.runUntil(WARM_UP_MS);
+
+    // 1. The measured burst.
+    driver.burst({ rate, more: (n) => n < updates });
+    const convergedFirst = await clock.runUntil(WARM_UP_MS + (updates * 1000) / rate + CONVERGE_CAP_MS, converged);
+    const convergeMs = convergedFirst && convergedAt !== undefined ? round1(convergedAt - lastUpdateAt) : null;
+
+    // 2. Idle.
+    phase = 'idle';
+    await clock.runUntil(clock.now + idleMs);
+
+    // 3. Failover: the leader dies at an update's instant, before the update is written.
+    phase = 'failover';
+    let failover: MacroFigures['failover'] = null;
+    let convergedAfterFailover = true;
+    if (replicaCount > 1) {
+      const killIndex = Math.round((killAfterMs * rate) / 1000);
+      const madeBefore = driver.made;
+      let killed: BenchReplica | undefined;
+      driver.burst({
+        rate,
+        before: (n) => {
+          if (n !== killIndex) return;
+          killed = leaderOf([...alive], lastWriteAt);
+          killed.kill();
+          alive.delete(killed);
+          killAt = clock.now;
+        },
+        more: (n) => {
+          if (n <= killIndex || killAt === undefined) return true;
+          return clock.now < (failoverAt === undefined ? killAt + failoverCapMs : failoverAt + AFTER_FAILOVER_MS);
+        },
+      });
+      const burstEnd = clock.now + killAfterMs + failoverCapMs + AFTER_FAILOVER_MS + 1000;
+      await clock.runUntil(burstEnd, () => driver.idle);
+      convergedAfterFailover = await clock.runUntil(clock.now + CONVERGE_CAP_MS, converged);
+      const { writes, conflicts, conflictsByState } = tallies.failover;
+      const failoverUpdates = driver.made - madeBefore;
+      failover = {
+        killed: killed?.name ?? '',
+        updates: failoverUpdates,
+        writes,
+        conflicts,
+        conflictsByState,
+        attemptsPerUpdate: ratio(writes + conflicts, failoverUpdates),
+      };
+    }
+    phase = 'done';
+
+    const { writes, conflicts, conflictsByState, lockWrites } = tallies.updates;
+    const idleMinutes = idleMs / 60_000;
+    return {
+      strategy,
+      replicas: replicaCount,
+      keys: keyCount,
+      updates,
+      writes,
+      conflicts,
+      conflictsByState,
+      attemptsPerUpdate: ratio(writes + conflicts, updates),
+      writesPerUpdate: ratio(writes, updates),
+      lockWrites,
+      convergeMs,
+      idleMinutes,
+      idleWrites: tallies.idle.storeWrites,
+      idleWritesPerMin: ratio(tallies.idle.storeWrites, idleMinutes),
+      failoverMs: killAt === undefined || failoverAt === undefined ? null : round1(failoverAt - killAt),
+      failover,
+      converged: convergedFirst && convergedAfterFailover,
+    };
+  } finally {
+    for (const replica of alive) replica.kill();
+    storeWatch.unsubscribe();
+    await store.close();
+  }
+}
+
+/** The replica that leads now and wrote last; when none leads, the one that wrote last. */
+function leaderOf(replicas: BenchReplica[], lastWriteAt: ReadonlyMap<BenchReplica, number>): BenchReplica {
+  const latest = (candidates: BenchReplica[]) =>
+    candidates.reduce<BenchReplica | undefined>(
+      (best, replica) =>
+        best === undefined || (lastWriteAt.get(replica) ?? -1) > (lastWriteAt.get(best) ?? -1) ? replica : best,
+      undefined,
+    );
+  return latest(replicas.filter((replica) => replica.leads())) ?? latest(replicas) ?? replicas[0];
+}
+
+function tally(): Tally {
+  return { writes: 0, conflicts: 0, conflictsByState: {}, storeWrites: 0, lockWrites: 0 };
+}
+
+/** A ratio to three decimals, 0 when there is nothing to divide by. */
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : Math.round((part / whole) * 1000) / 1000;
+}
+
+/** Virtual times are fractions of a ms when the rate does not divide 1000: one decimal is exact enough. */
+function round1(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
