@@ -1,0 +1,142 @@
+import type { MacroFigures } from './macro';
+
+/** How each strategy is drawn: colour, dash, and the marker that tells overlapping lines apart. */
+const STYLES: Record<string, { color: string; dash: string; marker: 'circle' | 'square' | 'triangle' }> = {
+  'writer-lease': { color: '#1f6feb', dash: '', marker: 'circle' },
+  'lock-lease': { color: '#2da44e', dash: '6 4', marker: 'square' },
+  uncoordinated: { color: '#cf222e', dash: '', marker: 'triangle' },
+};
+
+const PANEL = { width: 380, height: 300, left: 52, right: 16, top: 40, bottom: 44 };
+const LEGEND_HEIGHT = 36;
+
+/**
+ * Attempts per update against replicas, one panel per key count, one line
+ * per strategy, with the physical limit (one attempt per update) dotted.
+ * Plain SVG text, no dependency: the bench writes it to docs/benchmarks/attempts.svg.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('docs/benchmarks/attempts.svg', attemptsChart(results.macro.runs));
+ * ```
+ * @param runs The macro runs.
+ * @returns The SVG document.
+ */
+export function attemptsChart(runs: readonly MacroFigures[]): string {
+  const keyCounts = [...new Set(runs.map((run) => run.keys))].sort((a, b) => a - b);
+  const strategies = [...new Set(runs.map((run) => run.strategy))];
+  const replicaCounts = [...new Set(runs.map((run) => run.replicas))].sort((a, b) => a - b);
+  const yMax = Math.max(2, Math.ceil(Math.max(...runs.map((run) => run.attemptsPerUpdate), ...replicaCounts) / 2) * 2);
+  const width = PANEL.width * keyCounts.length;
+  const height = PANEL.height + LEGEND_HEIGHT;
+
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    legend(strategies),
+    ...keyCounts.map((keys, i) =>
+      panel(
+        runs.filter((run) => run.keys === keys),
+        { x: i * PANEL.width, y: LEGEND_HEIGHT, keys, yMax, replicaCounts, strategies },
+      ),
+    ),
+    '</svg>',
+  ];
+  return `${parts.join('\n')}\n`;
+}
+
+interface PanelLayout {
+  x: number;
+  y: number;
+  keys: number;
+  yMax: number;
+  replicaCounts: number[];
+  strategies: string[];
+}
+
+function panel(runs: readonly MacroFigures[], layout: PanelLayout): string {
+  const { x, y, keys, yMax, replicaCounts, strategies } = layout;
+  const plotLeft = x + PANEL.left;
+  const plotRight = x + PANEL.width - PANEL.right;
+  const plotTop = y + PANEL.top;
+  const plotBottom = y + PANEL.height - PANEL.bottom;
+  const xMin = Math.min(...replicaCounts);
+  const xMax = Math.max(...replicaCounts);
+  const px = (replicas: number) => plotLeft + ((replicas - xMin) / Math.max(1, xMax - xMin)) * (plotRight - plotLeft);
+  const py = (attempts: number) => plotBottom - (attempts / yMax) * (plotBottom - plotTop);
+
+  const out: string[] = [
+    `<g>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 22}" text-anchor="middle" font-weight="bold">${keys} keys</text>`,
+  ];
+  for (let tick = 0; tick <= yMax; tick += 2) {
+    out.push(
+      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(tick))}" y2="${f(py(tick))}" stroke="#e5e7eb"/>`,
+      `<text x="${plotLeft - 6}" y="${f(py(tick) + 4)}" text-anchor="end" fill="#57606a">${tick}</text>`,
+    );
+  }
+  for (const replicas of replicaCounts) {
+    out.push(
+      `<text x="${f(px(replicas))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${replicas}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">replicas</text>`,
+    `<text transform="translate(${x + 16} ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">attempts per update</text>`,
+    // The physical limit: one write per update.
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(1))}" y2="${f(py(1))}" stroke="#8c959f" stroke-dasharray="2 3"/>`,
+    `<text x="${plotRight - 2}" y="${f(py(1) - 5)}" text-anchor="end" fill="#8c959f" font-size="10">1 attempt per update</text>`,
+  );
+  for (const strategy of strategies) {
+    const style = STYLES[strategy] ?? { color: '#000000', dash: '', marker: 'circle' as const };
+    const points = runs
+      .filter((run) => run.strategy === strategy)
+      .sort((a, b) => a.replicas - b.replicas)
+      .map((run) => ({ x: px(run.replicas), y: py(run.attemptsPerUpdate), value: run.attemptsPerUpdate }));
+    if (points.length === 0) continue;
+    const dash = style.dash === '' ? '' : ` stroke-dasharray="${style.dash}"`;
+    out.push(
+      `<polyline fill="none" stroke="${style.color}" stroke-width="2"${dash} points="${points.map((p) => `${f(p.x)},${f(p.y)}`).join(' ')}"/>`,
+      ...points.map((p) => marker(style.marker, p.x, p.y, style.color)),
+    );
+    const last = points[points.length - 1];
+    // Labels: above the line for uncoordinated, below for the two near 1 so that they do not collide.
+    const below = strategy !== 'uncoordinated';
+    const offset = below ? (strategy === 'lock-lease' ? 28 : 16) : -10;
+    out.push(
+      `<text x="${f(last.x - 4)}" y="${f(last.y + offset)}" text-anchor="end" fill="${style.color}" font-size="11">${last.value.toFixed(2)}</text>`,
+    );
+  }
+  out.push('</g>');
+  return out.join('\n');
+}
+
+function legend(strategies: readonly string[]): string {
+  const out = ['<g>'];
+  strategies.forEach((strategy, i) => {
+    const style = STYLES[strategy] ?? { color: '#000000', dash: '', marker: 'circle' as const };
+    const x = PANEL.left + i * 170;
+    const dash = style.dash === '' ? '' : ` stroke-dasharray="${style.dash}"`;
+    out.push(
+      `<line x1="${x}" x2="${x + 30}" y1="18" y2="18" stroke="${style.color}" stroke-width="2"${dash}/>`,
+      marker(style.marker, x + 15, 18, style.color),
+      `<text x="${x + 38}" y="22" fill="#24292f">${strategy}</text>`,
+    );
+  });
+  out.push('</g>');
+  return out.join('\n');
+}
+
+function marker(kind: 'circle' | 'square' | 'triangle', x: number, y: number, color: string): string {
+  if (kind === 'circle') return `<circle cx="${f(x)}" cy="${f(y)}" r="4" fill="${color}"/>`;
+  if (kind === 'square')
+    return `<rect x="${f(x - 4)}" y="${f(y - 4)}" width="8" height="8" fill="none" stroke="${color}" stroke-width="1.5"/>`;
+  return `<polygon points="${f(x)},${f(y - 5)} ${f(x - 5)},${f(y + 4)} ${f(x + 5)},${f(y + 4)}" fill="${color}"/>`;
+}
+
+/** Coordinates to one decimal keep the file small and stable from run to run. */
+function f(value: number): string {
+  return (Math.round(value * 10) / 10).toString();
+}

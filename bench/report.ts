@@ -1,0 +1,178 @@
+import type { MacroFigures } from './macro';
+import type { RealFigures } from './realStore';
+import type { BenchResults } from './results';
+import type { Table } from './tables';
+import { scopeOf, verdict, type TargetCheck } from './targets';
+
+/**
+ * The tables of a run: micro, macro, where the macro attempts go, and the
+ * real store when there is one. Figures with a target carry `pass` or `FAIL`.
+ *
+ * @param results The run.
+ * @returns The tables, in the order they are printed.
+ */
+export function reportTables(results: BenchResults): Table[] {
+  const tables = [microTable(results), macroTable(results), attemptsTable(results)];
+  if (results.real !== null && results.real.runs.length > 0) tables.push(realTable(results));
+  return tables;
+}
+
+/** The checks that failed, one line each. */
+export function failedTargets(checks: readonly TargetCheck[]): string[] {
+  return checks
+    .filter((check) => !check.pass)
+    .map(
+      ({ section, scope, figure, target, value }) =>
+        `${section}${scope === '' ? '' : ` ${scope}`}: ${figure} = ${value} (target ${target})`,
+    );
+}
+
+function microTable({ micro, targets }: BenchResults): Table {
+  const mark = (figure: string) => verdict(targets, 'micro', '', figure);
+  const sizes = Object.keys(micro.bytesPerPendingKey);
+  return {
+    title: `Micro (${micro.keys.toLocaleString('en')} keys, median of the rounds)`,
+    header: ['figure', 'ours', 'baseline', 'value', 'target', ''],
+    right: new Set([1, 2, 3]),
+    rows: [
+      [
+        'try() as follower, ops/s → tryRatio',
+        int(micro.tryOpsPerSec),
+        int(micro.tryBaselineOpsPerSec),
+        micro.tryRatio.toFixed(2),
+        '>= 0.33',
+        mark('tryRatio'),
+      ],
+      [
+        'processing extend units, ops/s → processRatio',
+        int(micro.processOpsPerSec),
+        int(micro.processBaselineOpsPerSec),
+        micro.processRatio.toFixed(2),
+        '>= 0.25',
+        mark('processRatio'),
+      ],
+      ...sizes.map((size) => [
+        `bytes per pending key at ${int(Number(size))}`,
+        '',
+        '',
+        `${micro.bytesPerPendingKey[size]}`,
+        '<= 300',
+        mark(`bytesPerPendingKey.${size}`),
+      ]),
+      ['timers held with 100,000 pending keys', '', '', `${micro.timersAt100k}`, '<= 2', mark('timersAt100k')],
+    ],
+  };
+}
+
+function macroTable({ macro, targets }: BenchResults): Table {
+  const { settings, runs } = macro;
+  return {
+    title:
+      `Macro (virtual time, memory store, ${settings.updates} updates at ${settings.rate}/s, seed ${settings.seed}; ` +
+      `idle ${settings.idleMs / 60_000} min; writer lease ${settings.leaseDuration} ms / retry ${settings.retryInterval} ms; ` +
+      `lock lease ${settings.lock.leaseDuration / 1000} s / ${settings.lock.renewDeadline / 1000} s / ${settings.lock.retryPeriod / 1000} s)`,
+    header: [
+      'strategy',
+      'replicas',
+      'keys',
+      'writes',
+      'conflicts',
+      'attempts/update',
+      'writes/update',
+      'idle writes/min',
+      'failover ms',
+      'converged',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    rows: runs.map((run) => runRow(run, 'macro', targets)),
+  };
+}
+
+function realTable({ real, targets }: BenchResults): Table {
+  const { store, updates, rate, killLeaderAfter, runs } = real!;
+  return {
+    title: `Real store ${store} (real time, one process per replica, ${updates} updates at ${rate}/s; idle = 2 × leaseDuration; leader killed ${killLeaderAfter} ms into a second run)`,
+    header: [
+      'strategy',
+      'replicas',
+      'keys',
+      'writes',
+      'conflicts',
+      'attempts/update',
+      'writes/update',
+      'idle writes/min',
+      'failover ms',
+      'converged',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    rows: runs.map((run) => runRow(run, 'real', targets)),
+  };
+}
+
+function runRow(run: MacroFigures | RealFigures, section: 'macro' | 'real', targets: readonly TargetCheck[]): string[] {
+  const scope = scopeOf(run);
+  const mark = (figure: string, text: string) => {
+    const v = verdict(targets, section, scope, figure);
+    return v === '' ? text : `${text} ${v}`;
+  };
+  return [
+    run.strategy,
+    `${run.replicas}`,
+    `${run.keys}`,
+    `${run.writes}`,
+    `${run.conflicts}`,
+    mark('attemptsPerUpdate', run.attemptsPerUpdate.toFixed(3)),
+    run.writesPerUpdate.toFixed(3),
+    mark('idleWritesPerMin', `${run.idleWritesPerMin}`),
+    mark('failoverMs', run.failoverMs === null ? '-' : `${run.failoverMs}`),
+    mark('converged', run.converged ? 'yes' : 'no'),
+  ];
+}
+
+/** Where the attempts of the macro runs come from, to explain the figures. */
+function attemptsTable({ macro }: BenchResults): Table {
+  return {
+    title:
+      'Where the attempts go (macro): conflicts by the lease state of the replica that made them; lock writes; the failover burst',
+    header: [
+      'strategy',
+      'replicas',
+      'keys',
+      'conflicts by state',
+      'lock writes',
+      'converge ms',
+      'failover: killed',
+      'updates',
+      'writes',
+      'conflicts by state',
+      'attempts/update',
+    ],
+    right: new Set([1, 2, 4, 5, 7, 8, 10]),
+    rows: macro.runs.map((run) => {
+      const { failover } = run;
+      return [
+        run.strategy,
+        `${run.replicas}`,
+        `${run.keys}`,
+        byState(run.conflictsByState),
+        `${run.lockWrites}`,
+        run.convergeMs === null ? '-' : `${run.convergeMs}`,
+        failover?.killed ?? '-',
+        failover === null ? '-' : `${failover.updates}`,
+        failover === null ? '-' : `${failover.writes}`,
+        failover === null ? '-' : byState(failover.conflictsByState),
+        failover === null ? '-' : failover.attemptsPerUpdate.toFixed(3),
+      ];
+    }),
+  };
+}
+
+/** `election 2, follower 1`, or `-` for none. */
+function byState(conflicts: Record<string, number>): string {
+  const parts = Object.entries(conflicts).map(([state, count]) => `${state} ${count}`);
+  return parts.length === 0 ? '-' : parts.join(', ');
+}
+
+function int(value: number): string {
+  return value.toLocaleString('en');
+}
