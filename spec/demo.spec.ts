@@ -1,10 +1,11 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseDemoArgs, parseReplicaArgs, UsageError, type DemoOptions } from '../src/cli/args';
 import { runDemo, type DemoSummary } from '../src/cli/demo';
 import { BACKOFF_STEP_MS } from '../src/cli/table';
 import { freePort } from './support/servers';
+import { buildCli } from './support/buildCli';
 
 /** Short durations keep each run to a couple of seconds; the bounds scale with them. */
 const LEASE = { leaseDuration: 500, retryInterval: 50 };
@@ -214,31 +215,3 @@ describe('the built CLI', () => {
     RUN_MS,
   );
 });
-
-/**
- * Compiles `src/` into a directory of its own under `node_modules/.cache`
- * (so that `require('rxjs')` resolves) and returns its `cli/main.js`: a spec
- * file must not race another one, or a developer's build, on `dist/`.
- */
-function buildCli(name: string): string {
-  const root = path.resolve(__dirname, '..');
-  const outDir = path.join(root, 'node_modules', '.cache', 'rx-writer-lease-spec', name);
-  const tsc = require.resolve('typescript/bin/tsc');
-  const built = spawnSync(
-    process.execPath,
-    [
-      tsc,
-      '-p',
-      path.join(root, 'tsconfig.build.json'),
-      '--outDir',
-      outDir,
-      '--declaration',
-      'false',
-      '--sourceMap',
-      'false',
-    ],
-    { encoding: 'utf8' },
-  );
-  if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);
-  return path.join(outDir, 'cli', 'main.js');
-}

@@ -8,6 +8,7 @@ import { runDemo, type DemoSummary } from '../src/cli/demo';
 import { BACKOFF_STEP_MS } from '../src/cli/table';
 import { openStore } from '../src/stores/openStore';
 import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
+import { buildCli } from './support/buildCli';
 import { waitFor } from './support/waitFor';
 
 /**
@@ -203,32 +204,4 @@ function isRunning(pid: number): boolean {
 
 function kill(child: ChildProcess): void {
   if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
-/**
- * Compiles `src/` into a directory of its own under `node_modules/.cache`
- * (so that `require('rxjs')` resolves) and returns its `cli/main.js`: a spec
- * file must not race another one, or a developer's build, on `dist/`.
- */
-function buildCli(name: string): string {
-  const root = path.resolve(__dirname, '..');
-  const outDir = path.join(root, 'node_modules', '.cache', 'rx-writer-lease-spec', name);
-  const tsc = require.resolve('typescript/bin/tsc');
-  const built = spawnSync(
-    process.execPath,
-    [
-      tsc,
-      '-p',
-      path.join(root, 'tsconfig.build.json'),
-      '--outDir',
-      outDir,
-      '--declaration',
-      'false',
-      '--sourceMap',
-      'false',
-    ],
-    { encoding: 'utf8' },
-  );
-  if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);
-  return path.join(outDir, 'cli', 'main.js');
 }

@@ -196,7 +196,10 @@ export class StatusWriter {
       const status = await this.#store.get<StatusValue>('status', key);
       if (status !== undefined && status.value.generation >= generation) {
         const { writer, value } = status.value;
-        if (writer !== this.#writer && value !== ours) this.#contention?.changed(key, value, ours);
+        // Only a different value for the same generation is a fight; a newer one is progress.
+        if (writer !== this.#writer && value !== ours && status.value.generation === generation) {
+          this.#contention?.changed(key, value, ours);
+        }
         if (value === ours || status.value.generation > generation) {
           if (writer !== this.#writer && this.#coordinate) this.#lease.extend(key);
           return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };

@@ -36,7 +36,7 @@ See docs/replicas.md for what the demo measures.`;
  * ```
  * @param argv The arguments after the program: a command, then its flags.
  * @param io Where to write.
- * @returns 0, 1 (store unreachable, a replica failed) or 2 (bad arguments).
+ * @returns 0, 1 (store unreachable, a replica failed, no convergence) or 2 (bad arguments).
  */
 export async function main(argv: readonly string[], io: CliIO = process): Promise<number> {
   const [command, ...args] = argv;
@@ -108,6 +108,11 @@ async function demo(args: readonly string[], io: CliIO): Promise<number> {
     io.stdout.write(`${JSON.stringify(summary)}\n`);
   } else {
     io.stdout.write(`\n${summaryTable(summary, options)}\n`);
+  }
+  // The figures are printed either way; a run whose statuses never caught up is a failed run.
+  if (!summary.converged) {
+    io.stderr.write('rx-writer-lease demo: the statuses did not converge to the specs\n');
+    return EXIT_FAILURE;
   }
   return EXIT_OK;
 }
