@@ -3,9 +3,9 @@
 
 let cli;
 try {
-  cli = require('../dist/cli/main.js');
+  cli = require('../dist/cjs/cli/main.js');
 } catch (error) {
-  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('dist/cli/main.js')) throw error;
+  if (error.code !== 'MODULE_NOT_FOUND' || !String(error.message).includes('dist/cjs/cli/main.js')) throw error;
   process.stderr.write('rx-writer-lease: dist/ is missing: run `npm run build` first\n');
   process.exit(1);
 }

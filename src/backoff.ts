@@ -1,4 +1,4 @@
-import { assertDuration, assertFunction, assertInteger } from './internal/validate';
+import { assertDuration, assertFunction, assertInteger } from './internal/validate.js';
 
 /**
  * Milliseconds a follower waits after `tick` renewals of someone else's lease

@@ -1,6 +1,6 @@
 import { BehaviorSubject, asyncScheduler, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
-import { atTime } from './internal/atTime';
-import { assertDuration, assertInteger, assertKey, describeValue } from './internal/validate';
+import { atTime } from './internal/atTime.js';
+import { assertDuration, assertInteger, assertKey, describeValue } from './internal/validate.js';
 
 /**
  * Options of a {@link ContentionTracker}.

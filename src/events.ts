@@ -1,4 +1,4 @@
-import type { LeaseSnapshot, WorkResult } from './types';
+import type { LeaseSnapshot, WorkResult } from './types.js';
 
 /** Fields every event has. */
 interface EventBase {

@@ -1,15 +1,15 @@
-export { WriterLease } from './writerLease';
-export { WorkResult, LeaseState } from './types';
-export type { WorkReturn, WorkFunc, WriterLeaseOptions, LeaseSnapshot, TryStatus, TryOutcome } from './types';
-export { exponentialBackoff, constantBackoff } from './backoff';
-export type { BackoffPolicy, ExponentialBackoffOptions } from './backoff';
-export { limitRetries } from './limitRetries';
-export { WorkReturnError, LeaseRunningError, LeaseDisposedError } from './errors';
-export type * from './events';
-export { ContentionTracker } from './contentionTracker';
-export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker';
-export { StatusWriter } from './statusWriter';
-export type { StatusWriterOptions, StatusWriterEvent } from './statusWriter';
+export { WriterLease } from './writerLease.js';
+export { WorkResult, LeaseState } from './types.js';
+export type { WorkReturn, WorkFunc, WriterLeaseOptions, LeaseSnapshot, TryStatus, TryOutcome } from './types.js';
+export { exponentialBackoff, constantBackoff } from './backoff.js';
+export type { BackoffPolicy, ExponentialBackoffOptions } from './backoff.js';
+export { limitRetries } from './limitRetries.js';
+export { WorkReturnError, LeaseRunningError, LeaseDisposedError } from './errors.js';
+export type * from './events.js';
+export { ContentionTracker } from './contentionTracker.js';
+export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker.js';
+export { StatusWriter } from './statusWriter.js';
+export type { StatusWriterOptions, StatusWriterEvent } from './statusWriter.js';
 export type {
   RecordStore,
   RecordKind,
@@ -19,14 +19,14 @@ export type {
   SpecValue,
   StatusValue,
   CasOutcome,
-} from './stores/store';
-export { MemoryStore } from './stores/memory';
-export { openStore } from './stores/openStore';
-export type { OpenStoreOptions } from './stores/openStore';
+} from './stores/store.js';
+export { MemoryStore } from './stores/memory.js';
+export { openStore } from './stores/openStore.js';
+export type { OpenStoreOptions } from './stores/openStore.js';
 export {
   StoreUrlError,
   StoreUnreachableError,
   StoreClientMissingError,
   StoreValueError,
   StoreClosedError,
-} from './stores/errors';
+} from './stores/errors.js';

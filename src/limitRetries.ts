@@ -1,6 +1,6 @@
-import { mapReturn } from './internal/outcome';
-import { assertFunction, assertInteger } from './internal/validate';
-import type { WorkFunc, WorkReturn } from './types';
+import { mapReturn } from './internal/outcome.js';
+import { assertFunction, assertInteger } from './internal/validate.js';
+import type { WorkFunc, WorkReturn } from './types.js';
 
 /**
  * Wraps a unit of work so that its retry requests are honoured at most

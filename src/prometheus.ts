@@ -1,8 +1,8 @@
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
 import { Subscription } from 'rxjs';
-import { describeValue } from './internal/validate';
-import { LeaseState, WorkResult } from './types';
-import type { WriterLease } from './writerLease';
+import { describeValue } from './internal/validate.js';
+import { LeaseState, WorkResult } from './types.js';
+import type { WriterLease } from './writerLease.js';
 
 /**
  * Options of {@link leaseMetrics}.

@@ -1,9 +1,9 @@
 import { Subject, asyncScheduler, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
-import type { ContentionTracker } from './contentionTracker';
-import { assertFunction, assertKey, describeValue } from './internal/validate';
-import type { RecordChange, RecordStore, SpecValue, StatusValue } from './stores/store';
-import { WorkResult, type WorkFunc, type WorkReturn } from './types';
-import type { WriterLease } from './writerLease';
+import type { ContentionTracker } from './contentionTracker.js';
+import { assertFunction, assertKey, describeValue } from './internal/validate.js';
+import type { RecordChange, RecordStore, SpecValue, StatusValue } from './stores/store.js';
+import { WorkResult, type WorkFunc, type WorkReturn } from './types.js';
+import type { WriterLease } from './writerLease.js';
 
 /**
  * Options of a {@link StatusWriter}.

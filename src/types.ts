@@ -1,5 +1,5 @@
 import type { Observable, SchedulerLike } from 'rxjs';
-import type { BackoffPolicy } from './backoff';
+import type { BackoffPolicy } from './backoff.js';
 
 /**
  * What a unit of work says about the lease when it returns.

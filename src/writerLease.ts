@@ -17,14 +17,14 @@ import {
   type Subscription,
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
-import { exponentialBackoff, type BackoffPolicy } from './backoff';
-import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors';
-import type { LeaseEvent } from './events';
-import { atTime } from './internal/atTime';
-import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue';
-import { call, toSettlement, type Settlement } from './internal/outcome';
-import { tryOutcomes } from './internal/tryOutcomes';
-import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate';
+import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
+import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors.js';
+import type { LeaseEvent } from './events.js';
+import { atTime } from './internal/atTime.js';
+import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue.js';
+import { call, toSettlement, type Settlement } from './internal/outcome.js';
+import { tryOutcomes } from './internal/tryOutcomes.js';
+import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate.js';
 import {
   LeaseState,
   WorkResult,
@@ -32,7 +32,7 @@ import {
   type TryOutcome,
   type WorkFunc,
   type WriterLeaseOptions,
-} from './types';
+} from './types.js';
 
 /** The inputs of the lease, merged into one stream in the order they were made. */
 type Command =

@@ -1,17 +1,17 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
-import { openStore } from '../stores/openStore';
-import { LeaseState } from '../types';
-import type { DemoOptions, Strategy } from './args';
-import { Driver } from './driver';
-import { FigureCounter, type Figures } from './figures';
-import { inProcessReplica } from './inProcessReplica';
-import type { DemoPhase, DemoProgress } from './liveView';
-import type { ReplicaHandle } from './replicaHandle';
-import { spawnReplica } from './replicaProcess';
-import { seededRandom } from './seededRandom';
-import { StatusWatch } from './statusWatch';
+import { openStore } from '../stores/openStore.js';
+import { LeaseState } from '../types.js';
+import type { DemoOptions, Strategy } from './args.js';
+import { Driver } from './driver.js';
+import { FigureCounter, type Figures } from './figures.js';
+import { inProcessReplica } from './inProcessReplica.js';
+import type { DemoPhase, DemoProgress } from './liveView.js';
+import type { ReplicaHandle } from './replicaHandle.js';
+import { spawnReplica } from './replicaProcess.js';
+import { seededRandom } from './seededRandom.js';
+import { StatusWatch } from './statusWatch.js';
 
 /**
  * What `rx-writer-lease demo --json` prints: the figures and the run's

@@ -1,5 +1,5 @@
 import { Subject, type Observable } from 'rxjs';
-import type { RecordStore, SpecValue } from '../stores/store';
+import type { RecordStore, SpecValue } from '../stores/store.js';
 
 /** One spec change the driver made. */
 export interface SpecUpdate {

@@ -1,6 +1,6 @@
-import { LeaseState } from '../types';
-import type { SpecUpdate } from './driver';
-import type { ReplicaReport } from './replica';
+import { LeaseState } from '../types.js';
+import type { SpecUpdate } from './driver.js';
+import type { ReplicaReport } from './replica.js';
 
 /**
  * The figures of a demo run, as `docs/replicas.md` defines them.

@@ -1,8 +1,8 @@
-import type { RecordStore } from '../stores/store';
-import type { Strategy } from './args';
-import { Replica } from './replica';
-import type { ReplicaHandle } from './replicaHandle';
-import { linkStore } from './storeLink';
+import type { RecordStore } from '../stores/store.js';
+import type { Strategy } from './args.js';
+import { Replica } from './replica.js';
+import type { ReplicaHandle } from './replicaHandle.js';
+import { linkStore } from './storeLink.js';
 
 /**
  * Options of {@link inProcessReplica}.

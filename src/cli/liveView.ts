@@ -1,4 +1,4 @@
-import type { ReplicaTally } from './figures';
+import type { ReplicaTally } from './figures.js';
 
 /** Where a demo run is. */
 export type DemoPhase = 'starting' | 'running' | 'converging' | 'idle' | 'stopping' | 'done';

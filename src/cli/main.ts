@@ -1,9 +1,9 @@
-import { StoreClientMissingError, StoreUnreachableError, StoreUrlError } from '../stores/errors';
-import { DEMO_USAGE, REPLICA_USAGE, UsageError, parseDemoArgs, parseReplicaArgs } from './args';
-import { runDemo } from './demo';
-import { LiveView, type ViewStream } from './liveView';
-import { runReplicaCommand } from './replicaCommand';
-import { summaryTable } from './table';
+import { StoreClientMissingError, StoreUnreachableError, StoreUrlError } from '../stores/errors.js';
+import { DEMO_USAGE, REPLICA_USAGE, UsageError, parseDemoArgs, parseReplicaArgs } from './args.js';
+import { runDemo } from './demo.js';
+import { LiveView, type ViewStream } from './liveView.js';
+import { runReplicaCommand } from './replicaCommand.js';
+import { summaryTable } from './table.js';
 
 /** The streams the CLI writes to. */
 export interface CliIO {
@@ -77,7 +77,7 @@ export async function main(argv: readonly string[], io: CliIO = process): Promis
  * @example
  * ```js
  * // bin/rx-writer-lease.js
- * require('../dist/cli/main.js').runCli(process.argv.slice(2));
+ * require('../dist/cjs/cli/main.js').runCli(process.argv.slice(2));
  * ```
  * @param argv The arguments after the program.
  */

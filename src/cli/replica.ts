@@ -9,12 +9,12 @@ import {
   type Observable,
   type Subscription,
 } from 'rxjs';
-import { ContentionTracker } from '../contentionTracker';
-import { StatusWriter, type StatusWriterEvent } from '../statusWriter';
-import type { RecordStore } from '../stores/store';
-import type { LeaseState } from '../types';
-import { WriterLease } from '../writerLease';
-import type { Strategy } from './args';
+import { ContentionTracker } from '../contentionTracker.js';
+import { StatusWriter, type StatusWriterEvent } from '../statusWriter.js';
+import type { RecordStore } from '../stores/store.js';
+import type { LeaseState } from '../types.js';
+import { WriterLease } from '../writerLease.js';
+import type { Strategy } from './args.js';
 
 /**
  * What a replica tells the demo, one JSON object per line on the stdout of a

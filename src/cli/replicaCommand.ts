@@ -1,6 +1,6 @@
-import { openStore } from '../stores/openStore';
-import type { ReplicaOptions } from './args';
-import { Replica } from './replica';
+import { openStore } from '../stores/openStore.js';
+import type { ReplicaOptions } from './args.js';
+import { Replica } from './replica.js';
 
 /** Where the replica command writes: its reports on `stdout`, one JSON object a line. */
 export interface ReplicaCommandIO {

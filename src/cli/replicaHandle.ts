@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import type { ReplicaReport } from './replica';
+import type { ReplicaReport } from './replica.js';
 
 /**
  * A replica as the demo drives it, wherever it runs: in the demo's process

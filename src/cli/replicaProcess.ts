@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { Subject } from 'rxjs';
-import type { Strategy } from './args';
-import type { ReplicaReport } from './replica';
-import type { ReplicaHandle } from './replicaHandle';
+import type { Strategy } from './args.js';
+import type { ReplicaReport } from './replica.js';
+import type { ReplicaHandle } from './replicaHandle.js';
 
 /**
  * Options of {@link spawnReplica}.

@@ -1,5 +1,5 @@
 import { Subject, filter, firstValueFrom, race, timer, type Subscription } from 'rxjs';
-import type { RecordStore, StatusValue } from '../stores/store';
+import type { RecordStore, StatusValue } from '../stores/store.js';
 
 /** How the wait for convergence ended. */
 export interface Convergence {

@@ -1,5 +1,5 @@
 import { Subject, takeUntil, type Observable } from 'rxjs';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from '../stores/store';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from '../stores/store.js';
 
 /**
  * One in-process replica's connection to a shared store: it delays every

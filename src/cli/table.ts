@@ -1,4 +1,4 @@
-import type { DemoSummary } from './demo';
+import type { DemoSummary } from './demo.js';
 
 /** The bound on `failoverMs`: the lease runs out, a retry, and one backoff step (exponentialBackoff's 20 ms + 50 % jitter). */
 export const BACKOFF_STEP_MS = 30;

@@ -1,5 +1,5 @@
 import { isObservable, map, type Observable } from 'rxjs';
-import { WorkResult, type WorkFunc, type WorkReturn } from '../types';
+import { WorkResult, type WorkFunc, type WorkReturn } from '../types.js';
 
 /** A unit's return value, read as the lease applies it. */
 export interface Settlement {

@@ -1,6 +1,6 @@
 import { Observable, type OperatorFunction } from 'rxjs';
-import type { LeaseEvent } from '../events';
-import type { TryOutcome, TryStatus, WorkResult } from '../types';
+import type { LeaseEvent } from '../events.js';
+import type { TryOutcome, TryStatus, WorkResult } from '../types.js';
 
 /** How one submission ended, read off the lease's events. */
 interface Ending {

@@ -1,7 +1,7 @@
 import { Subject, type Observable } from 'rxjs';
-import { reconnectDelay } from './reconnectDelay';
-import { recordId } from './recordLayout';
-import type { RecordChange, RecordKind } from './store';
+import { reconnectDelay } from './reconnectDelay.js';
+import { recordId } from './recordLayout.js';
+import type { RecordChange, RecordKind } from './store.js';
 
 /**
  * The change feed of a store that talks to a server: a hot stream of the

@@ -1,12 +1,12 @@
 import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import type { Observable } from 'rxjs';
-import { ChangeFeed } from './changeFeed';
-import { redactUrl, StoreClosedError } from './errors';
-import { loadClient } from './loadClient';
-import { reachWithin } from './reachWithin';
-import { reconnectDelay } from './reconnectDelay';
-import { decodeRecord, encodeRecord, recordLayout, type RecordLayout } from './recordLayout';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+import { ChangeFeed } from './changeFeed.js';
+import { redactUrl, StoreClosedError } from './errors.js';
+import { loadClient } from './loadClient.js';
+import { reachWithin } from './reachWithin.js';
+import { reconnectDelay } from './reconnectDelay.js';
+import { decodeRecord, encodeRecord, recordLayout, type RecordLayout } from './recordLayout.js';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
 /**
  * Options of {@link openEtcdStore}.
@@ -59,7 +59,7 @@ const DEFAULT_PORT = 2379;
  */
 export async function openEtcdStore(url: string, options: EtcdStoreOptions = {}): Promise<RecordStore> {
   const { prefix = 'wl', callTimeout = 5000 } = options;
-  const { Etcd3 } = loadClient<typeof import('etcd3')>('etcd3', url);
+  const { Etcd3 } = await loadClient<typeof import('etcd3')>('etcd3', url);
   const { hostname, port } = new URL(url);
   const client = new Etcd3({
     hosts: `http://${hostname}:${port || DEFAULT_PORT}`,

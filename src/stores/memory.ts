@@ -1,7 +1,7 @@
 import { Subject, type Observable } from 'rxjs';
-import { StoreClosedError } from './errors';
-import { decodeRecord, encodeRecord, recordId } from './recordLayout';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+import { StoreClosedError } from './errors.js';
+import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
 /**
  * A {@link RecordStore} in the memory of one process, for replicas that run

@@ -1,9 +1,9 @@
-import { redactUrl, StoreUrlError } from './errors';
-import { openEtcdStore } from './etcd';
-import { MemoryStore } from './memory';
-import { openPostgresStore } from './postgres';
-import { openRedisStore } from './redis';
-import type { RecordStore } from './store';
+import { redactUrl, StoreUrlError } from './errors.js';
+import { openEtcdStore } from './etcd.js';
+import { MemoryStore } from './memory.js';
+import { openPostgresStore } from './postgres.js';
+import { openRedisStore } from './redis.js';
+import type { RecordStore } from './store.js';
 
 /**
  * Options of {@link openStore}, shared by every kind of store.

@@ -1,12 +1,12 @@
 import type { Client, Pool } from 'pg';
 import type { Observable } from 'rxjs';
-import { ChangeFeed } from './changeFeed';
-import { redactUrl, StoreClosedError } from './errors';
-import { loadClient } from './loadClient';
-import { reachWithin } from './reachWithin';
-import { reconnectDelay } from './reconnectDelay';
-import { decodeRecord, encodeRecord, recordId } from './recordLayout';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+import { ChangeFeed } from './changeFeed.js';
+import { redactUrl, StoreClosedError } from './errors.js';
+import { loadClient } from './loadClient.js';
+import { reachWithin } from './reachWithin.js';
+import { reconnectDelay } from './reconnectDelay.js';
+import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
 /**
  * Options of {@link openPostgresStore}.
@@ -64,7 +64,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
         `received ${JSON.stringify(table)}`,
     );
   }
-  const pg = loadClient<typeof import('pg')>('pg', url);
+  const pg = await loadClient<typeof import('pg')>('pg', url);
   const config = { connectionString: url, connectionTimeoutMillis: connectTimeout, keepAlive: true };
   const store = new PostgresStore(url, table, new pg.Pool({ ...config, max: 4 }), () => new pg.Client(config));
   await store.open(connectTimeout);

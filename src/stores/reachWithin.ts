@@ -1,4 +1,4 @@
-import { StoreUnreachableError } from './errors';
+import { StoreUnreachableError } from './errors.js';
 
 /**
  * Opens a store's connections within a deadline, or gives up on them and

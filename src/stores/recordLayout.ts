@@ -1,5 +1,5 @@
-import { StoreValueError } from './errors';
-import type { Generational, RecordKind } from './store';
+import { StoreValueError } from './errors.js';
+import type { Generational, RecordKind } from './store.js';
 
 const KINDS: readonly RecordKind[] = ['spec', 'status'];
 

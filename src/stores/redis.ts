@@ -1,12 +1,12 @@
 import type { Redis, RedisOptions } from 'ioredis';
 import type { Observable } from 'rxjs';
-import { ChangeFeed } from './changeFeed';
-import { redactUrl, StoreClosedError } from './errors';
-import { loadClient } from './loadClient';
-import { reachWithin } from './reachWithin';
-import { reconnectDelay } from './reconnectDelay';
-import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store';
+import { ChangeFeed } from './changeFeed.js';
+import { redactUrl, StoreClosedError } from './errors.js';
+import { loadClient } from './loadClient.js';
+import { reachWithin } from './reachWithin.js';
+import { reconnectDelay } from './reconnectDelay.js';
+import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout.js';
+import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
 /**
  * Options of {@link openRedisStore}.
@@ -58,7 +58,7 @@ export interface RedisStoreOptions {
  */
 export async function openRedisStore(url: string, options: RedisStoreOptions = {}): Promise<RecordStore> {
   const { prefix = 'wl:', connectTimeout = 5000 } = options;
-  const { Redis } = loadClient<typeof import('ioredis')>('ioredis', url);
+  const { Redis } = await loadClient<typeof import('ioredis')>('ioredis', url);
   const store = new RedisStore(url, prefix, (redisOptions) => new Redis(url, { ...redisOptions, connectTimeout }));
   await store.open(connectTimeout);
   return store;

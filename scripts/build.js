@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// Builds the two halves of the package: dist/cjs (CommonJS, with the command
+// line) and dist/esm (ES modules). Each gets a package.json naming its module
+// type, so that Node and TypeScript read its .js and .d.ts files right.
+const { execFileSync } = require('node:child_process');
+const { mkdirSync, rmSync, writeFileSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+rmSync(join(root, 'dist'), { recursive: true, force: true });
+for (const [config, type] of [
+  ['tsconfig.build.json', 'commonjs'],
+  ['tsconfig.esm.json', 'module'],
+]) {
+  execFileSync(process.execPath, [tsc, '-p', join(root, config)], { stdio: 'inherit' });
+  const out = join(root, 'dist', type === 'module' ? 'esm' : 'cjs');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'package.json'), `${JSON.stringify({ type })}\n`);
+}
