@@ -99,15 +99,14 @@ describe('backoff: a custom policy is a plain value, testable in virtual time', 
       hot('r').subscribe(() => lease.try('k', () => ({ result: WorkResult.Release, retry: true })));
       hot('-'.repeat(30) + 's').subscribe(() => lease.remove('k'));
       // releases at 0, 5 and 15; each retry (1 ms later) waits out the follower lease; removed at 30
-      expectObservable(record(lease.state$).pipe(map(({ state, tick, expires }) => `${state}/${tick}/${expires}`))).toBe(
-        '(ab) 1ms c 9ms d',
-        {
-          a: `${LeaseState.Election}/0/0`,
-          b: `${LeaseState.Follower}/0/5`,
-          c: `${LeaseState.Follower}/1/15`,
-          d: `${LeaseState.Follower}/2/30`,
-        },
-      );
+      expectObservable(
+        record(lease.state$).pipe(map(({ state, tick, expires }) => `${state}/${tick}/${expires}`)),
+      ).toBe('(ab) 1ms c 9ms d', {
+        a: `${LeaseState.Election}/0/0`,
+        b: `${LeaseState.Follower}/0/5`,
+        c: `${LeaseState.Follower}/1/15`,
+        d: `${LeaseState.Follower}/2/30`,
+      });
       expectObservable(eventsOf(lease, 'deferred').pipe(map(({ until }) => until))).toBe('-c 4ms d 9ms e', {
         c: 5,
         d: 15,

@@ -64,9 +64,9 @@ describe('below the threshold, a key is not contended', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('x--y', theirs);
-      const asked =        '---p-----p';
-      const answers =      '---f-----f';
-      const states =       'n';
+      const asked = '---p-----p';
+      const answers = '---f-----f';
+      const states = 'n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n });
@@ -80,10 +80,10 @@ describe('threshold changes within one window make a key contended', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('x--y--z', theirs);
-      const asked =        '-----pp';
-      const answers =      '-----ft';
-      const otherKey =     '-----ff';
-      const states =       'n-----a---------n';
+      const asked = '-----pp';
+      const answers = '-----ft';
+      const otherKey = '-----ff';
+      const states = 'n-----a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -96,7 +96,7 @@ describe('threshold changes within one window make a key contended', () => {
     testScheduler.run(({ cold, expectObservable }) => {
       const contention = new ContentionTracker({ scheduler: testScheduler });
       const changes = cold('xyz', theirs);
-      const states =       'n-a 59999ms n';
+      const states = 'n-a 59999ms n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -108,7 +108,7 @@ describe('threshold changes within one window make a key contended', () => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       // At 10 the change at 0 has left the window; at 14 the changes at 5, 10 and 14 are in it.
       const changes = cold('x----y----z---x', theirs);
-      const states =       'n-------------a---------n';
+      const states = 'n-------------a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -121,9 +121,9 @@ describe('changes spread wider than the window do not make a key contended', () 
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('x----y----z', theirs);
-      const asked =        '----------p';
-      const answers =      '----------f';
-      const states =       'n';
+      const asked = '----------p';
+      const answers = '----------f';
+      const states = 'n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n });
@@ -135,7 +135,7 @@ describe('changes spread wider than the window do not make a key contended', () 
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('x----y---z', theirs);
-      const states =       'n--------a---------n';
+      const states = 'n--------a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -148,9 +148,9 @@ describe('a contention lasts one window, then clears', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('xyz', theirs);
-      const asked =        '--p--------pp';
-      const answers =      '--t--------tf';
-      const states =       'n-a---------n';
+      const asked = '--p--------pp';
+      const answers = '--t--------tf';
+      const states = 'n-a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -163,9 +163,9 @@ describe('a contention lasts one window, then clears', () => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       // Counted, the changes at 4, 6 and 8 would keep it contended past 12 or make it so again at 13.
       const changes = cold('xyz-x-y-z----xy', theirs);
-      const asked =        '------------p-p';
-      const answers =      '------------f-f';
-      const states =       'n-a---------n';
+      const asked = '------------p-p';
+      const answers = '------------f-f';
+      const states = 'n-a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -180,9 +180,9 @@ describe('a change to our own value does not count', () => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       // Counted, the agreements would make it contended at 4; resetting, never.
       const changes = cold('x-o-y-o-z', theirs);
-      const asked =        '----p-p-p';
-      const answers =      '----f-f-t';
-      const states =       'n-------a---------n';
+      const asked = '----p-p-p';
+      const answers = '----f-f-t';
+      const states = 'n-------a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, a: snapshot(['route/a']) });
@@ -196,10 +196,10 @@ describe('clear(key) forgets the key', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('xyz', theirs);
-      const clears  = cold('-----c');
-      const asked =        '----pp';
-      const answers =      '----tf';
-      const states =       'n-a--n';
+      const clears = cold('-----c');
+      const asked = '----pp';
+      const answers = '----tf';
+      const states = 'n-a--n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       clears.subscribe(() => contention.clear('route/a'));
@@ -212,8 +212,8 @@ describe('clear(key) forgets the key', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('xy-z', theirs);
-      const clears  = cold('--c');
-      const states =       'n';
+      const clears = cold('--c');
+      const states = 'n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       clears.subscribe(() => contention.clear('route/a'));
@@ -228,11 +228,11 @@ describe('global cap: more than maxContentions contended keys make every key con
       const contention = tracker({ window: time('----------|'), threshold: 1, maxContentions: 1 });
       // The change to route/c at 5 falls while every key is contended, so it is not counted.
       const changes = cold('-a-b-c', keys);
-      const asked =        '--p-p-------pp';
-      const answers =      '--f-t-------tf';
-      const askedC =       '--------------p';
-      const answerC =      '--------------f';
-      const states =       'nA-B-------C-n';
+      const asked = '--p-p-------pp';
+      const answers = '--f-t-------tf';
+      const askedC = '--------------p';
+      const answerC = '--------------f';
+      const states = 'nA-B-------C-n';
 
       changes.subscribe((key) => contention.changed(key, 'theirs', 'ours'));
       expectObservable(contention.contended$).toBe(states, {
@@ -250,8 +250,8 @@ describe('global cap: more than maxContentions contended keys make every key con
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 1, maxContentions: 2 });
       const changes = cold('-a-b-c', keys);
-      const asked =        '----p-p';
-      const answers =      '----f-t';
+      const asked = '----p-p';
+      const answers = '----f-t';
 
       changes.subscribe((key) => contention.changed(key, 'theirs', 'ours'));
       expectObservable(ask(asked, contention, 'route/z')).toBe(answers, bool);
@@ -262,7 +262,7 @@ describe('global cap: more than maxContentions contended keys make every key con
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 1, maxContentions: 0 });
       const changes = cold('-a', keys);
-      const states =       'nA---------n';
+      const states = 'nA---------n';
 
       changes.subscribe((key) => contention.changed(key, 'theirs', 'ours'));
       expectObservable(contention.contended$).toBe(states, { n, A: snapshot(['route/a'], true) });
@@ -273,8 +273,8 @@ describe('global cap: more than maxContentions contended keys make every key con
     testScheduler.run(({ cold, expectObservable }) => {
       const contention = tracker({ threshold: 1 });
       const changes = cold('-f-s');
-      const asked =        '--p-p';
-      const answers =      '--f-t';
+      const asked = '--p-p';
+      const answers = '--f-t';
 
       changes.subscribe((step) => {
         const names = step === 'f' ? ['1', '2', '3', '4', '5'] : ['6'];
@@ -288,9 +288,9 @@ describe('global cap: more than maxContentions contended keys make every key con
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 1, maxContentions: 1 });
       const changes = cold('-ab', keys);
-      const clears  = cold('----c');
-      const asked =        '-----p';
-      const answers =      '-----t';
+      const clears = cold('----c');
+      const asked = '-----p';
+      const answers = '-----t';
 
       changes.subscribe((key) => contention.changed(key, 'theirs', 'ours'));
       clears.subscribe(() => contention.clear('route/b'));
@@ -306,9 +306,9 @@ describe('records expire: nothing outlives its window, one timer serves every ke
       const contention = tracker({ window: time('----------|'), threshold: 3, scheduler: spy.scheduler });
       // Changes to a at 0 and 2, b at 1, c at 3: they leave the window at 10, 12, 11 and 13.
       const changes = cold('abac', keys);
-      const asked =        '----p-----pppp-p';
-      const sizes =        '----3-----3210-0';
-      const timers =       '----1-----1111-0';
+      const asked = '----p-----pppp-p';
+      const sizes = '----3-----3210-0';
+      const timers = '----1-----1111-0';
 
       changes.subscribe((key) => contention.changed(key, 'theirs', 'ours'));
       expectObservable(readSize(asked, contention)).toBe(sizes, { 3: 3, 2: 2, 1: 1, 0: 0 });
@@ -328,9 +328,9 @@ describe('dispose() stops the timer', () => {
       const tracked = contention;
       const changes = cold('xyz-----x', theirs);
       const disposes = cold('-----d');
-      const asked =        '------p';
-      const answers =      '------f';
-      const states =       'n-a--|';
+      const asked = '------p';
+      const answers = '------f';
+      const states = 'n-a--|';
 
       changes.subscribe((value) => tracked.changed('route/a', value, 'ours'));
       disposes.subscribe(() => {
@@ -352,7 +352,7 @@ describe('subscribers that call back in see snapshots in order', () => {
     testScheduler.run(({ cold, expectObservable, time }) => {
       const contention = tracker({ window: time('----------|'), threshold: 1 });
       const changes = cold('-a', keys);
-      const states =       'n(AB)------n';
+      const states = 'n(AB)------n';
 
       contention.contended$.subscribe(({ keys: contended }) => {
         if (contended.has('route/a') && !contended.has('route/b')) contention.changed('route/b', 'theirs', 'ours');
@@ -432,7 +432,7 @@ describe('bad input throws at once and changes nothing', () => {
       const contention = tracker({ window: time('----------|'), threshold: 3 });
       const changes = cold('xy-z', theirs);
       const rejected = cold('--b');
-      const states =       'n--a---------n';
+      const states = 'n--a---------n';
 
       changes.subscribe((value) => contention.changed('route/a', value, 'ours'));
       rejected.subscribe(() => {

@@ -43,7 +43,9 @@ export function renderDiagram(scenario: Scenario): string {
     ...scenario.outputs.map(({ stream, marble, values }) => ({
       label: stream === 'leader' ? 'leader$' : stream === 'state' ? 'state$' : 'runs',
       input: false,
-      marks: marksOf(marble, (char) => (values && char in values ? JSON.stringify(values[char]).replace(/^"|"$/g, '') : char)),
+      marks: marksOf(marble, (char) =>
+        values && char in values ? JSON.stringify(values[char]).replace(/^"|"$/g, '') : char,
+      ),
     })),
   ];
   const lastFrame = Math.max(...rows.flatMap(({ marks }) => marks.map(({ frame }) => frame)), 10);

@@ -39,7 +39,10 @@ describe('limitRetries(n, work): retry honoured at most n times, then the result
     marbles(({ scheduler, cold, expectObservable }) => {
       const lease = createLease(scheduler, { retryInterval: 10, leaseDuration: 5 });
       lease.run();
-      lease.try('slow', limitRetries(1, () => cold('--(r|)', { r: { result: WorkResult.None, retry: true } })));
+      lease.try(
+        'slow',
+        limitRetries(1, () => cold('--(r|)', { r: { result: WorkResult.None, retry: true } })),
+      );
       expectObservable(eventsOf(lease, 'settled').pipe(map(({ retry }) => retry))).toBe('--t 11ms f', {
         t: true,
         f: false,

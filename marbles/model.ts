@@ -537,11 +537,7 @@ export class LeaseModel {
           this.pending.has(other) &&
           otherDue < due - EPSILON * Math.max(1, due)
         ) {
-          this.fail(
-            'order',
-            at,
-            `"${short(key)}" (due ${due}) started before "${short(other)}" (due ${otherDue})`,
-          );
+          this.fail('order', at, `"${short(key)}" (due ${due}) started before "${short(other)}" (due ${otherDue})`);
         }
       }
     }

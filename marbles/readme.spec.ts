@@ -31,7 +31,10 @@ describe('README', () => {
       const routes = [{ name: 'a' }, { name: 'b' }, { name: 'b' }];
       const writeStatus = () => WorkResult.Extend;
       const outcomes = from(routes).pipe(
-        lease.try((route) => route.name, () => () => writeStatus()),
+        lease.try(
+          (route) => route.name,
+          () => () => writeStatus(),
+        ),
         map((outcome) => `${outcome.key} ${outcome.status} ${outcome.result}`),
         toArray(),
       );

@@ -15,7 +15,12 @@ function streamOf(lease: WriterLease, stream: OutputRow['stream']): Observable<u
     case 'leader':
       return record(lease.leader$);
     case 'state':
-      return record(lease.state$.pipe(skip(1), map(({ state, expires }) => `${state}/${expires}`)));
+      return record(
+        lease.state$.pipe(
+          skip(1),
+          map(({ state, expires }) => `${state}/${expires}`),
+        ),
+      );
   }
 }
 

@@ -39,7 +39,10 @@ const result =
   (value: WorkResult): WorkFunc =>
   () =>
     value;
-const tryKey = (key: string, work: WorkFunc): Act => (lease) => lease.try(key, work);
+const tryKey =
+  (key: string, work: WorkFunc): Act =>
+  (lease) =>
+    lease.try(key, work);
 
 /** 5 ms at tick 0, 50 at tick 1, 80 beyond (the lease caps at 100). */
 const stepped = (tick: number) => [5, 50][tick] ?? 80;
@@ -128,9 +131,7 @@ export const scenarios: readonly Scenario[] = [
         acts: {
           k: (lease) => {
             let conflicts = 2;
-            lease.try('k', () =>
-              conflicts-- > 0 ? { result: WorkResult.None, retry: true } : WorkResult.Extend,
-            );
+            lease.try('k', () => (conflicts-- > 0 ? { result: WorkResult.None, retry: true } : WorkResult.Extend));
           },
         },
       },
@@ -144,7 +145,7 @@ export const scenarios: readonly Scenario[] = [
     id: 'failover',
     title: 'Failover: the leader stops writing',
     caption:
-      "While the leader writes, each change it makes extends its lease here (extend). When it dies, the next change runs here once its lease runs out, and this replica leads.",
+      'While the leader writes, each change it makes extends its lease here (extend). When it dies, the next change runs here once its lease runs out, and this replica leads.',
     options: { backoff: stepped },
     inputs: [
       {

@@ -304,10 +304,9 @@ describe('rule 5: extend(key)', () => {
         b: follower(5),
         c: follower(4 + 50, 1),
       });
-      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe(
-        '----d',
-        { d: 'k:extended' },
-      );
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe('----d', {
+        d: 'k:extended',
+      });
     });
   });
 
@@ -435,7 +434,10 @@ describe('rule 9: wait() and waitUntil(ms)', () => {
       const lease = createLease(scheduler);
       lease.run();
       lease.try('k', () => cold('------------------------------(r|)', { r: WorkResult.Extend })); // leader at 30
-      results.push(lease.waitUntil(time('--------------------|')), lease.waitUntil(time('----------------------------------------|')));
+      results.push(
+        lease.waitUntil(time('--------------------|')),
+        lease.waitUntil(time('----------------------------------------|')),
+      );
     });
     await expect(results[0]).resolves.toEqual({ leader: false, ok: false });
     await expect(results[1]).resolves.toEqual({ leader: true, ok: true });
@@ -549,10 +551,12 @@ describe('re-entrancy: a unit that calls the lease while it runs', () => {
         x: 'x',
         s: 'self',
       });
-      expectObservable(record(lease.state$).pipe(map(({ tick }) => tick), distinctUntilChanged())).toBe(
-        '0 10ms (12)',
-        { 0: 0, 1: 1, 2: 2 },
-      );
+      expectObservable(
+        record(lease.state$).pipe(
+          map(({ tick }) => tick),
+          distinctUntilChanged(),
+        ),
+      ).toBe('0 10ms (12)', { 0: 0, 1: 1, 2: 2 });
     });
   });
 });

@@ -23,7 +23,10 @@ for (const module of project.children ?? []) {
     if (!CHECKED.has(reflection.kind) || seen.has(reflection.name)) continue;
     seen.add(reflection.name);
     const comment = commentOf(reflection);
-    const summary = (comment?.summary ?? []).map((part) => part.text).join('').trim();
+    const summary = (comment?.summary ?? [])
+      .map((part) => part.text)
+      .join('')
+      .trim();
     const hasExample = (comment?.blockTags ?? []).some((tag) => tag.tag === '@example');
     if (!summary) missing.push(`${module.name}: ${reflection.name} has no summary`);
     if (!hasExample) missing.push(`${module.name}: ${reflection.name} has no @example`);

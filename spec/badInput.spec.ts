@@ -126,7 +126,14 @@ describe('lease.try(key, work)', () => {
 
   it('errors the operator’s output with a TypeError when keyOf gives a bad key, and submits nothing', async () => {
     const { lease, unchanged } = leaseWithPendingWork();
-    const output = lastValueFrom(from(['']).pipe(lease.try((v: string) => v, () => work)));
+    const output = lastValueFrom(
+      from(['']).pipe(
+        lease.try(
+          (v: string) => v,
+          () => work,
+        ),
+      ),
+    );
     await expect(output).rejects.toThrow(TypeError);
     await expect(output).rejects.toThrow(/key.*received ""/);
     unchanged();

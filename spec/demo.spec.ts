@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseDemoArgs, parseReplicaArgs, UsageError, type DemoOptions } from '../src/cli/args';
 import { runDemo, type DemoSummary } from '../src/cli/demo';

@@ -69,7 +69,14 @@ describe('DueQueue', () => {
 
   it('deletes keys from anywhere, lane or heap', () => {
     const q = queueOfKeys();
-    for (const [key, at] of [['a', 1], ['b', 2], ['c', 3], ['d', 0.5], ['e', 5]] as const) q.add(key, at);
+    for (const [key, at] of [
+      ['a', 1],
+      ['b', 2],
+      ['c', 3],
+      ['d', 0.5],
+      ['e', 5],
+    ] as const)
+      q.add(key, at);
     expect(q.delete('c')).toBe(true);
     expect(q.delete('d')).toBe(true);
     expect(q.delete('zz')).toBe(false);

@@ -169,7 +169,13 @@ describe('Observable work', () => {
     const failure = new Error('store unreachable');
     lease.run();
     const retried = nextEvent(lease, 'retried');
-    lease.try('a', () => timer(5).pipe(map(() => { throw failure; })));
+    lease.try('a', () =>
+      timer(5).pipe(
+        map(() => {
+          throw failure;
+        }),
+      ),
+    );
 
     await retried;
     expect(log.of('error')).toEqual([expect.objectContaining({ key: 'a', error: failure })]);

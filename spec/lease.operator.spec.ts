@@ -45,11 +45,13 @@ function units() {
 /** Units that stay open until the test settles them. */
 function heldUnits() {
   const held = new Map<string, Deferred<WorkReturn>>();
-  const workOf = (r: Route): WorkFunc => () => {
-    const result = deferred<WorkReturn>();
-    held.set(`${r.name}${r.v}`, result);
-    return result.promise;
-  };
+  const workOf =
+    (r: Route): WorkFunc =>
+    () => {
+      const result = deferred<WorkReturn>();
+      held.set(`${r.name}${r.v}`, result);
+      return result.promise;
+    };
   return { held, workOf };
 }
 
@@ -75,7 +77,11 @@ describe('lease.try(keyOf, workOf)', () => {
     const lease = createLease();
     const { ran, workOf } = units();
     lease.run();
-    const values = [route('a', 1, WorkResult.Extend), route('b', 1, WorkResult.None), route('c', 1, WorkResult.Release)];
+    const values = [
+      route('a', 1, WorkResult.Extend),
+      route('b', 1, WorkResult.None),
+      route('c', 1, WorkResult.Release),
+    ];
 
     const outcomes = await lastValueFrom(from(values).pipe(lease.try(keyOf, workOf), toArray()));
     expect(outcomes).toEqual([
@@ -155,7 +161,10 @@ describe('lease.try(keyOf, workOf)', () => {
     lease.run();
     const outcomes = await lastValueFrom(
       from([route('a')]).pipe(
-        lease.try(keyOf, () => async () => (++calls === 1 ? { result: WorkResult.Release, retry: true } : WorkResult.Extend)),
+        lease.try(
+          keyOf,
+          () => async () => (++calls === 1 ? { result: WorkResult.Release, retry: true } : WorkResult.Extend),
+        ),
         toArray(),
       ),
     );
@@ -208,8 +217,22 @@ describe('lease.try(keyOf, workOf)', () => {
   });
 
   it.each([
-    ['keyOf', (r: Route) => { if (r.v === 2) throw new Error('no key'); return r.name; }, units().workOf],
-    ['workOf', keyOf, (r: Route): WorkFunc => { if (r.v === 2) throw new Error('no key'); return () => WorkResult.Extend; }],
+    [
+      'keyOf',
+      (r: Route) => {
+        if (r.v === 2) throw new Error('no key');
+        return r.name;
+      },
+      units().workOf,
+    ],
+    [
+      'workOf',
+      keyOf,
+      (r: Route): WorkFunc => {
+        if (r.v === 2) throw new Error('no key');
+        return () => WorkResult.Extend;
+      },
+    ],
   ])('errors the output when %s throws', (_, keyFn, workFn) => {
     const lease = createLease();
     const { state, outcomes } = watch(from([route('a', 1), route('b', 2)]).pipe(lease.try(keyFn, workFn)));

@@ -14,11 +14,13 @@ afterEach(() => {
 /** Units that stay open until the test settles them, each call recorded under a label. */
 function heldUnits() {
   const calls: { key: string; label: string; result: Deferred<WorkReturn> }[] = [];
-  const unit = (key: string, label: string = key) => () => {
-    const result = deferred<WorkReturn>();
-    calls.push({ key, label, result });
-    return result.promise;
-  };
+  const unit =
+    (key: string, label: string = key) =>
+    () => {
+      const result = deferred<WorkReturn>();
+      calls.push({ key, label, result });
+      return result.promise;
+    };
   const settle = (label: string, returned: WorkReturn = WorkResult.Extend) => {
     const call = calls.find((c) => c.label === label);
     if (call === undefined) throw new Error(`unit ${label} was not called`);
@@ -115,7 +117,9 @@ describe('workers', () => {
     held.settle('a1');
     await waitFor(() => held.calls.length === 2, 'the next unit');
     expect(held.labels()).toEqual(['a1', 'a2']);
-    expect(log.of('settled')).toEqual([expect.objectContaining({ key: 'a', id: 1, result: WorkResult.Extend, retry: false })]);
+    expect(log.of('settled')).toEqual([
+      expect.objectContaining({ key: 'a', id: 1, result: WorkResult.Extend, retry: false }),
+    ]);
     // a1's submission ended when a2 replaced it; its unit still settled and its result applied.
     expect(log.of('superseded')).toEqual([expect.objectContaining({ key: 'a', id: 1, by: 2 })]);
     expect(log.of('dropped')).toEqual([]);

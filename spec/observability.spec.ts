@@ -14,7 +14,12 @@ describe('docs/observability.md: structured logs with pino', () => {
       },
     });
     const log = pino({ name: 'status-writer', level: 'debug' }, sink);
-    const lease = new WriterLease({ leaseDuration: 1_000, retryInterval: 5, backoff: constantBackoff(5), name: 'routes' });
+    const lease = new WriterLease({
+      leaseDuration: 1_000,
+      retryInterval: 5,
+      backoff: constantBackoff(5),
+      name: 'routes',
+    });
     const LEVELS = { error: 'error', 'backoff-error': 'warn', state: 'info', stopped: 'info' } as const;
 
     lease.events$.subscribe((event) => {

@@ -50,7 +50,10 @@ describe('leaseMetrics (prom-client)', () => {
     const registry = new Registry();
     const first = createLease('one');
     const second = createLease('two');
-    const reporting = [leaseMetrics(first, { registry, prefix: 'app_' }), leaseMetrics(second, { registry, prefix: 'app_' })];
+    const reporting = [
+      leaseMetrics(first, { registry, prefix: 'app_' }),
+      leaseMetrics(second, { registry, prefix: 'app_' }),
+    ];
     second.try('x', () => WorkResult.None);
     expect(await sample(registry, 'app_pending_keys{lease="one"}')).toBe(0);
     expect(await sample(registry, 'app_pending_keys{lease="two"}')).toBe(1);
@@ -58,7 +61,9 @@ describe('leaseMetrics (prom-client)', () => {
   });
 
   it('rejects a lease that is not one and a prefix that is not a metric name', () => {
-    expect(() => leaseMetrics({} as WriterLease)).toThrow(/leaseMetrics: lease must be a WriterLease, received an object/);
+    expect(() => leaseMetrics({} as WriterLease)).toThrow(
+      /leaseMetrics: lease must be a WriterLease, received an object/,
+    );
     expect(() => leaseMetrics(createLease('x'), { registry: new Registry(), prefix: '9bad-' })).toThrow(
       /options\.prefix must match .*received "9bad-"/,
     );

@@ -1,6 +1,5 @@
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import { parseDemoArgs } from '../src/cli/args';

@@ -33,7 +33,11 @@ function wrap(store: RecordStore, overrides: Partial<RecordStore>): RecordStore 
   };
 }
 
-function replica(store: RecordStore, writer: string, extra: Partial<ConstructorParameters<typeof StatusWriter>[0]> = {}) {
+function replica(
+  store: RecordStore,
+  writer: string,
+  extra: Partial<ConstructorParameters<typeof StatusWriter>[0]> = {},
+) {
   const lease = new WriterLease({ leaseDuration: 200, retryInterval: 5, backoff: constantBackoff(5), name: writer });
   const statusWriter = new StatusWriter({ store, lease, writer, ...extra });
   return { lease, statusWriter };
@@ -49,7 +53,11 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     const { statusWriter } = replica(store, 'r1');
     await store.put('spec', 'a', spec(1));
     await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.Extend);
-    expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({ generation: 1, value: 'v1', writer: 'r1' });
+    expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({
+      generation: 1,
+      value: 'v1',
+      writer: 'r1',
+    });
   });
 
   it('status current, written by another replica: extend(key) on the lease, result none', async () => {
@@ -123,7 +131,9 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
 
   it('rejects bad options naming the option', () => {
     const { lease } = replica(store, 'r1');
-    expect(() => new StatusWriter({ store, lease, writer: '' })).toThrow(/options\.writer must be a non-empty string, received ""/);
+    expect(() => new StatusWriter({ store, lease, writer: '' })).toThrow(
+      /options\.writer must be a non-empty string, received ""/,
+    );
     expect(() => new StatusWriter({ store: {} as RecordStore, lease, writer: 'w' })).toThrow(TypeError);
   });
 });
@@ -147,7 +157,11 @@ describe('StatusWriter: three replicas on one store', () => {
         updates++;
         // Let the leader write each change before the next, as a steady driver would.
         await firstValueFrom(
-          store.changes().pipe(filter((c) => c.kind === 'status' && c.key === key && (c.value as StatusValue).generation === generation)),
+          store
+            .changes()
+            .pipe(
+              filter((c) => c.kind === 'status' && c.key === key && (c.value as StatusValue).generation === generation),
+            ),
         );
       }
     }

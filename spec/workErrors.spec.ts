@@ -25,20 +25,51 @@ const failure = new Error('store unreachable');
 
 /** Units that fail; the error event must carry what they threw. */
 const failing: [string, WorkFunc, unknown][] = [
-  ['throws', () => { throw failure; }, failure],
-  // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a careless unit does
-  ['throws a non-Error value', () => { throw 'no connection'; }, 'no connection'],
+  [
+    'throws',
+    () => {
+      throw failure;
+    },
+    failure,
+  ],
+  [
+    'throws a non-Error value',
+    () => {
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a careless unit does
+      throw 'no connection';
+    },
+    'no connection',
+  ],
   ['rejects', () => Promise.reject(failure), failure],
-  ['throws in an async function', async () => { throw failure; }, failure],
+  [
+    'throws in an async function',
+    async () => {
+      throw failure;
+    },
+    failure,
+  ],
   ['errors (Observable, at once)', () => throwError(() => failure), failure],
-  ['errors (Observable, later)', () => timer(2).pipe(map(() => { throw failure; })), failure],
+  [
+    'errors (Observable, later)',
+    () =>
+      timer(2).pipe(
+        map(() => {
+          throw failure;
+        }),
+      ),
+    failure,
+  ],
 ];
 
 /** Units that return something that is not a WorkReturn; the error is a WorkReturnError with `info.received`. */
 const garbage: [string, WorkFunc, unknown][] = [
   ["'ok'", () => 'ok' as never, 'ok'],
   ["{ result: 'bogus' }", () => ({ result: 'bogus' }) as never, { result: 'bogus' }],
-  ["{ result: Extend, retry: 'yes' }", () => ({ result: WorkResult.Extend, retry: 'yes' }) as never, { result: WorkResult.Extend, retry: 'yes' }],
+  [
+    "{ result: Extend, retry: 'yes' }",
+    () => ({ result: WorkResult.Extend, retry: 'yes' }) as never,
+    { result: WorkResult.Extend, retry: 'yes' },
+  ],
   ['undefined', () => undefined as never, undefined],
   ['null', () => null as never, null],
   ['42', () => 42 as never, 42],
@@ -88,15 +119,18 @@ describe('a unit of work that fails', () => {
 });
 
 describe('a unit of work that returns something that is not a WorkReturn', () => {
-  it.each(garbage)('%s: WorkReturnError with info.received, release with retry, the lease goes on', async (_, unit, received) => {
-    const error = await failOnce(unit);
-    expect(error).toBeInstanceOf(WorkReturnError);
-    expect(error).toBeInstanceOf(TypeError);
-    const { info, message } = error as WorkReturnError;
-    expect(info.key).toBe('bad');
-    expect(info.received).toEqual(received);
-    expect(message).toMatch(/"bad"/);
-  });
+  it.each(garbage)(
+    '%s: WorkReturnError with info.received, release with retry, the lease goes on',
+    async (_, unit, received) => {
+      const error = await failOnce(unit);
+      expect(error).toBeInstanceOf(WorkReturnError);
+      expect(error).toBeInstanceOf(TypeError);
+      const { info, message } = error as WorkReturnError;
+      expect(info.key).toBe('bad');
+      expect(info.received).toEqual(received);
+      expect(message).toMatch(/"bad"/);
+    },
+  );
 });
 
 describe('a failure while leader', () => {

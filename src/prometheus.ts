@@ -78,8 +78,11 @@ const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * @throws TypeError when `lease` is not a WriterLease or `prefix` is not a valid metric name prefix.
  */
 export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = {}): Subscription {
-  const { registry = defaultRegistry, prefix = 'writer_lease_', buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] } =
-    options;
+  const {
+    registry = defaultRegistry,
+    prefix = 'writer_lease_',
+    buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  } = options;
   if (typeof lease?.events$?.subscribe !== 'function') {
     throw new TypeError(`leaseMetrics: lease must be a WriterLease, received ${describeValue(lease)}`);
   }
@@ -121,7 +124,14 @@ export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = 
   );
   reporting.add(() => {
     metrics.leases.delete(lease.name);
-    for (const metric of [metrics.leader, metrics.tick, metrics.pending, metrics.submissions, metrics.retries, metrics.errors]) {
+    for (const metric of [
+      metrics.leader,
+      metrics.tick,
+      metrics.pending,
+      metrics.submissions,
+      metrics.retries,
+      metrics.errors,
+    ]) {
       metric.remove(labels);
     }
     for (const result of Object.values(WorkResult)) {
@@ -143,8 +153,18 @@ function metricSetOf(registry: Registry, prefix: string, buckets: number[]): Met
   const leases = new Map<string, WriterLease>();
   const set: MetricSet = {
     leases,
-    leader: new Gauge({ name: `${prefix}leader`, help: '1 while the lease leads, else 0', labelNames: ['lease'], registers }),
-    tick: new Gauge({ name: `${prefix}tick`, help: "Follower renewals by others in a row", labelNames: ['lease'], registers }),
+    leader: new Gauge({
+      name: `${prefix}leader`,
+      help: '1 while the lease leads, else 0',
+      labelNames: ['lease'],
+      registers,
+    }),
+    tick: new Gauge({
+      name: `${prefix}tick`,
+      help: 'Follower renewals by others in a row',
+      labelNames: ['lease'],
+      registers,
+    }),
     pending: new Gauge({
       name: `${prefix}pending_keys`,
       help: 'Keys with pending work',
@@ -155,14 +175,24 @@ function metricSetOf(registry: Registry, prefix: string, buckets: number[]): Met
         for (const [name, lease] of leases) this.set({ lease: name }, lease.size);
       },
     }),
-    submissions: new Counter({ name: `${prefix}submissions_total`, help: 'Units submitted', labelNames: ['lease'], registers }),
+    submissions: new Counter({
+      name: `${prefix}submissions_total`,
+      help: 'Units submitted',
+      labelNames: ['lease'],
+      registers,
+    }),
     results: new Counter({
       name: `${prefix}results_total`,
       help: 'Units settled, by result',
       labelNames: ['lease', 'result'],
       registers,
     }),
-    retries: new Counter({ name: `${prefix}retries_total`, help: 'Units due again after a retry', labelNames: ['lease'], registers }),
+    retries: new Counter({
+      name: `${prefix}retries_total`,
+      help: 'Units due again after a retry',
+      labelNames: ['lease'],
+      registers,
+    }),
     errors: new Counter({
       name: `${prefix}errors_total`,
       help: 'Units that threw, rejected, errored or returned garbage',

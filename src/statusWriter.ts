@@ -205,7 +205,8 @@ export class StatusWriter {
           return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };
         }
       }
-      if (this.#contention?.isContended(key)) return { event: { type: 'contended', key }, returned: WorkResult.Release };
+      if (this.#contention?.isContended(key))
+        return { event: { type: 'contended', key }, returned: WorkResult.Release };
       const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#scheduler.now() };
       const written = await this.#store.compareAndSet('status', key, next, status?.version ?? null);
       if (written.ok) return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };

@@ -248,12 +248,10 @@ export class WriterLease {
   run(): Subscription {
     this.#assertNotDisposed('run()');
     if (this.#processing !== undefined) throw new LeaseRunningError({ lease: this.#name });
-    const processing = this.#wakeAt
-      .pipe(switchMap((at) => atTime(at, this.#scheduler)))
-      .subscribe(() => {
-        this.#timerAt = Infinity;
-        this.#startDueWork();
-      });
+    const processing = this.#wakeAt.pipe(switchMap((at) => atTime(at, this.#scheduler))).subscribe(() => {
+      this.#timerAt = Infinity;
+      this.#startDueWork();
+    });
     processing.add(() => this.#stop());
     this.#processing = processing;
     this.#armTimer();
@@ -476,7 +474,15 @@ export class WriterLease {
   #entry(key: string): KeyEntry {
     let entry = this.#keys.get(key);
     if (entry === undefined) {
-      entry = { key, pending: undefined, running: undefined, dueWhileRunning: undefined, at: 0, seq: 0, index: NOT_QUEUED };
+      entry = {
+        key,
+        pending: undefined,
+        running: undefined,
+        dueWhileRunning: undefined,
+        at: 0,
+        seq: 0,
+        index: NOT_QUEUED,
+      };
       this.#keys.set(key, entry);
     }
     return entry;
@@ -573,10 +579,14 @@ export class WriterLease {
         next: (value) => this.#settle(entry, running, value),
         error: (error: unknown) => this.#fail(entry, running, error),
         complete: () =>
-          this.#fail(entry, running, new WorkReturnError(`unit of work for "${key}" completed without a value`, {
-            key,
-            received: undefined,
-          })),
+          this.#fail(
+            entry,
+            running,
+            new WorkReturnError(`unit of work for "${key}" completed without a value`, {
+              key,
+              received: undefined,
+            }),
+          ),
       });
     // Still running (it did not settle synchronously): keep a handle to let go of it on stop.
     if (entry.running === running) running.subscription = subscription;

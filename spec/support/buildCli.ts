@@ -10,7 +10,16 @@ export function buildCli(name: string): string {
   const root = path.resolve(__dirname, '..', '..');
   const outDir = path.join(root, 'node_modules', '.cache', 'rx-writer-lease-spec', name);
   const tsc = require.resolve('typescript/bin/tsc');
-  const args = ['-p', path.join(root, 'tsconfig.build.json'), '--outDir', outDir, '--declaration', 'false', '--sourceMap', 'false'];
+  const args = [
+    '-p',
+    path.join(root, 'tsconfig.build.json'),
+    '--outDir',
+    outDir,
+    '--declaration',
+    'false',
+    '--sourceMap',
+    'false',
+  ];
   const built = spawnSync(process.execPath, [tsc, ...args], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);
   return path.join(outDir, 'cli', 'main.js');

@@ -17,7 +17,11 @@ export function nextMacrotask(): Promise<void> {
  * macrotask. Rejects after `timeoutMs`; the deadline is read from the clock,
  * so no timer is left behind to disturb a test that counts timers.
  */
-export async function waitFor(condition: () => boolean, what = 'the condition', timeoutMs = DEFAULT_TIMEOUT): Promise<void> {
+export async function waitFor(
+  condition: () => boolean,
+  what = 'the condition',
+  timeoutMs = DEFAULT_TIMEOUT,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`waitFor: gave up after ${timeoutMs} ms waiting for ${what}`);

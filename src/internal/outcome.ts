@@ -50,10 +50,7 @@ export function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Applies `fn` to what a unit returns, keeping it synchronous when it was. */
-export function mapReturn(
-  returned: ReturnType<WorkFunc>,
-  fn: (value: WorkReturn) => WorkReturn,
-): ReturnType<WorkFunc> {
+export function mapReturn(returned: ReturnType<WorkFunc>, fn: (value: WorkReturn) => WorkReturn): ReturnType<WorkFunc> {
   if (isObservable(returned)) return returned.pipe(map(fn));
   if (isPromiseLike(returned)) return Promise.resolve(returned).then(fn);
   return fn(returned);

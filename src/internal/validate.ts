@@ -29,7 +29,11 @@ export function assertInteger(owner: string, name: string, value: unknown, min: 
 }
 
 /** Throws a TypeError unless `value` is a function. */
-export function assertFunction(owner: string, name: string, value: unknown): asserts value is (...args: never[]) => unknown {
+export function assertFunction(
+  owner: string,
+  name: string,
+  value: unknown,
+): asserts value is (...args: never[]) => unknown {
   if (typeof value !== 'function') {
     throw new TypeError(`${owner}: ${name} must be a function, received ${describeValue(value)}`);
   }

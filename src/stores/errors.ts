@@ -109,7 +109,7 @@ function describeCause(cause: unknown): string {
 }
 
 function preview(received: unknown): string {
-  const text = typeof received === 'string' ? received : JSON.stringify(received) ?? String(received);
+  const text = typeof received === 'string' ? received : (JSON.stringify(received) ?? String(received));
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

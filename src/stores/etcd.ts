@@ -127,7 +127,10 @@ class EtcdStore implements RecordStore {
   async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
     this.#assertOpen('put');
     const name = this.#layout.keyOf(kind, key);
-    const { header } = await this.#client.put(name).value(encodeRecord(value, this.url, name)).exec();
+    const { header } = await this.#client
+      .put(name)
+      .value(encodeRecord(value, this.url, name))
+      .exec();
     return Number(header.revision);
   }
 

@@ -159,7 +159,12 @@ class RedisStore implements RecordStore {
   }
 
   async open(connectTimeout: number): Promise<void> {
-    await reachWithin(this.url, connectTimeout, () => this.#connect(), () => this.close());
+    await reachWithin(
+      this.url,
+      connectTimeout,
+      () => this.#connect(),
+      () => this.close(),
+    );
     this.#opened = true;
     // 'ready' fired once during connect(); from now on it means "reconnected".
     this.#subscriber.on('ready', () => void this.#resubscribe());

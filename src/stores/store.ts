@@ -78,8 +78,7 @@ export interface StatusValue extends Generational {
  * ```
  */
 export type CasOutcome =
-  | { readonly ok: true; readonly version: number }
-  | { readonly ok: false; readonly reason: 'conflict' };
+  { readonly ok: true; readonly version: number } | { readonly ok: false; readonly reason: 'conflict' };
 
 /**
  * One change seen on the change feed. `value` is undefined when the record was deleted.
