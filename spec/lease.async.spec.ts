@@ -1,26 +1,9 @@
 import { EMPTY, Subject, finalize, ignoreElements, map, of, throwError, timer, type Observable } from 'rxjs';
-import {
-  LeaseState,
-  WorkResult,
-  WorkReturnError,
-  WriterLease,
-  constantBackoff,
-  limitRetries,
-  type WorkReturn,
-  type WriterLeaseOptions,
-} from '../src';
+import { LeaseState, WorkResult, WorkReturnError, constantBackoff, limitRetries, type WorkReturn } from '../src';
 import { deferred, eventLog, nextEvent, waitFor } from './support/waitFor';
+import { leaseFactory } from './support/leases';
 
-/** Real asyncScheduler, short durations: a write holds 50 ms, a retry comes 5 ms later, every backoff is 5 ms. */
-const leases: WriterLease[] = [];
-function createLease(options: Partial<WriterLeaseOptions> = {}): WriterLease {
-  const lease = new WriterLease({ leaseDuration: 50, retryInterval: 5, backoff: constantBackoff(5), ...options });
-  leases.push(lease);
-  return lease;
-}
-afterEach(() => {
-  for (const lease of leases.splice(0)) lease.dispose();
-});
+const createLease = leaseFactory();
 
 describe('Promise work', () => {
   it('becomes leader when the unit resolves extend, with expires = settle time + leaseDuration', async () => {

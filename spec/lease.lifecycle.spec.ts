@@ -8,19 +8,11 @@ import {
   constantBackoff,
   type LeaseSnapshot,
   type WorkReturn,
-  type WriterLeaseOptions,
 } from '../src';
 import { deferred, eventLog, nextEvent, nextMacrotask, waitFor } from './support/waitFor';
+import { leaseFactory } from './support/leases';
 
-const leases: WriterLease[] = [];
-function createLease(options: Partial<WriterLeaseOptions> = {}): WriterLease {
-  const lease = new WriterLease({ leaseDuration: 50, retryInterval: 5, backoff: constantBackoff(5), ...options });
-  leases.push(lease);
-  return lease;
-}
-afterEach(() => {
-  for (const lease of leases.splice(0)) lease.dispose();
-});
+const createLease = leaseFactory();
 
 /** Node timers alive now (asyncScheduler's actions are `setInterval`s, listed as 'Timeout'). */
 const activeTimers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;

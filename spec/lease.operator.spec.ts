@@ -1,25 +1,9 @@
 import { Subject, from, lastValueFrom, toArray, type Observable } from 'rxjs';
-import {
-  LeaseState,
-  WorkResult,
-  WriterLease,
-  constantBackoff,
-  type TryOutcome,
-  type WorkFunc,
-  type WorkReturn,
-  type WriterLeaseOptions,
-} from '../src';
+import { LeaseState, WorkResult, WriterLease, type TryOutcome, type WorkFunc, type WorkReturn } from '../src';
 import { deferred, eventLog, waitFor, type Deferred } from './support/waitFor';
+import { leaseFactory } from './support/leases';
 
-const leases: WriterLease[] = [];
-function createLease(options: Partial<WriterLeaseOptions> = {}): WriterLease {
-  const lease = new WriterLease({ leaseDuration: 50, retryInterval: 5, backoff: constantBackoff(5), ...options });
-  leases.push(lease);
-  return lease;
-}
-afterEach(() => {
-  for (const lease of leases.splice(0)) lease.dispose();
-});
+const createLease = leaseFactory();
 
 /** A record to write: `name` is its key, `v` tells two values of one key apart. */
 interface Route {

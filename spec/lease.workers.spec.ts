@@ -1,15 +1,8 @@
-import { LeaseState, WorkResult, WriterLease, constantBackoff, type WorkReturn, type WriterLeaseOptions } from '../src';
+import { LeaseState, WorkResult, WriterLease, type WorkReturn } from '../src';
 import { deferred, eventLog, waitFor, type Deferred } from './support/waitFor';
+import { leaseFactory } from './support/leases';
 
-const leases: WriterLease[] = [];
-function createLease(options: Partial<WriterLeaseOptions> = {}): WriterLease {
-  const lease = new WriterLease({ leaseDuration: 50, retryInterval: 5, backoff: constantBackoff(5), ...options });
-  leases.push(lease);
-  return lease;
-}
-afterEach(() => {
-  for (const lease of leases.splice(0)) lease.dispose();
-});
+const createLease = leaseFactory();
 
 /** Units that stay open until the test settles them, each call recorded under a label. */
 function heldUnits() {

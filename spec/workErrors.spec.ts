@@ -1,25 +1,11 @@
 import { map, of, throwError, timer } from 'rxjs';
-import {
-  LeaseState,
-  WorkResult,
-  WorkReturnError,
-  WriterLease,
-  constantBackoff,
-  type WorkFunc,
-  type WriterLeaseOptions,
-} from '../src';
+import { LeaseState, WorkResult, WorkReturnError, type WorkFunc, type WriterLeaseOptions } from '../src';
 import { eventLog, nextEvent } from './support/waitFor';
+import { leaseFactory } from './support/leases';
 
-const leases: WriterLease[] = [];
+const makeLease = leaseFactory();
 /** retryInterval 20 > 2 × backoff(0) = 10: a follower's new work runs before the failed unit's retry. */
-function createLease(options: Partial<WriterLeaseOptions> = {}): WriterLease {
-  const lease = new WriterLease({ leaseDuration: 50, retryInterval: 20, backoff: constantBackoff(5), ...options });
-  leases.push(lease);
-  return lease;
-}
-afterEach(() => {
-  for (const lease of leases.splice(0)) lease.dispose();
-});
+const createLease = (options: Partial<WriterLeaseOptions> = {}) => makeLease({ retryInterval: 20, ...options });
 
 const failure = new Error('store unreachable');
 
