@@ -731,7 +731,14 @@ export class LeaseModel {
   }
 
   #expectState(cause: string, state: State, tick: number, expires: ExpectedState['expires']): void {
-    this.#expectedStates.push({ cause, state, tick, expires });
+    // A snapshot equal to the current one is no change: the lease publishes nothing for it.
+    const unchanged =
+      Array.isArray(expires) &&
+      expires[0] === expires[1] &&
+      state === this.state.state &&
+      tick === this.state.tick &&
+      expires[0] === this.state.expires;
+    if (!unchanged) this.#expectedStates.push({ cause, state, tick, expires });
   }
 
   #end(id: number, ending: Ending, at: number, mayHaveEnded = false): void {

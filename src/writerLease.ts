@@ -22,7 +22,7 @@ import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors
 import type { LeaseEvent } from './events.js';
 import { atTime } from './internal/atTime.js';
 import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue.js';
-import { call, toSettlement, type Settlement } from './internal/outcome.js';
+import { later, toSettlement, type Settlement } from './internal/outcome.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
 import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate.js';
 import {
@@ -562,18 +562,19 @@ export class WriterLease {
     entry.running = running;
     this.#runningCount++;
     this.#emit({ type: 'started', key, id: submission.id, at: now });
-    let called: ReturnType<typeof call>;
+    let returned: unknown;
     try {
-      called = call(submission.work);
+      returned = submission.work();
     } catch (error) {
       this.#fail(entry, running, error);
       return;
     }
-    if (called.now) {
-      this.#settle(entry, running, called.value);
+    const source = later(returned);
+    if (source === undefined) {
+      this.#settle(entry, running, returned);
       return;
     }
-    const subscription = from(called.later)
+    const subscription = from(source)
       .pipe(take(1))
       .subscribe({
         next: (value) => this.#settle(entry, running, value),
@@ -668,8 +669,12 @@ export class WriterLease {
     return this.#leaseDuration;
   }
 
+  /** Publishes a new snapshot; one equal to the current is no change, and `state$` emits only changes. */
   #setState(snapshot: LeaseSnapshot, now: number): void {
     const previous = this.#state.value;
+    if (previous.state === snapshot.state && previous.expires === snapshot.expires && previous.tick === snapshot.tick) {
+      return;
+    }
     this.#state.next(snapshot);
     this.#emit({ type: 'state', previous, snapshot, at: now });
   }

@@ -7,37 +7,36 @@ export interface Settlement {
   readonly retry: boolean;
 }
 
-const RESULTS: ReadonlySet<unknown> = new Set(Object.values(WorkResult));
+/** The settlement of each bare result, made once: most units return one, and this is the hot path. */
+const BARE: ReadonlyMap<unknown, Settlement> = new Map(
+  Object.values(WorkResult).map((result) => [result, Object.freeze({ result, retry: false })]),
+);
 
 /** True for the three {@link WorkResult} values. */
 export function isWorkResult(value: unknown): value is WorkResult {
-  return RESULTS.has(value);
+  return BARE.has(value);
 }
 
 /** Reads a {@link WorkReturn}; undefined when `value` is not one. */
 export function toSettlement(value: unknown): Settlement | undefined {
-  if (isWorkResult(value)) return { result: value, retry: false };
+  const bare = BARE.get(value);
+  if (bare !== undefined) return bare;
   if (typeof value !== 'object' || value === null) return undefined;
   const { result, retry } = value as { result?: unknown; retry?: unknown };
   if (!isWorkResult(result) || (retry !== undefined && typeof retry !== 'boolean')) return undefined;
   return { result, retry: retry === true };
 }
 
-/** What calling a unit gave: a value now, or a source that gives it later. */
-export type Called =
-  | { readonly now: true; readonly value: unknown }
-  | { readonly now: false; readonly later: Observable<unknown> | PromiseLike<unknown> };
-
 /**
- * Calls a unit. A plain value is returned as is, so that a synchronous unit
- * settles without a Promise in between.
+ * What a unit returned, when it will only give its value later: the
+ * Observable, or the thenable adopted as a Promise. Undefined for a plain
+ * value, which the lease applies at once, without a Promise in between.
  */
-export function call(work: WorkFunc): Called {
-  const value: unknown = work();
-  if (isObservable(value)) return { now: false, later: value };
+export function later(returned: unknown): Observable<unknown> | Promise<unknown> | undefined {
+  if (isObservable(returned)) return returned;
   // A bare thenable need not return anything from then(); Promise.resolve adopts it by the Promise rules.
-  if (isPromiseLike(value)) return { now: false, later: Promise.resolve(value) };
-  return { now: true, value };
+  if (isPromiseLike(returned)) return Promise.resolve(returned);
+  return undefined;
 }
 
 /** True for anything with a callable `then`, as the Promise resolution rules say. */
