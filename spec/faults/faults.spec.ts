@@ -13,6 +13,8 @@
  *   `LATENCY_MARGIN_MS` (the converging unit's three store calls in
  *   transit) after the later of the last update and the last fault;
  * - nothing is written in the quiet period once converged.
+ * Where a fault breaks one of these, its `it` says so and a `test.failing`
+ * at the end pins the bug (F1-F3, docs/reliability.md).
  *
  * `FAULTS_REPORT=1 npx jest spec/faults/faults` prints the figures of each
  * run (the numbers in docs/reliability.md).
