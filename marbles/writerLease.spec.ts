@@ -346,6 +346,34 @@ describe('rule 5: extend(key)', () => {
   });
 });
 
+describe('rule 5, extend(key, at): a write found late renews the other lease as of when it was made', () => {
+  it('renews from `at`, never shortens, and a renewal already run out renews nothing', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, tick 0, expires 5
+      hot('-abc').subscribe((key) => lease.try(key, extend));
+      hot('--a').subscribe(() => lease.extend('a', 0)); // frame 2: tick 1, expires max(0 + 50, 5) = 50
+      hot('---b').subscribe(() => lease.extend('b', 1)); // frame 3: tick 2, 1 + 80 = 81
+      // frame 60, a write made at -30: -30 + backoff(3) = 50 < 60, that renewal has run out: old news
+      hot('-'.repeat(60) + 'c').subscribe(() => lease.extend('c', -30));
+      expectObservable(
+        eventsOf(lease, 'state').pipe(map(({ snapshot }) => `${snapshot.tick}@${snapshot.expires}`)),
+      ).toBe('a-bc', { a: '0@5', b: '1@50', c: '2@81' });
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key }) => key))).toBe('--ab 56ms c');
+    });
+  });
+
+  it('rejects an `at` that is not a finite number, naming it, and changes nothing', () => {
+    marbles(({ scheduler }) => {
+      const lease = createLease(scheduler);
+      lease.try('k', extend);
+      expect(() => lease.extend('k', Number.NaN)).toThrow(/extend: at must be a finite number, received NaN/);
+      expect(lease.size).toBe(1);
+    });
+  });
+});
+
 describe('rule 6: remove(key)', () => {
   it('forgets the pending work; the state is unchanged', () => {
     marbles(({ scheduler, hot, expectObservable }) => {

@@ -66,7 +66,7 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     await store.put('status', 'a', status(1, 'r2'));
     const extended = jest.spyOn(lease, 'extend');
     await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.None);
-    expect(extended).toHaveBeenCalledWith('a');
+    expect(extended).toHaveBeenCalledWith('a', 0); // renewed as of the write (status.at), not of the read
   });
 
   it('status current, written by us: nothing, result none', async () => {

@@ -104,6 +104,8 @@ export class StatusWriter {
   readonly #events = new Subject<StatusWriterEvent>();
   /** The latest spec generation seen per key, to tell a current status from a stale one. */
   readonly #generations = new Map<string, number>();
+  /** Keys whose work stood down while contended: they are submitted again when it ends. */
+  readonly #stoodDown = new Set<string>();
 
   /** What every unit did. */
   readonly events$: Observable<StatusWriterEvent> = this.#events.asObservable();
@@ -138,15 +140,30 @@ export class StatusWriter {
 
   /**
    * Watches the store: spec changes become submissions, other replicas'
-   * status writes extend their lease.
+   * status writes extend their lease. A key this replica stood down on while
+   * it was contended is submitted again once the contention ends, so that the
+   * change made meanwhile is not left unwritten.
    *
    * @returns The watch; unsubscribe to stop.
    */
   run(): Subscription {
-    return this.#store.changes().subscribe((change) => {
+    const watch = this.#store.changes().subscribe((change) => {
       if (change.kind === 'spec') this.#specChanged(change as RecordChange<SpecValue>);
       else this.#statusChanged(change as RecordChange<StatusValue>);
     });
+    const contention = this.#contention;
+    if (contention !== undefined) {
+      watch.add(
+        contention.contended$.subscribe(() => {
+          for (const key of this.#stoodDown) {
+            if (contention.isContended(key)) continue;
+            this.#stoodDown.delete(key);
+            this.sync(key);
+          }
+        }),
+      );
+    }
+    return watch;
   }
 
   /**
@@ -201,12 +218,16 @@ export class StatusWriter {
           this.#contention?.changed(key, value, ours);
         }
         if (value === ours || status.value.generation > generation) {
-          if (writer !== this.#writer && this.#coordinate) this.#lease.extend(key);
+          // Found by reading, maybe long after it was written: renew the other lease as of the write.
+          if (writer !== this.#writer && this.#coordinate)
+            this.#lease.extend(key, Math.min(status.value.at, this.#scheduler.now()));
           return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };
         }
       }
-      if (this.#contention?.isContended(key))
+      if (this.#contention?.isContended(key)) {
+        this.#stoodDown.add(key);
         return { event: { type: 'contended', key }, returned: WorkResult.Release };
+      }
       const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#scheduler.now() };
       const written = await this.#store.compareAndSet('status', key, next, status?.version ?? null);
       if (written.ok) return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };

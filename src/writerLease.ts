@@ -37,7 +37,7 @@ import {
 /** The inputs of the lease, merged into one stream in the order they were made. */
 type Command =
   | { readonly type: 'try'; readonly key: string; readonly id: number; readonly work: WorkFunc }
-  | { readonly type: 'extend'; readonly key: string }
+  | { readonly type: 'extend'; readonly key: string; readonly at: number | undefined }
   | { readonly type: 'remove'; readonly key: string; readonly id?: number }
   | { readonly type: 'expire' };
 
@@ -304,18 +304,32 @@ export class WriterLease {
 
   /**
    * Tells the lease another writer did the work for `key`: its pending work
-   * is forgotten and, as follower, the other writer's lease counts as renewed.
-   * Nothing happens when `key` has no pending work.
+   * is forgotten and, as follower, the other writer's lease counts as renewed
+   * (tick += 1, `expires = now + backoff(tick)`). Nothing happens when `key`
+   * has no pending work.
+   *
+   * Pass `at` when the write was found later than it was made (a unit that
+   * reads a status another replica wrote a while ago): the other writer's
+   * lease is then renewed as of `at`, never shortened, and a write whose
+   * renewal has already run out renews nothing. Without it, the lease of a
+   * writer that has since died would be held for a whole backoff from now.
    *
    * @example
    * ```ts
    * store.statusChanges$.pipe(filter((s) => s.writer !== me)).subscribe((s) => lease.extend(s.key));
+   * lease.extend('route/a', status.at); // a write seen only now, made at status.at
    * ```
    * @param key The record another writer wrote.
+   * @param at When the other writer wrote it, on the lease's clock; at most now.
+   * @throws TypeError when `key` is not a non-empty string.
+   * @throws RangeError when `at` is given and is not a finite number.
    */
-  extend(key: string): void {
+  extend(key: string, at?: number): void {
     assertKey(OWNER, 'extend: key', key);
-    this.#command({ type: 'extend', key });
+    if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at))) {
+      throw new RangeError(`${OWNER}: extend: at must be a finite number, received ${describeValue(at)}`);
+    }
+    this.#command({ type: 'extend', key, at });
   }
 
   /**
@@ -444,8 +458,16 @@ export class WriterLease {
       case 'extend': {
         const entry = this.#keys.get(command.key);
         if (entry === undefined || !this.#drop(entry, 'extended', now)) return;
-        const { state, tick } = this.#state.value;
-        if (state === LeaseState.Follower) this.#setState(this.#follower(tick + 1, now), now);
+        const { state, tick, expires } = this.#state.value;
+        if (state !== LeaseState.Follower) return;
+        const { at = now } = command;
+        if (at >= now) {
+          this.#setState(this.#follower(tick + 1, now), now);
+          return;
+        }
+        // A write found late renews the other lease as of when it was made.
+        const renewed = this.#follower(tick + 1, at);
+        if (renewed.expires > now) this.#setState({ ...renewed, expires: Math.max(renewed.expires, expires) }, now);
         return;
       }
       case 'remove': {
