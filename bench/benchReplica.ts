@@ -9,7 +9,7 @@ import {
   type StatusWriterEvent,
 } from '../src';
 import { seededRandom } from '../src/cli/seededRandom';
-import { severableStore } from './severableStore';
+import { linkStore } from '../src/cli/storeLink';
 import { LockElector } from './lockElector';
 
 /** How the replicas of a macro run decide who writes. */
@@ -70,7 +70,7 @@ export function benchReplica(settings: ReplicaSettings, index: number, seed: num
 /** The library's replica (`writer-lease`), or the same work with no coordination (`uncoordinated`). */
 function writerLeaseReplica(settings: ReplicaSettings, name: string, random: () => number): BenchReplica {
   const { store, strategy, scheduler, leaseDuration, retryInterval } = settings;
-  const link = severableStore(store);
+  const link = linkStore(store);
   const lease = new WriterLease({
     leaseDuration,
     retryInterval,
@@ -114,7 +114,7 @@ function writerLeaseReplica(settings: ReplicaSettings, name: string, random: () 
  */
 function lockLeaseReplica(settings: ReplicaSettings, name: string, random: () => number): BenchReplica {
   const { store, scheduler, retryInterval, keys, lock, lockKey } = settings;
-  const link = severableStore(store);
+  const link = linkStore(store);
   const queue = new WriterLease({ leaseDuration: lock.leaseDuration, retryInterval, scheduler, name });
   const writer = new StatusWriter({ store: link.store, lease: queue, writer: name, coordinate: false, scheduler });
   const leading: Subscription[] = [];

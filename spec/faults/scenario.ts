@@ -1,5 +1,5 @@
 import type { Observable, SchedulerLike, Subscription } from 'rxjs';
-import { severableStore, type SeverableStore } from '../../bench/severableStore';
+import { linkStore, type StoreLink } from '../../src/cli/storeLink';
 import { VirtualClock } from '../../bench/virtualClock';
 import { VirtualDriver } from '../../bench/virtualDriver';
 import {
@@ -336,7 +336,7 @@ export class Scenario {
     const replica = new ReplicaImpl({
       name,
       link,
-      severable: severableStore(link.store),
+      severable: linkStore(link.store),
       lease: new WriterLease({
         leaseDuration: LEASE_DURATION,
         retryInterval: RETRY_INTERVAL,
@@ -366,7 +366,7 @@ class ReplicaImpl implements ScenarioReplica {
   readonly tracker: ContentionTracker;
   readonly link: FaultyLink;
   readonly events: EventCounts = { written: 0, conflict: 0, current: 0, gone: 0, contended: 0, error: 0 };
-  readonly #severable: SeverableStore;
+  readonly #severable: StoreLink;
   readonly #writer: StatusWriter;
   readonly #lastEvents = new Map<string, StatusWriterEvent['type']>();
   readonly #running: Subscription[] = [];
@@ -375,7 +375,7 @@ class ReplicaImpl implements ScenarioReplica {
   constructor(parts: {
     name: string;
     link: FaultyLink;
-    severable: SeverableStore;
+    severable: StoreLink;
     lease: WriterLease;
     tracker: ContentionTracker;
     statusOf: ((spec: SpecValue) => string) | undefined;
