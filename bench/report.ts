@@ -64,6 +64,23 @@ function microTable({ micro, targets }: BenchResults): Table {
   };
 }
 
+/** The columns of a macro or real-store run, numbers right-aligned. */
+const RUN_COLUMNS = {
+  header: [
+    'strategy',
+    'replicas',
+    'keys',
+    'writes',
+    'conflicts',
+    'attempts/update',
+    'writes/update',
+    'idle writes/min',
+    'failover ms',
+    'converged',
+  ],
+  right: new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+};
+
 function macroTable({ macro, targets }: BenchResults): Table {
   const { settings, runs } = macro;
   return {
@@ -71,19 +88,7 @@ function macroTable({ macro, targets }: BenchResults): Table {
       `Macro (virtual time, memory store, ${settings.updates} updates at ${settings.rate}/s, seed ${settings.seed}; ` +
       `idle ${settings.idleMs / 60_000} min; writer lease ${settings.leaseDuration} ms / retry ${settings.retryInterval} ms; ` +
       `lock lease ${settings.lock.leaseDuration / 1000} s / ${settings.lock.renewDeadline / 1000} s / ${settings.lock.retryPeriod / 1000} s)`,
-    header: [
-      'strategy',
-      'replicas',
-      'keys',
-      'writes',
-      'conflicts',
-      'attempts/update',
-      'writes/update',
-      'idle writes/min',
-      'failover ms',
-      'converged',
-    ],
-    right: new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    ...RUN_COLUMNS,
     rows: runs.map((run) => runRow(run, 'macro', targets)),
   };
 }
@@ -92,19 +97,7 @@ function realTable({ real, targets }: BenchResults): Table {
   const { store, updates, rate, killLeaderAfter, runs } = real!;
   return {
     title: `Real store ${store} (real time, one process per replica, ${updates} updates at ${rate}/s; idle = 2 × leaseDuration; leader killed ${killLeaderAfter} ms into a second run)`,
-    header: [
-      'strategy',
-      'replicas',
-      'keys',
-      'writes',
-      'conflicts',
-      'attempts/update',
-      'writes/update',
-      'idle writes/min',
-      'failover ms',
-      'converged',
-    ],
-    right: new Set([1, 2, 3, 4, 5, 6, 7, 8]),
+    ...RUN_COLUMNS,
     rows: runs.map((run) => runRow(run, 'real', targets)),
   };
 }
