@@ -206,18 +206,25 @@ export class StatusWriter {
 
   async #write(key: string): Promise<{ event: StatusWriterEvent; returned: WorkReturn }> {
     try {
-      const spec = await this.#store.get<SpecValue>('spec', key);
+      let spec = await this.#store.get<SpecValue>('spec', key);
       if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
+      const status = await this.#store.get<StatusValue>('status', key);
+      if (status !== undefined && status.value.generation > spec.value.generation) {
+        // Ahead of the spec read: the spec changed since (its change is on its way), or the status
+        // outlived a record deleted and created again with generations starting over. A second
+        // read tells them apart; in the second case the status is rewritten for the new record.
+        spec = await this.#store.get<SpecValue>('spec', key);
+        if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
+      }
       const { generation } = spec.value;
       const ours = this.#statusOf(spec.value);
-      const status = await this.#store.get<StatusValue>('status', key);
       if (status !== undefined && status.value.generation >= generation) {
         const { writer, value } = status.value;
         // Only a different value for the same generation is a fight; a newer one is progress.
         if (writer !== this.#writer && value !== ours && status.value.generation === generation) {
           this.#contention?.changed(key, value, ours);
         }
-        if (value === ours || status.value.generation > generation) {
+        if (value === ours && status.value.generation === generation) {
           // Found by reading, maybe long after it was written: renew the other lease as of the write.
           if (writer !== this.#writer && this.#coordinate)
             this.#lease.extend(key, Math.min(status.value.at, this.#scheduler.now()));

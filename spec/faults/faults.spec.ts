@@ -14,7 +14,7 @@
  *   transit) after the later of the last update and the last fault;
  * - nothing is written in the quiet period once converged.
  * The bugs these runs found are pinned at the end (F1-F3, docs/reliability.md):
- * F1 and F3 are fixed and kept as regression tests; F2 is open (`test.failing`).
+ * all three are fixed and kept as regression tests.
  *
  * `FAULTS_REPORT=1 npx jest spec/faults/faults` prints the figures of each
  * run (the numbers in docs/reliability.md).
@@ -225,7 +225,7 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
       expect(one.scenario.valuesDiffer()).toEqual([]);
       expect(one.figures.events.gone).toBeGreaterThan(0);
     }
-    // The race was on: some statuses were written for a spec deleted meanwhile (harmless here, see F2).
+    // The race was on: some statuses were written for a spec deleted meanwhile (see F2).
     expect(runs.reduce((sum, one) => sum + one.figures.orphanStatusWrites, 0)).toBeGreaterThan(0);
   });
 
@@ -331,37 +331,34 @@ describe('bugs the fault runs found', () => {
     expect(scenario.failoverMs).toBeLessThanOrEqual(BOUND);
   });
 
-  // F2: expected the status of a recreated record to follow its new spec; actual: a unit that read
-  // the old spec (generation 2) before the record was deleted wrote its status after the deletion,
-  // with compare-and-set against "absent", which is the status's true version then, so the store
-  // accepts it. The record is recreated at generation 1; every replica then finds status generation
-  // 2 >= 1, calls it current, and never writes: the status stays { generation: 2 } for good. The
-  // fencing token covers the status, not the spec the status was computed from.
-  test.failing(
-    'F2: a record recreated at generation 1 while a unit of its old incarnation is in flight converges',
-    async () => {
-      const scenario = new Scenario({ seed: 1, replicas: 1 });
-      const [replica] = scenario.replicas;
-      scenario.start();
-      void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'old@1' });
-      await scenario.advance(100);
-      expect(scenario.converged()).toBe(true);
+  // F2 (fixed): a unit that read the old spec (generation 2) before the record was deleted wrote its
+  // status after the deletion, with compare-and-set against "absent", which is the status's true
+  // version then, so the store accepted it. The record was recreated at generation 1 and every
+  // replica found status generation 2 >= 1 "current": the status stayed { generation: 2 } for good.
+  // A status ahead of the spec now makes the unit read the spec again; if it is still behind, the
+  // status outlived its record and is rewritten.
+  it('F2: a record recreated at generation 1 while a unit of its old incarnation is in flight converges', async () => {
+    const scenario = new Scenario({ seed: 1, replicas: 1 });
+    const [replica] = scenario.replicas;
+    scenario.start();
+    void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'old@1' });
+    await scenario.advance(100);
+    expect(scenario.converged()).toBe(true);
 
-      // The replica reads the spec of generation 2 and stalls for 50 ms before reading the status.
-      replica.link.pauseAfter((call, kind) => call === 'get' && kind === 'spec', 50);
-      void scenario.store.put<SpecValue>('spec', 'route', { generation: 2, value: 'old@2' });
-      await scenario.advance(10);
-      void scenario.store.delete('spec', 'route');
-      void scenario.store.delete('status', 'route');
-      await scenario.advance(10);
-      void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'new@1' });
-      await scenario.advance(10_000);
-      const status = await scenario.store.get('status', 'route');
-      await scenario.dispose();
+    // The replica reads the spec of generation 2 and stalls for 50 ms before reading the status.
+    replica.link.pauseAfter((call, kind) => call === 'get' && kind === 'spec', 50);
+    void scenario.store.put<SpecValue>('spec', 'route', { generation: 2, value: 'old@2' });
+    await scenario.advance(10);
+    void scenario.store.delete('spec', 'route');
+    void scenario.store.delete('status', 'route');
+    await scenario.advance(10);
+    void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'new@1' });
+    await scenario.advance(10_000);
+    const status = await scenario.store.get('status', 'route');
+    await scenario.dispose();
 
-      expect(status?.value).toMatchObject({ generation: 1, value: 'new@1' });
-    },
-  );
+    expect(status?.value).toMatchObject({ generation: 1, value: 'new@1' });
+  });
 
   // F3 (fixed): the unit of a contended key returns release with no retry (as the table of
   // spec/replicas.md says) and nothing submitted the key again when the tracker's window ended, so a
