@@ -46,7 +46,11 @@ const run = (url: string, flags: string[]): Promise<DemoSummary> =>
       ...flags,
     ]),
     { replicaCommand: [process.execPath, main] },
-  );
+  ).then((summary) => {
+    // `REPLICAS_REPORT=1 npx jest spec/replicas.integration` prints the figures of every run.
+    if (process.env.REPLICAS_REPORT !== undefined) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return summary;
+  });
 
 describe.each([
   ['Redis', startRedis],
