@@ -366,7 +366,7 @@ export class ContentionTracker {
  * and a FIFO is the min-heap here: O(1) both ways. It holds one entry per
  * counted change in the window, so its size is bounded by the rate of
  * changes; an entry whose key was cleared since finds nothing to expire.
- * A wall clock that steps back (`Date.now()` under NTP) can hold an entry
+ * A wall clock that steps back (NTP correcting the system clock) can hold an entry
  * behind an older, later one: it then expires late by at most the step.
  */
 class ExpiryQueue {
