@@ -32,11 +32,12 @@ describe('the published package', () => {
     expect(() => run(bin('attw'), [tarball, '--profile', 'node16', '--format', 'table-flipped'])).not.toThrow();
   }, 60_000);
 
-  it('ships dist and bin, not the sources or tests', () => {
+  it('ships dist, bin and the guides, not the sources or tests', () => {
     const listed = run('tar', ['-tzf', tarball]).split('\n');
     expect(listed).toContain('package/dist/cjs/index.js');
     expect(listed).toContain('package/dist/esm/index.js');
     expect(listed).toContain('package/bin/rx-writer-lease.js');
+    expect(listed).toContain('package/docs/getting-started.md'); // the README links to the guides
     expect(listed.filter((file) => /^package\/(src|spec|marbles|bench)\//.test(file))).toEqual([]);
   });
 

@@ -91,8 +91,9 @@ const OWNER = 'WriterLease';
  * const lease = new WriterLease({ leaseDuration: 10_000, retryInterval: 1_000 });
  * const processing = lease.run();
  * lease.leader$.subscribe((leader) => console.log('leader:', leader));
- * lease.try('route/a', () => WorkResult.Extend);
  * // leader: false
+ * lease.try('route/a', () => WorkResult.Extend); // runs in a scheduled action, not in here
+ * await lease.wait();
  * // leader: true
  * processing.unsubscribe(); // stops; pending work is kept
  * ```

@@ -19,6 +19,8 @@ export function buildCli(name: string): string {
     'false',
     '--sourceMap',
     'false',
+    '--inlineSources',
+    'false',
   ];
   const built = spawnSync(process.execPath, [tsc, ...args], { encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`tsc failed (${built.status}):\n${built.stdout}${built.stderr}`);

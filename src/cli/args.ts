@@ -282,10 +282,10 @@ function oneOf(values: readonly string[]): FlagKind {
   return { expected: `one of ${values.join(', ')}`, parse: (text) => (values.includes(text) ? text : undefined) };
 }
 
+/** A plain decimal number (`Number()` alone would also take `0x10` and `1e3`). */
 function toNumber(text: string): number | undefined {
-  if (text.trim() === '') return undefined;
-  const value = Number(text);
-  return Number.isFinite(value) ? value : undefined;
+  if (!/^-?\d+(\.\d+)?$/.test(text.trim())) return undefined;
+  return Number(text);
 }
 
 /** Reads `--flag value` and `--flag=value` pairs; every flag at most once. */

@@ -104,7 +104,8 @@ function describeCause(cause: unknown): string {
     // Node reports a refused dual-stack connect as an AggregateError with an empty message.
     return cause.errors.map(describeCause).join('; ');
   }
-  if (cause instanceof Error) return cause.message || cause.name;
+  // The first line only: a module-not-found message goes on with a require stack.
+  if (cause instanceof Error) return (cause.message || cause.name).split('\n')[0];
   return String(cause);
 }
 
