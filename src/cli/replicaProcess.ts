@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import readline from 'node:readline';
 import { Subject } from 'rxjs';
-import type { Strategy } from './args.js';
+import type { ReplicaOptions } from './args.js';
 import type { ReplicaReport } from './replica.js';
 import type { ReplicaHandle } from './replicaHandle.js';
 
@@ -13,15 +13,9 @@ import type { ReplicaHandle } from './replicaHandle.js';
  * spawnReplica({ command: [process.execPath, 'bin/rx-writer-lease.js'], store: 'redis://127.0.0.1:6379', name: 'r1', ... });
  * ```
  */
-export interface ReplicaProcessOptions {
+export interface ReplicaProcessOptions extends ReplicaOptions {
   /** The program and its first arguments; `replica` and the flags are appended. */
   command: readonly string[];
-  store: string;
-  name: string;
-  leaseDuration: number;
-  retryInterval: number;
-  strategy: Strategy;
-  prefix: string;
 }
 
 /** How long a replica may take to stop after SIGTERM before it gets SIGKILL. */
