@@ -35,6 +35,8 @@ class BareQueue {
 }
 
 const extend: WorkFunc = () => WorkResult.Extend;
+/** What the lease hands a unit; the baseline calls units with the same. */
+const CONTEXT = { key: 'key', id: 1, signal: new AbortController().signal };
 
 /** A lease that follows for a long time, so that every `try` only queues. */
 function follower(scheduler = new VirtualTimeScheduler()): { lease: WriterLease; scheduler: VirtualTimeScheduler } {
@@ -100,7 +102,7 @@ export function processThroughput(keys: string[], rounds: number): { ours: numbe
     () => new Map(keys.map((key) => [key, extend])),
     (pending) => {
       for (const [key, work] of pending) {
-        work();
+        work(CONTEXT);
         pending.delete(key);
       }
     },

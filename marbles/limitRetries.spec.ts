@@ -1,6 +1,7 @@
 import { map } from 'rxjs';
 import { limitRetries, WorkResult } from '../src';
 import { createLease, eventsOf, marbles, record, runs } from './support';
+import { workContext } from '../spec/support/workContext';
 
 const alwaysRetry = () => ({ result: WorkResult.Release, retry: true });
 
@@ -31,8 +32,8 @@ describe('limitRetries(n, work): retry honoured at most n times, then the result
 
   it('passes results without a retry request through unchanged', () => {
     const work = limitRetries(0, () => WorkResult.Extend);
-    expect(work()).toBe(WorkResult.Extend);
-    expect(limitRetries(0, () => ({ result: WorkResult.None }))()).toEqual({ result: WorkResult.None });
+    expect(work(workContext())).toBe(WorkResult.Extend);
+    expect(limitRetries(0, () => ({ result: WorkResult.None }))(workContext())).toEqual({ result: WorkResult.None });
   });
 
   it('limits an Observable unit in virtual time, and keeps a synchronous unit synchronous', () => {
@@ -48,6 +49,6 @@ describe('limitRetries(n, work): retry honoured at most n times, then the result
         f: false,
       });
     });
-    expect(limitRetries(1, alwaysRetry)()).toEqual({ result: WorkResult.Release, retry: true }); // not a Promise
+    expect(limitRetries(1, alwaysRetry)(workContext())).toEqual({ result: WorkResult.Release, retry: true }); // not a Promise
   });
 });

@@ -123,14 +123,24 @@ export interface Expected {
   readonly error: boolean;
   /** Frames between `started` and `settled`. */
   readonly after: number;
+  /** It outlives `workTimeout`: a `let-go` (timeout) comes first, at `after`. */
+  readonly timeout: boolean;
 }
 
-/** Spec, "Work": a unit that throws, rejects or returns garbage counts as release with retry. */
-export function expectedOf(unit: UnitSpec, call: number): Expected | undefined {
-  if (unit.fault === 'never') return undefined;
-  const after = typeof unit.delivery === 'number' ? unit.delivery : 0;
-  if (unit.fault !== 'ok') return { result: 'release', retry: true, error: true, after };
-  return { result: unit.result, retry: call < unit.retries, error: false, after };
+/**
+ * Spec, "Work": a unit that throws, rejects or returns garbage counts as
+ * release with retry; so does one still running when `workTimeout` runs out
+ * (issue 9), which the lease lets go of at that moment. A unit that settles
+ * in the very frame its timeout runs out settles: it was scheduled first.
+ */
+export function expectedOf(unit: UnitSpec, call: number, workTimeout?: number): Expected | undefined {
+  const settlesAfter = unit.fault === 'never' ? Infinity : typeof unit.delivery === 'number' ? unit.delivery : 0;
+  if (workTimeout !== undefined && settlesAfter > workTimeout) {
+    return { result: 'release', retry: true, error: true, after: workTimeout, timeout: true };
+  }
+  if (settlesAfter === Infinity) return undefined;
+  if (unit.fault !== 'ok') return { result: 'release', retry: true, error: true, after: settlesAfter, timeout: false };
+  return { result: unit.result, retry: call < unit.retries, error: false, after: settlesAfter, timeout: false };
 }
 
 // ---- bad input (api.md, "Bad input") ------------------------------------------
@@ -184,6 +194,8 @@ export interface ModelOptions {
   readonly retryInterval: number;
   readonly workers: number;
   readonly backoff: BackoffSpec;
+  /** Absent: no timeout. */
+  readonly workTimeout?: number;
 }
 
 /** How a submission ended (spec, TryStatus; `stopped` is not an end: the work stays pending). */
@@ -202,6 +214,8 @@ interface Run {
   readonly started: number;
   readonly expected: Expected | undefined;
   errored: boolean;
+  /** The lease let go of it when its timeout ran out; its error and settlement follow. */
+  timedOut: boolean;
 }
 
 /** A state event the model waits for, with the range `expires` may take. */
@@ -250,9 +264,17 @@ export class LeaseModel {
   #expectedStates: ExpectedState[] = [];
   #expectedSuperseded: { id: number; by: number }[] = [];
   #expectedRetried: { id: number; due: number }[] = [];
+  /** Running units a drop must let go of (issue 9: a removed or extended key's unit is not wanted). */
+  #expectedLetGo: { key: string; id: number; reason: 'removed' | 'extended' }[] = [];
   /** A unit whose `started` was seen and that has not been called yet. */
   #awaitingCall: number | undefined;
   #resumedAt = -Infinity;
+  /**
+   * When a command last freed a worker by letting go of a unit: the lease
+   * takes the next due key in a scheduled action of that frame, never inside
+   * the command, so other actions of the frame may come first.
+   */
+  #freedAt = -Infinity;
   /** The random draws of the policy's latest call, per tick: the exact backoff the spec gives for them. */
   readonly #draws = new Map<number, readonly number[]>();
 
@@ -427,6 +449,8 @@ export class LeaseModel {
         return this.#retried(event);
       case 'dropped':
         return this.#dropped(event);
+      case 'let-go':
+        return this.#letGo(event);
       case 'state':
         return this.#state(event);
       case 'stopped':
@@ -548,8 +572,9 @@ export class LeaseModel {
     this.running.set(key, {
       id,
       started: at,
-      expected: submission === undefined ? undefined : expectedOf(submission.unit, call),
+      expected: submission === undefined ? undefined : expectedOf(submission.unit, call, this.options.workTimeout),
       errored: false,
+      timedOut: false,
     });
     this.#awaitingCall = id;
   }
@@ -562,6 +587,8 @@ export class LeaseModel {
     }
     if (run.expected?.error !== true)
       this.fail('trace', at, `error event for ${id} of "${short(key)}", whose unit did not fail`);
+    if (run.expected?.timeout === true && !run.timedOut)
+      this.fail('trace', at, `error event for ${id} of "${short(key)}" before it was let go of on its timeout`);
     run.errored = true;
   }
 
@@ -642,11 +669,47 @@ export class LeaseModel {
     this.pending.delete(key);
     this.due.delete(key);
     this.#end(id, reason, at);
+    const run = this.running.get(key);
+    if (run !== undefined) this.#expectedLetGo.push({ key, id: run.id, reason });
     // Rule 5: as follower, tick += 1 and expires = now + backoffDuration(tick).
     if (reason === 'extended' && this.state.state === 'follower') {
       const tick = this.state.tick + 1;
       this.#expectState(`extend("${short(key)}")`, 'follower', tick, { from: at, backoff: tick });
     }
+  }
+
+  #letGo({ key, id, reason, started, at }: Extract<LeaseEvent, { type: 'let-go' }>): void {
+    const run = this.running.get(key);
+    if (run?.id !== id || started !== run.started) {
+      this.fail('trace', at, `let go (${reason}) of ${id} of "${short(key)}", which is not running`);
+      return;
+    }
+    if (reason === 'timeout') {
+      if (run.expected?.timeout !== true || !close(at, run.started + run.expected.after)) {
+        this.fail('trace', at, `${id} of "${short(key)}" timed out at ${at} (started ${run.started}), not expected to`);
+      }
+      // Still counted as running until its settlement (release, retry), which follows in this frame.
+      run.timedOut = true;
+      return;
+    }
+    this.running.delete(key);
+    this.#freedAt = at;
+    if (reason === 'stopped') {
+      if (this.#command?.name !== 'stop') this.fail('stop', at, `let go (stopped) of "${short(key)}" outside stop`);
+      // Rule 10: its work, if still the pending one, stays and is due at once.
+      if (this.pending.get(key) === id) this.#setDue(key, at);
+      else if (this.submissions.get(id)?.ending === undefined) {
+        // Not the key's work any more: it must have ended (superseded or dropped) already.
+        this.fail('pending', at, `stop let go of ${id} of "${short(key)}", which is not pending and never ended`);
+      }
+      return;
+    }
+    const index = this.#expectedLetGo.findIndex((expected) => expected.id === id && expected.reason === reason);
+    if (index < 0) {
+      this.fail('trace', at, `let go (${reason}) of ${id} of "${short(key)}" without ${reason} of its key`);
+      return;
+    }
+    this.#expectedLetGo.splice(index, 1);
   }
 
   #state({ previous, snapshot, at }: Extract<LeaseEvent, { type: 'state' }>): void {
@@ -700,18 +763,9 @@ export class LeaseModel {
     if (this.#command?.name !== 'stop') this.fail('stop', at, 'stopped event outside stop');
     this.#commandSaw.stopped = true;
     this.processing = false;
-    // Rule 10: running units are let go; their work, if still the pending one, stays and is due.
+    // Rule 10: every running unit was let go of (a let-go event each) before this event.
     for (const [key, run] of this.running) {
-      const pendingId = this.pending.get(key);
-      if (pendingId === run.id) {
-        this.#setDue(key, at);
-        continue;
-      }
-      // Not the key's work any more: it must have ended (superseded or dropped) already.
-      // A newer submission keeps its own due time (rule 1: a follower's minimum wait).
-      if (this.submissions.get(run.id)?.ending === undefined) {
-        this.fail('pending', at, `stop let go of ${run.id} of "${short(key)}", which is not pending and never ended`);
-      }
+      this.fail('stop', at, `stopped while ${run.id} of "${short(key)}" runs and was not let go of`);
     }
     this.running.clear();
     if (!sameSet([...pending], [...this.pending.keys()])) {
@@ -767,6 +821,9 @@ export class LeaseModel {
     for (const { id, due } of this.#expectedRetried.splice(0)) {
       this.fail('trace', now, `${when}: no retried event for ${id} (due ${due})`);
     }
+    for (const { key, id, reason } of this.#expectedLetGo.splice(0)) {
+      this.fail('trace', now, `${when}: ${reason} "${short(key)}" did not let go of its running unit ${id}`);
+    }
     if (this.#awaitingCall !== undefined) {
       this.fail('trace', now, `${when}: unit ${this.#awaitingCall} was not called after its started event`);
       this.#awaitingCall = undefined;
@@ -779,7 +836,8 @@ export class LeaseModel {
    * lease's own actions of that frame, so "past" means strictly before now.
    */
   #checkNothingOverdue(now: number): void {
-    if (!this.processing || this.#resumedAt === now || this.running.size >= this.options.workers) return;
+    if (!this.processing || this.#resumedAt === now || this.#freedAt === now) return;
+    if (this.running.size >= this.options.workers) return;
     for (const key of this.pending.keys()) {
       if (this.running.has(key)) continue;
       const due = this.due.get(key);

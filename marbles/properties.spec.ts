@@ -26,6 +26,7 @@ import {
   type BackoffPolicy,
   type LeaseEvent,
   type LeaseSnapshot,
+  type WorkContext,
   type WorkFunc,
 } from '../src';
 import {
@@ -152,6 +153,7 @@ const optionsArb = fc.integer({ min: 1, max: 200 }).chain((leaseDuration) =>
     retryInterval: fc.integer({ min: 1, max: 40 }),
     workers: fc.integer({ min: 1, max: 3 }),
     backoff: backoffArb(leaseDuration),
+    workTimeout: weighted<number | undefined>([2, fc.constant(undefined)], [1, fc.integer({ min: 0, max: 30 })]),
   }),
 );
 
@@ -231,10 +233,18 @@ function policyOf(spec: BackoffSpec, observe: (tick: number, draws: readonly num
 }
 
 /** A unit of work that behaves as `unit` says, and tells the model each time it is called. */
-function workOf(unit: UnitSpec, id: number, model: LeaseModel, scheduler: TestScheduler): WorkFunc {
+function workOf(
+  unit: UnitSpec,
+  id: number,
+  model: LeaseModel,
+  scheduler: TestScheduler,
+  contexts: Map<number, WorkContext>,
+): WorkFunc {
   let calls = 0;
-  return () => {
+  return (context) => {
     model.unitCalled(id, scheduler.now());
+    if (context.id !== id) model.fail('trace', scheduler.now(), `unit ${id} was given the context of ${context.id}`);
+    contexts.set(id, context);
     const call = calls++;
     const value =
       unit.fault === 'garbage'
@@ -288,12 +298,18 @@ function simulate({ options, startRunning, commands }: Scenario): Simulation {
       retryInterval: options.retryInterval,
       workers: options.workers,
       backoff: policyOf(options.backoff, (tick, draws) => model.observeBackoff(tick, draws)),
+      workTimeout: options.workTimeout,
       scheduler,
     });
     const events: LeaseEvent[] = [];
     const stateEvents: LeaseSnapshot[] = [];
+    /** The context each submission's latest call was given: a unit let go of must see its signal aborted. */
+    const contexts = new Map<number, WorkContext>();
     lease.events$.subscribe((event) => {
       events.push(event);
+      if (event.type === 'let-go' && contexts.get(event.id)?.signal.aborted !== true) {
+        model.fail('trace', event.at, `let go of ${event.id} of "${event.key}", but its signal is not aborted`);
+      }
       if (event.type === 'state') stateEvents.push(event.snapshot);
       model.event(event);
     });
@@ -311,7 +327,7 @@ function simulate({ options, startRunning, commands }: Scenario): Simulation {
       switch (command.op) {
         case 'try': {
           const key = keyOf(command.key);
-          const work = workOf(command.unit, model.nextId, model, scheduler);
+          const work = workOf(command.unit, model.nextId, model, scheduler, contexts);
           model.begin('try', now, key, command.unit);
           lease.try(key, work);
           break;

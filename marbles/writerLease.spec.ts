@@ -559,7 +559,7 @@ describe('re-entrancy: a unit that calls the lease while it runs', () => {
     });
   });
 
-  it('extend(other) and remove(self) take effect at once and the unit still settles', () => {
+  it('extend(other) and remove(self) take effect at once; removing its own key lets go of the unit (rule 13)', () => {
     marbles(({ scheduler, expectObservable }) => {
       const lease = createLease(scheduler, { backoff: steppedBackoff });
       lease.run();
@@ -567,24 +567,25 @@ describe('re-entrancy: a unit that calls the lease while it runs', () => {
       scheduler.schedule(() => {
         lease.try('self', () => {
           lease.extend('other'); // tick 1
-          lease.remove('self');
-          return { result: WorkResult.Release, retry: true }; // tick 2; the retry is not made
+          lease.remove('self'); // lets go of this very unit
+          return { result: WorkResult.Release, retry: true }; // ignored: no tick 2, no retry
         });
         lease.try('other', extend); // due at 11, after self
         lease.expire();
       }, 1);
       expectObservable(runs(lease)).toBe('x 10ms s', { x: 'x', s: 'self' });
       expectObservable(eventsOf(lease, 'retried')).toBe('');
-      expectObservable(eventsOf(lease, 'settled').pipe(map(({ key }) => key))).toBe('x 10ms s', {
-        x: 'x',
-        s: 'self',
-      });
+      expectObservable(eventsOf(lease, 'settled').pipe(map(({ key }) => key))).toBe('x');
+      expectObservable(eventsOf(lease, 'let-go').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe(
+        '11ms s',
+        { s: 'self:removed' },
+      );
       expectObservable(
         record(lease.state$).pipe(
           map(({ tick }) => tick),
           distinctUntilChanged(),
         ),
-      ).toBe('0 10ms (12)', { 0: 0, 1: 1, 2: 2 });
+      ).toBe('0 10ms 1', { 0: 0, 1: 1 });
     });
   });
 });

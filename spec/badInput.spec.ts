@@ -8,6 +8,7 @@ import {
   type LeaseEvent,
   type WriterLeaseOptions,
 } from '../src';
+import { workContext } from './support/workContext';
 
 const work = () => WorkResult.Extend;
 const valid: WriterLeaseOptions = { leaseDuration: 50, retryInterval: 5 };
@@ -215,7 +216,7 @@ describe('limitRetries(retries, work) and constantBackoff(ms)', () => {
   });
 
   it('accepts the edges: limitRetries(0, work) and constantBackoff(0)', () => {
-    expect(limitRetries(0, () => ({ result: WorkResult.Release, retry: true }))()).toEqual({
+    expect(limitRetries(0, () => ({ result: WorkResult.Release, retry: true }))(workContext())).toEqual({
       result: WorkResult.Release,
       retry: false,
     });

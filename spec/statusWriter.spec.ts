@@ -10,6 +10,7 @@ import {
   type StatusValue,
 } from '../src';
 import { MemoryStore } from '../src/stores/memory';
+import { workContext } from './support/workContext';
 
 const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
 const status = (generation: number, writer: string, value = `v${generation}`): StatusValue => ({
@@ -52,7 +53,7 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
   it('writes the status with compare-and-set and returns extend', async () => {
     const { statusWriter } = replica(store, 'r1');
     await store.put('spec', 'a', spec(1));
-    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.Extend);
+    await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.Extend);
     expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({
       generation: 1,
       value: 'v1',
@@ -65,7 +66,7 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     await store.put('spec', 'a', spec(1));
     await store.put('status', 'a', status(1, 'r2'));
     const extended = jest.spyOn(lease, 'extend');
-    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.None);
+    await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.None);
     expect(extended).toHaveBeenCalledWith('a', 0); // renewed as of the write (status.at), not of the read
   });
 
@@ -74,13 +75,13 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     await store.put('spec', 'a', spec(1));
     await store.put('status', 'a', status(1, 'r1'));
     const extended = jest.spyOn(lease, 'extend');
-    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.None);
+    await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.None);
     expect(extended).not.toHaveBeenCalled();
   });
 
   it('record gone: release without retry', async () => {
     const { statusWriter } = replica(store, 'r1');
-    await expect(statusWriter.unit('missing')()).resolves.toBe(WorkResult.Release);
+    await expect(statusWriter.unit('missing')(workContext())).resolves.toBe(WorkResult.Release);
   });
 
   it('version conflict: release with retry, and the other write stands', async () => {
@@ -94,7 +95,7 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     });
     const writer = new StatusWriter({ store: racing, lease: replica(store, 'r1').lease, writer: 'r1' });
     const events = firstValueFrom(writer.events$);
-    await expect(writer.unit('a')()).resolves.toEqual({ result: WorkResult.Release, retry: true });
+    await expect(writer.unit('a')(workContext('a'))).resolves.toEqual({ result: WorkResult.Release, retry: true });
     await expect(events).resolves.toMatchObject({ type: 'conflict', key: 'a' });
     expect((await store.get<StatusValue>('status', 'a'))?.value.writer).toBe('r2');
   });
@@ -104,7 +105,7 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     const { statusWriter } = replica(store, 'r1', { contention });
     await store.put('spec', 'a', spec(1));
     await store.put('status', 'a', status(1, 'r2', 'theirs'));
-    await expect(statusWriter.unit('a')()).resolves.toBe(WorkResult.Release);
+    await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.Release);
     expect((await store.get<StatusValue>('status', 'a'))?.value.value).toBe('theirs');
     contention.dispose();
   });
@@ -118,14 +119,14 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
     const { lease } = replica(store, 'r1');
     const writer = new StatusWriter({ store: broken, lease, writer: 'r1' });
     const reported = firstValueFrom(writer.events$);
-    await expect(writer.unit('a')()).resolves.toEqual({ result: WorkResult.Release, retry: true });
+    await expect(writer.unit('a')(workContext('a'))).resolves.toEqual({ result: WorkResult.Release, retry: true });
     await expect(reported).resolves.toMatchObject({ type: 'error', key: 'a' });
   });
 
   it('uncoordinated: the same work, but the lease only ever hears none', async () => {
     const { statusWriter } = replica(store, 'r1', { coordinate: false });
     await store.put('spec', 'a', spec(1));
-    await expect(statusWriter.unit('a')()).resolves.toEqual({ result: WorkResult.None, retry: false });
+    await expect(statusWriter.unit('a')(workContext())).resolves.toEqual({ result: WorkResult.None, retry: false });
     expect((await store.get<StatusValue>('status', 'a'))?.value.writer).toBe('r1');
   });
 

@@ -58,3 +58,23 @@ export class LeaseDisposedError extends Error {
     super(`WriterLease "${info.lease}": ${info.call} was called after dispose()`);
   }
 }
+
+/**
+ * A unit of work did not settle within the lease's `workTimeout`. The lease
+ * let go of it (aborted its signal with this error, freed its worker) and
+ * counts it as `release` with retry; the `error` event carries this error.
+ *
+ * @example
+ * ```ts
+ * lease.events$.pipe(filter((e) => e.type === 'error')).subscribe((e) => {
+ *   if (e.error instanceof WorkTimeoutError) console.log(e.error.info); // { key: 'route/a', id: 3, timeout: 5000 }
+ * });
+ * ```
+ */
+export class WorkTimeoutError extends Error {
+  override readonly name = 'WorkTimeoutError';
+
+  constructor(readonly info: { readonly key: string; readonly id: number; readonly timeout: number }) {
+    super(`unit of work for "${info.key}" (submission ${info.id}) did not settle within ${info.timeout} ms`);
+  }
+}

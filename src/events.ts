@@ -130,6 +130,37 @@ export interface ErrorEvent extends SubmissionEventBase {
 }
 
 /**
+ * The lease let go of a running unit: aborted its signal, unsubscribed it
+ * (an Observable unit), freed its worker, and will ignore what it returns.
+ * `timeout`: it ran past `workTimeout` (an `error` event with a
+ * `WorkTimeoutError` and a `settled` release + retry follow); `removed` /
+ * `extended`: its key was removed or extended while it ran; `stopped`: the
+ * lease stopped or was disposed (its key stays pending).
+ *
+ * @example
+ * ```ts
+ * { type: 'let-go', key: 'route/a', id: 9, reason: 'removed', started: 1_500, at: 1_540, lease: 'routes' }
+ * ```
+ */
+export interface LetGoEvent extends SubmissionEventBase {
+  readonly type: 'let-go';
+  /** Why the lease let go of the unit. */
+  readonly reason: LetGoReason;
+  /** When the unit started. */
+  readonly started: number;
+}
+
+/**
+ * Why the lease let go of a running unit; see {@link LetGoEvent}.
+ *
+ * @example
+ * ```ts
+ * const reason: LetGoReason = 'timeout';
+ * ```
+ */
+export type LetGoReason = 'timeout' | 'removed' | 'extended' | 'stopped';
+
+/**
  * The snapshot changed.
  *
  * @example
@@ -195,6 +226,7 @@ export type LeaseEvent =
   | SettledEvent
   | RetriedEvent
   | DroppedEvent
+  | LetGoEvent
   | ErrorEvent
   | StateEvent
   | BackoffErrorEvent

@@ -1,10 +1,11 @@
 export { WriterLease } from './writerLease.js';
 export { WorkResult, LeaseState } from './types.js';
-export type { WorkReturn, WorkFunc, WriterLeaseOptions, LeaseSnapshot, TryStatus, TryOutcome } from './types.js';
+export type { WorkReturn, WorkFunc, WorkContext, WriterLeaseOptions, LeaseSnapshot, TryStatus, TryOutcome } from './types.js';
 export { exponentialBackoff, constantBackoff } from './backoff.js';
 export type { BackoffPolicy, ExponentialBackoffOptions } from './backoff.js';
 export { limitRetries } from './limitRetries.js';
-export { WorkReturnError, LeaseRunningError, LeaseDisposedError } from './errors.js';
+export { WorkReturnError, WorkTimeoutError, LeaseRunningError, LeaseDisposedError } from './errors.js';
+export { monotonicScheduler } from './monotonicScheduler.js';
 export type * from './events.js';
 export { ContentionTracker } from './contentionTracker.js';
 export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker.js';

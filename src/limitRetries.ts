@@ -38,5 +38,5 @@ export function limitRetries(retries: number, work: WorkFunc): WorkFunc {
     return { ...returned, retry: false };
   };
 
-  return () => mapReturn(work(), limit);
+  return (context) => mapReturn(work(context), limit);
 }

@@ -47,16 +47,43 @@ export enum LeaseState {
 export type WorkReturn = WorkResult | { result: WorkResult; retry?: boolean };
 
 /**
- * A unit of work: synchronous, a Promise, or an Observable (its first value
- * counts). A unit that throws, rejects, errors or returns anything else counts
- * as `release` with retry, and the lease emits an `error` event.
+ * What a running unit of work is told: which submission it runs, and a
+ * signal the lease aborts when it lets go of the unit (the unit timed out,
+ * its key was removed or extended, or the lease stopped). A unit that is let
+ * go of has no say any more: whatever it returns later is ignored, so it
+ * should stop writing (hand `signal` to the store call, or check it before
+ * the write).
  *
  * @example
  * ```ts
- * const work: WorkFunc = async () => ((await store.write()) ? WorkResult.Extend : WorkResult.Release);
+ * lease.try('route/a', async ({ signal }) => {
+ *   const ok = await store.write('route/a', { signal });
+ *   return ok ? WorkResult.Extend : WorkResult.Release;
+ * });
  * ```
  */
-export type WorkFunc = () => WorkReturn | PromiseLike<WorkReturn> | Observable<WorkReturn>;
+export interface WorkContext {
+  /** Aborted when the lease lets go of the unit; its reason says why. */
+  readonly signal: AbortSignal;
+  /** The key the unit works for. */
+  readonly key: string;
+  /** The id of the submission it runs (as in the lease's events). */
+  readonly id: number;
+}
+
+/**
+ * A unit of work: synchronous, a Promise, or an Observable (its first value
+ * counts). A unit that throws, rejects, errors or returns anything else counts
+ * as `release` with retry, and the lease emits an `error` event. It may take
+ * the {@link WorkContext}; a unit with no parameter is just as valid.
+ *
+ * @example
+ * ```ts
+ * const work: WorkFunc = async ({ signal }) =>
+ *   (await store.write({ signal })) ? WorkResult.Extend : WorkResult.Release;
+ * ```
+ */
+export type WorkFunc = (context: WorkContext) => WorkReturn | PromiseLike<WorkReturn> | Observable<WorkReturn>;
 
 /**
  * Options of a {@link WriterLease}.
@@ -82,9 +109,19 @@ export interface WriterLeaseOptions {
    */
   workers?: number;
   /**
+   * Milliseconds a unit may run before the lease lets go of it: its signal is
+   * aborted, its worker is free at once, it counts as `release` with retry,
+   * and an `error` event carries a `WorkTimeoutError`. Absent: units may run
+   * for ever, as in the reference.
+   * @default undefined (no timeout)
+   */
+  workTimeout?: number;
+  /**
    * The clock: every timer and every reading of the time goes through it.
-   * Pass a `TestScheduler` (inside `run()`) to drive the lease in virtual time.
-   * @default asyncScheduler
+   * The default is monotonic, so wall-clock steps move nothing, and virtual
+   * inside `TestScheduler.run()`. A scheduler passed here is read as it is:
+   * pass one whose `now()` never jumps (docs/lease.md, "Time").
+   * @default monotonicScheduler
    */
   scheduler?: SchedulerLike;
   /**
@@ -106,7 +143,7 @@ export interface WriterLeaseOptions {
 export interface LeaseSnapshot {
   /** Election, leader or follower. */
   readonly state: LeaseState;
-  /** On the scheduler's clock (`scheduler.now()`). */
+  /** On the lease's own clock (`scheduler.now()`): meaningless to another process. */
   readonly expires: number;
   /** Renewals of someone else's lease in a row, as follower; 0 otherwise. */
   readonly tick: number;

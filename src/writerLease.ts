@@ -2,11 +2,10 @@ import {
   BehaviorSubject,
   Observable,
   Subject,
-  asyncScheduler,
+  defer,
   distinctUntilChanged,
   filter,
   firstValueFrom,
-  from,
   map,
   race,
   switchMap,
@@ -18,13 +17,15 @@ import {
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
 import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
-import { LeaseDisposedError, LeaseRunningError, WorkReturnError } from './errors.js';
-import type { LeaseEvent } from './events.js';
+import { LeaseDisposedError, LeaseRunningError, WorkReturnError, WorkTimeoutError } from './errors.js';
+import type { LeaseEvent, LetGoReason } from './events.js';
 import { atTime } from './internal/atTime.js';
 import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue.js';
-import { later, toSettlement, type Settlement } from './internal/outcome.js';
+import { toSettlement, type Settlement } from './internal/outcome.js';
+import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
 import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate.js';
+import { monotonicScheduler } from './monotonicScheduler.js';
 import {
   LeaseState,
   WorkResult,
@@ -41,19 +42,6 @@ type Command =
   | { readonly type: 'remove'; readonly key: string; readonly id?: number }
   | { readonly type: 'expire' };
 
-/** The latest work submitted for a key. */
-interface Submission {
-  readonly id: number;
-  readonly work: WorkFunc;
-}
-
-/** A unit that is running: what it runs, and how to let go of it when the lease stops. */
-interface Running {
-  readonly submission: Submission;
-  readonly started: number;
-  subscription?: Subscription;
-}
-
 /**
  * Everything the lease holds for one key, and its place in the due queue.
  * It lives while the key has pending work, is queued, or runs.
@@ -62,7 +50,8 @@ interface KeyEntry extends QueueSlot {
   readonly key: string;
   /** The latest submission not yet finished: what runs when the key comes due. */
   pending: Submission | undefined;
-  running: Running | undefined;
+  /** The unit running for the key, if any: the pending submission, or one it replaced. */
+  running: RunningUnit<KeyEntry> | undefined;
   /**
    * When the key came due while its unit ran. It is queued again at that
    * time once the unit settles, so it keeps its place among the keys that
@@ -72,6 +61,15 @@ interface KeyEntry extends QueueSlot {
 }
 
 const OWNER = 'WriterLease';
+
+const RELEASE_AND_RETRY: Settlement = Object.freeze({ result: WorkResult.Release, retry: true });
+
+/** What a let-go unit's abort reason says. */
+const LET_GO_BECAUSE: Readonly<Record<Exclude<LetGoReason, 'timeout'>, string>> = {
+  removed: 'its key was removed',
+  extended: 'another writer did the work (extend)',
+  stopped: 'the lease stopped',
+};
 
 /**
  * A writer lease: elects the replica that writes shared records by doing the
@@ -103,6 +101,7 @@ export class WriterLease {
   readonly #retryInterval: number;
   readonly #backoff: BackoffPolicy;
   readonly #workers: number;
+  readonly #workTimeout: { readonly ms: number; readonly scheduler: SchedulerLike } | undefined;
   readonly #scheduler: SchedulerLike;
   readonly #name: string;
 
@@ -112,6 +111,12 @@ export class WriterLease {
   readonly #commands = new Subject<Command>();
   /** The due time of the queue's head, each time it changes; `run()` turns it into one timer. */
   readonly #wakeAt = new Subject<number>();
+  /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
+  readonly #units: UnitListener<KeyEntry> = {
+    settled: (entry, unit, value) => this.#settle(entry, unit, value),
+    failed: (entry, unit, error) => this.#fail(entry, unit, error),
+    timedOut: (entry, unit) => this.#timedOut(entry, unit),
+  };
 
   readonly #keys = new Map<string, KeyEntry>();
   readonly #due = new DueQueue<KeyEntry>();
@@ -134,8 +139,8 @@ export class WriterLease {
 
   /**
    * @param options Durations, backoff, workers and the clock; see {@link WriterLeaseOptions}.
-   * @throws RangeError when `leaseDuration` or `retryInterval` is not a finite number >= 0,
-   *   or `workers` is not an integer >= 1.
+   * @throws RangeError when `leaseDuration`, `retryInterval` or `workTimeout` is not a finite
+   *   number >= 0, or `workers` is not an integer >= 1.
    * @throws TypeError when `backoff` is not a function or `scheduler` is not a scheduler.
    */
   constructor(options: WriterLeaseOptions) {
@@ -147,13 +152,15 @@ export class WriterLease {
       retryInterval,
       backoff = exponentialBackoff(),
       workers = 1,
-      scheduler = asyncScheduler,
+      workTimeout,
+      scheduler = monotonicScheduler,
       name = 'writer-lease',
     } = options;
     assertDuration(OWNER, 'options.leaseDuration', leaseDuration);
     assertDuration(OWNER, 'options.retryInterval', retryInterval);
     assertFunction(OWNER, 'options.backoff', backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);
+    if (workTimeout !== undefined) assertDuration(OWNER, 'options.workTimeout', workTimeout);
     if (typeof scheduler?.now !== 'function' || typeof scheduler.schedule !== 'function') {
       throw new TypeError(
         `${OWNER}: options.scheduler must be an RxJS scheduler (with now() and schedule()), received ${describeValue(scheduler)}`,
@@ -166,6 +173,7 @@ export class WriterLease {
     this.#retryInterval = retryInterval;
     this.#backoff = backoff;
     this.#workers = workers;
+    this.#workTimeout = workTimeout === undefined ? undefined : { ms: workTimeout, scheduler };
     this.#scheduler = scheduler;
     this.#name = name;
 
@@ -511,24 +519,41 @@ export class WriterLease {
     return entry;
   }
 
-  /** Lets go of an entry that holds nothing any more. */
-  #release(entry: KeyEntry): void {
+  /** Deletes an entry that holds nothing any more. */
+  #forgetIfEmpty(entry: KeyEntry): void {
     if (entry.pending === undefined && entry.running === undefined && !this.#due.has(entry)) {
       this.#keys.delete(entry.key);
     }
   }
 
-  /** Forgets the pending work of an entry; false when there was none. */
+  /**
+   * Forgets the pending work of an entry, and lets go of its running unit:
+   * whatever it would write is no longer wanted. False when there was no
+   * pending work.
+   */
   #drop(entry: KeyEntry, reason: 'removed' | 'extended', now: number): boolean {
-    const { pending } = entry;
+    const { pending, running } = entry;
     if (pending === undefined) return false;
     entry.pending = undefined;
     entry.dueWhileRunning = undefined;
     this.#pendingCount--;
     this.#due.delete(entry);
     this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
-    this.#release(entry);
+    if (running !== undefined) {
+      this.#letGo(entry, running, reason, now);
+      // The freed worker is taken in a scheduled action, never inside this call.
+      this.#armTimer();
+    }
+    this.#forgetIfEmpty(entry);
     return true;
+  }
+
+  /** Aborts a running unit and frees its worker; nothing it returns later is applied. */
+  #letGo(entry: KeyEntry, unit: RunningUnit<KeyEntry>, reason: Exclude<LetGoReason, 'timeout'>, now: number): void {
+    unit.letGo(letGoError(entry.key, LET_GO_BECAUSE[reason]));
+    entry.running = undefined;
+    this.#runningCount--;
+    this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason, started: unit.started, at: now });
   }
 
   // ---- processing ---------------------------------------------------------
@@ -567,7 +592,7 @@ export class WriterLease {
     }
     const submission = entry.pending;
     if (submission === undefined) {
-      this.#release(entry);
+      this.#forgetIfEmpty(entry);
       return;
     }
     const { state, expires } = this.#state.value;
@@ -580,46 +605,18 @@ export class WriterLease {
   }
 
   #start(entry: KeyEntry, submission: Submission, now: number): void {
-    const { key } = entry;
-    const running: Running = { submission, started: now };
-    entry.running = running;
+    const unit = new RunningUnit(entry, entry.key, submission, now);
+    entry.running = unit;
     this.#runningCount++;
-    this.#emit({ type: 'started', key, id: submission.id, at: now });
-    let returned: unknown;
-    try {
-      returned = submission.work();
-    } catch (error) {
-      this.#fail(entry, running, error);
-      return;
-    }
-    const source = later(returned);
-    if (source === undefined) {
-      this.#settle(entry, running, returned);
-      return;
-    }
-    const subscription = from(source)
-      .pipe(take(1))
-      .subscribe({
-        next: (value) => this.#settle(entry, running, value),
-        error: (error: unknown) => this.#fail(entry, running, error),
-        complete: () =>
-          this.#fail(
-            entry,
-            running,
-            new WorkReturnError(`unit of work for "${key}" completed without a value`, {
-              key,
-              received: undefined,
-            }),
-          ),
-      });
-    // Still running (it did not settle synchronously): keep a handle to let go of it on stop.
-    if (entry.running === running) running.subscription = subscription;
+    this.#emit({ type: 'started', key: entry.key, id: submission.id, at: now });
+    unit.run(this.#units, this.#workTimeout);
   }
 
-  #settle(entry: KeyEntry, running: Running, value: unknown): void {
+  #settle(entry: KeyEntry, unit: RunningUnit<KeyEntry>, value: unknown): void {
+    if (unit.over) return;
     const settlement = toSettlement(value);
     if (settlement !== undefined) {
-      this.#finish(entry, running, settlement);
+      this.#finish(entry, unit, settlement);
       return;
     }
     const { key } = entry;
@@ -627,24 +624,33 @@ export class WriterLease {
       `unit of work for "${key}" returned ${describeValue(value)}; expected a WorkResult or { result, retry }`,
       { key, received: value },
     );
-    this.#fail(entry, running, error);
+    this.#fail(entry, unit, error);
   }
 
-  #fail(entry: KeyEntry, running: Running, error: unknown): void {
-    if (entry.running !== running) return;
-    this.#emit({ type: 'error', key: entry.key, id: running.submission.id, error, at: this.#scheduler.now() });
-    this.#finish(entry, running, { result: WorkResult.Release, retry: true });
+  #fail(entry: KeyEntry, unit: RunningUnit<KeyEntry>, error: unknown): void {
+    if (unit.over) return;
+    this.#emit({ type: 'error', key: entry.key, id: unit.id, error, at: this.#scheduler.now() });
+    this.#finish(entry, unit, RELEASE_AND_RETRY);
+  }
+
+  #timedOut(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
+    if (unit.over) return;
+    const error = new WorkTimeoutError({ key: entry.key, id: unit.id, timeout: this.#workTimeout?.ms ?? 0 });
+    unit.letGo(error);
+    const now = this.#scheduler.now();
+    this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason: 'timeout', started: unit.started, at: now });
+    this.#emit({ type: 'error', key: entry.key, id: unit.id, error, at: now });
+    this.#finish(entry, unit, RELEASE_AND_RETRY);
   }
 
   /** Rule 3: apply the result, then retry, forget, or leave a newer submission in place. */
-  #finish(entry: KeyEntry, running: Running, { result, retry }: Settlement): void {
-    // A unit the lease let go of when it stopped has no say any more.
-    if (entry.running !== running) return;
+  #finish(entry: KeyEntry, unit: RunningUnit<KeyEntry>, { result, retry }: Settlement): void {
+    unit.end();
     entry.running = undefined;
     this.#runningCount--;
     const { key } = entry;
     const now = this.#scheduler.now();
-    const { submission, started } = running;
+    const { submission, started } = unit;
     this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
     this.#applyResult(result, now);
 
@@ -661,7 +667,7 @@ export class WriterLease {
       if (entry.pending !== undefined) this.#due.add(entry, entry.dueWhileRunning);
       entry.dueWhileRunning = undefined;
     }
-    this.#release(entry);
+    this.#forgetIfEmpty(entry);
     this.#startDueWork();
   }
 
@@ -719,15 +725,13 @@ export class WriterLease {
     for (const entry of this.#keys.values()) {
       const { running } = entry;
       if (running === undefined) continue;
-      running.subscription?.unsubscribe();
-      entry.running = undefined;
-      // The abandoned unit's work must run again; a newer submission keeps its own due time.
+      this.#letGo(entry, running, 'stopped', now);
+      // The unit's work must run again; a newer submission keeps its own due time.
       if (entry.pending === running.submission) this.#due.add(entry, now);
       else if (entry.dueWhileRunning !== undefined) this.#due.add(entry, entry.dueWhileRunning);
       entry.dueWhileRunning = undefined;
-      this.#release(entry);
+      this.#forgetIfEmpty(entry);
     }
-    this.#runningCount = 0;
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }
 
@@ -748,7 +752,7 @@ export class WriterLease {
   }
 
   #tryEach<T>(keyOf: (value: T) => string, workOf: (value: T) => WorkFunc): OperatorFunction<T, TryOutcome<T>> {
-    return tryOutcomes({
+    const outcomes = tryOutcomes({
       events$: this.events$,
       submit: (value: T) => {
         const key = keyOf(value);
@@ -758,6 +762,12 @@ export class WriterLease {
         if (!this.#disposed) this.#command({ type: 'remove', key, id });
       },
     });
+    // Subscribed after dispose(), it could neither submit nor learn an outcome: say so instead of completing.
+    return (source) =>
+      defer(() => {
+        this.#assertNotDisposed('the try operator');
+        return outcomes(source);
+      });
   }
 
   #assertNotDisposed(call: string): void {
