@@ -1,7 +1,7 @@
 import { WriterLease, constantBackoff, type WriterLeaseOptions } from '../../src';
 
 /**
- * Makes leases on the real asyncScheduler with short durations (a write
+ * Makes leases on the real (monotonic) clock with short durations (a write
  * holds 50 ms, a retry comes 5 ms later, every backoff is 5 ms), and disposes
  * every lease it made after each test, so that no timer outlives a test.
  * Call it at the top of a spec file.

@@ -14,7 +14,7 @@ export function nextMacrotask(): Promise<void> {
 
 /**
  * Resolves once `condition()` holds, checking it now and after each
- * macrotask. Rejects after `timeoutMs`; the deadline is read from the clock,
+ * macrotask. Rejects after `timeoutMs`; the deadline is read from the monotonic clock,
  * so no timer is left behind to disturb a test that counts timers.
  */
 export async function waitFor(
@@ -22,9 +22,10 @@ export async function waitFor(
   what = 'the condition',
   timeoutMs = DEFAULT_TIMEOUT,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // Monotonic: a test that moves Date.now() must not move this deadline.
+  const deadline = performance.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`waitFor: gave up after ${timeoutMs} ms waiting for ${what}`);
+    if (performance.now() > deadline) throw new Error(`waitFor: gave up after ${timeoutMs} ms waiting for ${what}`);
     await nextMacrotask();
   }
 }
