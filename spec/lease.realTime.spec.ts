@@ -6,7 +6,6 @@ import {
   monotonicScheduler,
   type WorkContext,
   type WorkReturn,
-  type WriterLease,
 } from '../src';
 import { leaseFactory } from './support/leases';
 import { deferred, eventLog, nextEvent, nextMacrotask, waitFor } from './support/waitFor';
