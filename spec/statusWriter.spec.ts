@@ -1,4 +1,4 @@
-import { filter, firstValueFrom } from 'rxjs';
+import { asyncScheduler, filter, firstValueFrom } from 'rxjs';
 import {
   ContentionTracker,
   StatusWriter,
@@ -20,12 +20,22 @@ const status = (generation: number, writer: string, value = `v${generation}`): S
   at: 0,
 });
 
+/** A clock a test sets by hand, for what the status writer decides from its scheduler. */
+function manualClock(start: number) {
+  let now = start;
+  return {
+    now: () => now,
+    schedule: asyncScheduler.schedule.bind(asyncScheduler),
+    set: (at: number) => (now = at),
+  };
+}
+
 /** `store` with some methods replaced, to stage a race or a failure. */
 function wrap(store: RecordStore, overrides: Partial<RecordStore>): RecordStore {
   return {
     url: store.url,
-    get: (kind, key) => store.get(kind, key),
-    compareAndSet: (kind, key, value, expected) => store.compareAndSet(kind, key, value, expected),
+    get: (kind, key, options) => store.get(kind, key, options),
+    compareAndSet: (kind, key, value, expected, options) => store.compareAndSet(kind, key, value, expected, options),
     put: (kind, key, value) => store.put(kind, key, value),
     delete: (kind, key) => store.delete(kind, key),
     changes: () => store.changes(),
@@ -62,12 +72,52 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
   });
 
   it('status current, written by another replica: extend(key) on the lease, result none', async () => {
-    const { lease, statusWriter } = replica(store, 'r1');
+    const clock = manualClock(1_000);
+    const { lease, statusWriter } = replica(store, 'r1', { scheduler: clock });
     await store.put('spec', 'a', spec(1));
-    await store.put('status', 'a', status(1, 'r2'));
+    await store.put('status', 'a', { ...status(1, 'r2'), at: 4e12 }); // the other machine's clock: never read
     const extended = jest.spyOn(lease, 'extend');
-    await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.None);
-    expect(extended).toHaveBeenCalledWith('a', 0); // renewed as of the write (status.at), not of the read
+    const unit = statusWriter.unit('a'); // submitted at 1000; generation 1 was never seen on the feed
+    clock.set(1_700);
+    await expect(unit(workContext('a'))).resolves.toBe(WorkResult.None);
+    // A write of unknown age renews as of the submission, on this replica's clock.
+    expect(extended).toHaveBeenCalledWith('a', 1_000);
+  });
+
+  it('a write of a generation seen on the feed renews as of when this replica saw it, whatever its `at` says', async () => {
+    const clock = manualClock(0);
+    const { lease, statusWriter } = replica(store, 'r1', { scheduler: clock });
+    const watch = statusWriter.run();
+    clock.set(2_000);
+    await store.put('spec', 'a', spec(1)); // seen at 2000
+    clock.set(2_500);
+    await store.put('status', 'a', { ...status(1, 'r2'), at: -5e9 }); // a wall clock far behind
+    const extended = jest.spyOn(lease, 'extend');
+    clock.set(3_000);
+    await expect(statusWriter.unit('a')(workContext('a'))).resolves.toBe(WorkResult.None);
+    expect(extended).toHaveBeenCalledWith('a', 2_000);
+    watch.unsubscribe();
+  });
+
+  it('hands the signal to every store call, and a unit whose signal aborted writes nothing', async () => {
+    const signals: (AbortSignal | undefined)[] = [];
+    const controller = new AbortController();
+    const watched = wrap(store, {
+      get: async (kind, key, options) => {
+        signals.push(options?.signal);
+        const read = await store.get(kind, key, options);
+        controller.abort(new Error('let go')); // the lease lets go of the unit between read and write
+        return read as never;
+      },
+    });
+    const { statusWriter } = replica(watched, 'r1');
+    await store.put('spec', 'a', spec(1));
+    await expect(statusWriter.unit('a')(workContext('a', controller.signal))).resolves.toEqual({
+      result: WorkResult.Release,
+      retry: true,
+    });
+    expect(signals).toEqual([controller.signal, controller.signal]);
+    expect(await store.get('status', 'a')).toBeUndefined();
   });
 
   it('status current, written by us: nothing, result none', async () => {

@@ -1,6 +1,7 @@
-import { BehaviorSubject, asyncScheduler, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { BehaviorSubject, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import { atTime } from './internal/atTime.js';
-import { assertDuration, assertInteger, assertKey, describeValue } from './internal/validate.js';
+import { assertDuration, assertInteger, assertKey, assertScheduler, describeValue } from './internal/validate.js';
+import { monotonicScheduler } from './monotonicScheduler.js';
 
 /**
  * Options of a {@link ContentionTracker}.
@@ -35,7 +36,7 @@ export interface ContentionTrackerOptions {
   /**
    * The clock: every timer and every reading of the time goes through it.
    * Pass a `TestScheduler` (inside `run()`) to drive the tracker in virtual time.
-   * @default asyncScheduler
+   * @default monotonicScheduler
    */
   scheduler?: SchedulerLike;
 }
@@ -129,15 +130,11 @@ export class ContentionTracker {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`${OWNER}: options must be an object, received ${describeValue(options)}`);
     }
-    const { window = 60_000, threshold = 3, maxContentions = 5, scheduler = asyncScheduler } = options;
+    const { window = 60_000, threshold = 3, maxContentions = 5, scheduler = monotonicScheduler } = options;
     assertDuration(OWNER, 'options.window', window);
     assertInteger(OWNER, 'options.threshold', threshold, 1);
     assertInteger(OWNER, 'options.maxContentions', maxContentions, 0);
-    if (typeof scheduler?.now !== 'function' || typeof scheduler.schedule !== 'function') {
-      throw new TypeError(
-        `${OWNER}: options.scheduler must be an RxJS scheduler (with now() and schedule()), received ${describeValue(scheduler)}`,
-      );
-    }
+    assertScheduler(OWNER, 'options.scheduler', scheduler);
     this.#window = window;
     this.#threshold = threshold;
     this.#maxContentions = maxContentions;

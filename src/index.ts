@@ -20,6 +20,7 @@ export type {
   SpecValue,
   StatusValue,
   CasOutcome,
+  CallOptions,
 } from './stores/store.js';
 export { MemoryStore } from './stores/memory.js';
 export { openStore } from './stores/openStore.js';

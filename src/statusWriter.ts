@@ -1,6 +1,7 @@
-import { Subject, asyncScheduler, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import type { ContentionTracker } from './contentionTracker.js';
-import { assertFunction, assertKey, describeValue } from './internal/validate.js';
+import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
+import { monotonicScheduler } from './monotonicScheduler.js';
 import type { RecordChange, RecordStore, SpecValue, StatusValue } from './stores/store.js';
 import { WorkResult, type WorkFunc, type WorkReturn } from './types.js';
 import type { WriterLease } from './writerLease.js';
@@ -39,10 +40,17 @@ export interface StatusWriterOptions {
    */
   coordinate?: boolean;
   /**
-   * The clock of the `at` field of statuses.
-   * @default asyncScheduler
+   * The clock of every decision: when this replica saw a spec generation,
+   * as of which moment another writer's lease is renewed. Pass the lease's.
+   * @default monotonicScheduler
    */
   scheduler?: SchedulerLike;
+  /**
+   * The time written into a status's `at`, for people reading the store.
+   * No replica reads it back to decide anything.
+   * @default Date.now (ms since the epoch, this machine's wall clock)
+   */
+  wallClock?: () => number;
 }
 
 /**
@@ -101,9 +109,13 @@ export class StatusWriter {
   readonly #contention: ContentionTracker | undefined;
   readonly #coordinate: boolean;
   readonly #scheduler: SchedulerLike;
+  readonly #wallClock: () => number;
   readonly #events = new Subject<StatusWriterEvent>();
-  /** The latest spec generation seen per key, to tell a current status from a stale one. */
-  readonly #generations = new Map<string, number>();
+  /**
+   * The latest spec generation seen per key, to tell a current status from a
+   * stale one, and when this replica first saw it, on its own clock.
+   */
+  readonly #seen = new Map<string, { readonly generation: number; readonly at: number }>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
 
@@ -115,7 +127,16 @@ export class StatusWriter {
    * @throws TypeError when `store`, `lease` or `writer` is missing or of the wrong type.
    */
   constructor(options: StatusWriterOptions) {
-    const { store, lease, writer, statusOf = (spec) => spec.value, contention, coordinate = true } = options;
+    const {
+      store,
+      lease,
+      writer,
+      statusOf = (spec) => spec.value,
+      contention,
+      coordinate = true,
+      scheduler = monotonicScheduler,
+      wallClock = Date.now,
+    } = options;
     if (typeof store?.changes !== 'function') {
       throw new TypeError(`${OWNER}: options.store must be a RecordStore, received ${describeValue(store)}`);
     }
@@ -124,13 +145,16 @@ export class StatusWriter {
     }
     assertKey(OWNER, 'options.writer', writer);
     assertFunction(OWNER, 'options.statusOf', statusOf);
+    assertScheduler(OWNER, 'options.scheduler', scheduler);
+    assertFunction(OWNER, 'options.wallClock', wallClock);
     this.#store = store;
     this.#lease = lease;
     this.#writer = writer;
     this.#statusOf = statusOf;
     this.#contention = contention;
     this.#coordinate = coordinate;
-    this.#scheduler = options.scheduler ?? asyncScheduler;
+    this.#scheduler = scheduler;
+    this.#wallClock = wallClock;
   }
 
   /** This replica's name, as written into statuses. */
@@ -184,36 +208,60 @@ export class StatusWriter {
    * @returns A unit for `lease.try`.
    */
   unit(key: string): WorkFunc {
-    return async () => this.#report(await this.#write(key));
+    const submittedAt = this.#scheduler.now();
+    return async ({ signal }) => this.#report(await this.#write(key, signal, submittedAt));
   }
 
   #specChanged({ key, value }: RecordChange<SpecValue>): void {
     if (value === undefined) {
-      this.#generations.delete(key);
+      this.#seen.delete(key);
       this.#contention?.clear(key);
-    } else {
-      this.#generations.set(key, value.generation);
+    } else if (this.#seen.get(key)?.generation !== value.generation) {
+      this.#seen.set(key, { generation: value.generation, at: this.#scheduler.now() });
     }
     this.sync(key);
   }
 
   #statusChanged({ key, value }: RecordChange<StatusValue>): void {
     if (value === undefined || value.writer === this.#writer || !this.#coordinate) return;
-    const generation = this.#generations.get(key);
-    if (generation === undefined || value.generation < generation) return;
+    const seen = this.#seen.get(key);
+    if (seen === undefined || value.generation < seen.generation) return;
+    // Seen as it happened: the other writer's lease is renewed from now, on our clock.
     this.#lease.extend(key);
   }
 
-  async #write(key: string): Promise<{ event: StatusWriterEvent; returned: WorkReturn }> {
+  /**
+   * As of when, on this replica's clock, to renew the lease of another writer
+   * whose write of `generation` this unit found by reading. The write
+   * reflects a spec generation this replica saw at `seen.at`, so it was made
+   * then or later, give or take the feed's delay: renewing as of then holds
+   * this replica past the other writer's real lease by that delay at most. A
+   * generation never seen on the feed is of unknown age: it renews as of when
+   * the unit was submitted, so that old writes found one after another hold
+   * this replica back for one lease at most, not one per write. The status's
+   * own `at` (another machine's wall clock) is never read.
+   */
+  #observedAt(key: string, generation: number, submittedAt: number): number {
+    const seen = this.#seen.get(key);
+    const at = seen?.generation === generation ? seen.at : submittedAt;
+    return Math.min(at, this.#scheduler.now());
+  }
+
+  async #write(
+    key: string,
+    signal: AbortSignal,
+    submittedAt: number,
+  ): Promise<{ event: StatusWriterEvent; returned: WorkReturn }> {
+    const call = { signal };
     try {
-      let spec = await this.#store.get<SpecValue>('spec', key);
+      let spec = await this.#store.get<SpecValue>('spec', key, call);
       if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
-      const status = await this.#store.get<StatusValue>('status', key);
+      const status = await this.#store.get<StatusValue>('status', key, call);
       if (status !== undefined && status.value.generation > spec.value.generation) {
         // Ahead of the spec read: the spec changed since (its change is on its way), or the status
         // outlived a record deleted and created again with generations starting over. A second
         // read tells them apart; in the second case the status is rewritten for the new record.
-        spec = await this.#store.get<SpecValue>('spec', key);
+        spec = await this.#store.get<SpecValue>('spec', key, call);
         if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
       }
       const { generation } = spec.value;
@@ -225,9 +273,11 @@ export class StatusWriter {
           this.#contention?.changed(key, value, ours);
         }
         if (value === ours && status.value.generation === generation) {
-          // Found by reading, maybe long after it was written: renew the other lease as of the write.
-          if (writer !== this.#writer && this.#coordinate)
-            this.#lease.extend(key, Math.min(status.value.at, this.#scheduler.now()));
+          // Found by reading, maybe long after it was written. This extend also lets go of this very
+          // unit (its key's work is done by another writer), so what it returns is not applied.
+          if (writer !== this.#writer && this.#coordinate) {
+            this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
+          }
           return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };
         }
       }
@@ -235,8 +285,10 @@ export class StatusWriter {
         this.#stoodDown.add(key);
         return { event: { type: 'contended', key }, returned: WorkResult.Release };
       }
-      const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#scheduler.now() };
-      const written = await this.#store.compareAndSet('status', key, next, status?.version ?? null);
+      // A unit the lease let go of (timed out, removed, stopped) must not write.
+      signal.throwIfAborted();
+      const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
+      const written = await this.#store.compareAndSet('status', key, next, status?.version ?? null, call);
       if (written.ok) return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };
       return { event: { type: 'conflict', key, generation }, returned: { result: WorkResult.Release, retry: true } };
     } catch (error) {

@@ -24,7 +24,14 @@ import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue.js';
 import { toSettlement, type Settlement } from './internal/outcome.js';
 import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
-import { assertDuration, assertFunction, assertInteger, assertKey, describeValue } from './internal/validate.js';
+import {
+  assertDuration,
+  assertFunction,
+  assertInteger,
+  assertKey,
+  assertScheduler,
+  describeValue,
+} from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
 import {
   LeaseState,
@@ -161,11 +168,7 @@ export class WriterLease {
     assertFunction(OWNER, 'options.backoff', backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);
     if (workTimeout !== undefined) assertDuration(OWNER, 'options.workTimeout', workTimeout);
-    if (typeof scheduler?.now !== 'function' || typeof scheduler.schedule !== 'function') {
-      throw new TypeError(
-        `${OWNER}: options.scheduler must be an RxJS scheduler (with now() and schedule()), received ${describeValue(scheduler)}`,
-      );
-    }
+    assertScheduler(OWNER, 'options.scheduler', scheduler);
     if (typeof name !== 'string') {
       throw new TypeError(`${OWNER}: options.name must be a string, received ${describeValue(name)}`);
     }

@@ -1,3 +1,5 @@
+import type { SchedulerLike } from 'rxjs';
+
 /**
  * Fail-fast checks for user input. Every message names the argument, the
  * expected value and the value received, so that a wrong call is fixed from
@@ -43,5 +45,15 @@ export function assertFunction(
 export function assertKey(owner: string, name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new TypeError(`${owner}: ${name} must be a non-empty string, received ${describeValue(value)}`);
+  }
+}
+
+/** Throws a TypeError unless `value` looks like an RxJS scheduler (`now()` and `schedule()`). */
+export function assertScheduler(owner: string, name: string, value: unknown): asserts value is SchedulerLike {
+  const scheduler = value as Partial<SchedulerLike> | null | undefined;
+  if (typeof scheduler?.now !== 'function' || typeof scheduler.schedule !== 'function') {
+    throw new TypeError(
+      `${owner}: ${name} must be an RxJS scheduler (with now() and schedule()), received ${describeValue(value)}`,
+    );
   }
 }

@@ -1,7 +1,7 @@
 import { Subject, type Observable } from 'rxjs';
 import { StoreClosedError } from './errors.js';
 import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
+import type { CallOptions, CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
 /**
  * A {@link RecordStore} in the memory of one process, for replicas that run
@@ -43,10 +43,11 @@ export class MemoryStore implements RecordStore {
    * ```
    * @param kind `spec` or `status`.
    * @param key The record's key.
+   * @param options `signal`: an aborted signal rejects the call with its reason and reads nothing.
    * @returns The value and its version; undefined when the record does not exist.
    */
-  get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
-    return this.#run('get', () => {
+  get<T extends Generational>(kind: RecordKind, key: string, options?: CallOptions): Promise<Versioned<T> | undefined> {
+    return this.#run('get', options, () => {
       const id = recordId({ kind, key });
       const record = this.#records.get(id);
       return record && { value: decodeRecord<T>(record.text, this.url, id), version: record.version };
@@ -65,6 +66,7 @@ export class MemoryStore implements RecordStore {
    * @param key The record's key.
    * @param value The new value; its `generation` must be a number.
    * @param expected The version read before, or `null` for a record that must not exist yet.
+   * @param options `signal`: an aborted signal rejects the call with its reason and writes nothing.
    * @returns `{ ok: true, version }` with the new version, or `{ ok: false, reason: 'conflict' }`.
    */
   compareAndSet<T extends Generational>(
@@ -72,8 +74,9 @@ export class MemoryStore implements RecordStore {
     key: string,
     value: T,
     expected: number | null,
+    options?: CallOptions,
   ): Promise<CasOutcome> {
-    return this.#run('compareAndSet', () => {
+    return this.#run('compareAndSet', options, () => {
       const current = this.#records.get(recordId({ kind, key }))?.version ?? null;
       if (current !== expected) return { ok: false, reason: 'conflict' };
       return { ok: true, version: this.#write(kind, key, value) };
@@ -93,7 +96,7 @@ export class MemoryStore implements RecordStore {
    * @returns The new version.
    */
   put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
-    return this.#run('put', () => this.#write(kind, key, value));
+    return this.#run('put', undefined, () => this.#write(kind, key, value));
   }
 
   /**
@@ -109,7 +112,7 @@ export class MemoryStore implements RecordStore {
    * @returns Resolves once deleted.
    */
   delete(kind: RecordKind, key: string): Promise<void> {
-    return this.#run('delete', () => {
+    return this.#run('delete', undefined, () => {
       const record = this.#records.get(recordId({ kind, key }));
       if (!record) return;
       this.#records.delete(recordId({ kind, key }));
@@ -171,9 +174,10 @@ export class MemoryStore implements RecordStore {
   }
 
   /** Whatever `body` throws becomes the rejection, as with a real store. */
-  #run<R>(call: string, body: () => R): Promise<R> {
+  #run<R>(call: string, options: CallOptions | undefined, body: () => R): Promise<R> {
     return new Promise<R>((resolve) => {
       if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+      options?.signal?.throwIfAborted();
       resolve(body());
     });
   }

@@ -65,8 +65,29 @@ export interface StatusValue extends Generational {
   readonly value: string;
   /** The name of the replica instance that wrote it. */
   readonly writer: string;
-  /** When it was written, in ms since the epoch (the writer's clock). */
+  /**
+   * When it was written, in ms since the epoch on the writer's wall clock:
+   * for people reading the store. No replica decides anything from it: two
+   * machines' clocks disagree (docs/lease.md, "Time").
+   */
   readonly at: number;
+}
+
+/**
+ * Options of one store call.
+ *
+ * @example
+ * ```ts
+ * await store.get('status', 'route/a', { signal: context.signal });
+ * ```
+ */
+export interface CallOptions {
+  /**
+   * The call is not wanted any more once it aborts (the lease let go of the
+   * unit). A store that can cancel rejects with the signal's reason; one
+   * whose client cannot may finish the call, and its caller ignores it.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -115,7 +136,7 @@ export interface RecordStore {
   /** Where the store lives, for messages (`memory://`, `redis://127.0.0.1:6379`...). */
   readonly url: string;
   /** Reads one record; undefined when it does not exist. */
-  get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined>;
+  get<T extends Generational>(kind: RecordKind, key: string, options?: CallOptions): Promise<Versioned<T> | undefined>;
   /**
    * Writes `value` only if the record is still at `expected` (`null`: only if it
    * does not exist). Atomic on the server.
@@ -125,6 +146,7 @@ export interface RecordStore {
     key: string,
     value: T,
     expected: number | null,
+    options?: CallOptions,
   ): Promise<CasOutcome>;
   /** Writes unconditionally (the driver's spec writes). Returns the new version. */
   put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number>;
