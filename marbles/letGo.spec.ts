@@ -166,6 +166,19 @@ describe('rule 13: remove(key) or extend(key) while its unit runs lets go of the
       ).toBe('-------------a', { a: [true, 'AbortError'] });
     });
   });
+  it('extend while leading: the let-go unit lost the race to the other writer, which counts as a release', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler);
+      lease.run();
+      lease.try('x', extend); // leader at 0
+      scheduler.schedule(() => lease.try('k', () => cold('-----r|', { r })), 2);
+      scheduler.schedule(() => lease.extend('k'), 4);
+      // Without it, a replica that loses every race would stay leader, and keep competing, for good.
+      expectObservable(
+        record(lease.state$).pipe(map(({ state, tick, expires }) => `${state} ${tick} ${expires}`)),
+      ).toBe('(el) 0ms f', { e: 'election 0 0', l: 'leader 0 100', f: 'follower 0 9' });
+    });
+  });
 });
 
 describe('rule 14: stopping or disposing lets go of running units; their keys stay pending', () => {

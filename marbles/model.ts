@@ -671,9 +671,10 @@ export class LeaseModel {
     this.#end(id, reason, at);
     const run = this.running.get(key);
     if (run !== undefined) this.#expectedLetGo.push({ key, id: run.id, reason });
-    // Rule 5: as follower, tick += 1 and expires = now + backoffDuration(tick).
-    if (reason === 'extended' && this.state.state === 'follower') {
-      const tick = this.state.tick + 1;
+    // Rule 5: as follower, tick += 1 and expires = now + backoffDuration(tick). Rule 13: extend of a
+    // running key lets go of its unit, which lost the race: from election or leader, that is a release.
+    if (reason === 'extended' && (this.state.state === 'follower' || run !== undefined)) {
+      const tick = this.state.state === 'follower' ? this.state.tick + 1 : 0;
       this.#expectState(`extend("${short(key)}")`, 'follower', tick, { from: at, backoff: tick });
     }
   }

@@ -469,9 +469,16 @@ export class WriterLease {
       }
       case 'extend': {
         const entry = this.#keys.get(command.key);
+        const running = entry?.running !== undefined;
         if (entry === undefined || !this.#drop(entry, 'extended', now)) return;
         const { state, tick, expires } = this.#state.value;
-        if (state !== LeaseState.Follower) return;
+        if (state !== LeaseState.Follower) {
+          // Its unit, let go of, lost the race to the other writer: that is the release it would have
+          // reported (a conflict, or the status found current). Ignoring it would leave a replica that
+          // loses every race leading, and competing, for good.
+          if (running) this.#applyResult(WorkResult.Release, now);
+          return;
+        }
         const { at = now } = command;
         if (at >= now) {
           this.#setState(this.#follower(tick + 1, now), now);

@@ -54,6 +54,38 @@ export interface ScenarioOptions {
   contention?: Omit<ContentionTrackerOptions, 'scheduler'>;
   /** `false`: every replica does every unit with no lease (the worst case of a fight). @default true */
   coordinate?: boolean;
+  /** Replica `index`'s clocks, as on its own machine. @default both read the run's virtual time */
+  clock?: (index: number) => ReplicaClock | undefined;
+}
+
+/**
+ * The clocks of one replica's machine. Its monotonic clock (the lease's,
+ * the tracker's and the status writer's) starts at its own origin, as every
+ * process's does: `offsetMs` from the run's virtual time. Its wall clock
+ * (what the status writer stamps into `at`) is off by `wallOffsetMs`, and
+ * jumps by `byMs` at each of `wallSteps` (an NTP step, a restored VM):
+ * monotonic clocks never jump.
+ */
+export interface ReplicaClock {
+  readonly offsetMs?: number;
+  readonly wallOffsetMs?: number;
+  readonly wallSteps?: readonly { readonly atMs: number; readonly byMs: number }[];
+}
+
+/** A replica's monotonic clock: the run's scheduler, read `offsetMs` off; timers are relative and unchanged. */
+function offsetScheduler(base: SchedulerLike, offsetMs: number): SchedulerLike {
+  if (offsetMs === 0) return base;
+  return { now: () => base.now() + offsetMs, schedule: base.schedule.bind(base) as SchedulerLike['schedule'] };
+}
+
+/** A replica's wall clock, in ms since the epoch, with its offset and steps, on the run's virtual time. */
+function wallClockOf(base: SchedulerLike, { wallOffsetMs = 0, wallSteps = [] }: ReplicaClock): () => number {
+  const EPOCH_AT_START = 1_796_000_000_000;
+  return () => {
+    const now = base.now();
+    const stepped = wallSteps.filter(({ atMs }) => atMs <= now).reduce((sum, { byMs }) => sum + byMs, 0);
+    return EPOCH_AT_START + now + wallOffsetMs + stepped;
+  };
 }
 
 /** What one replica's status writer did, by event type. */
@@ -151,6 +183,7 @@ export class Scenario {
       statusOf,
       contention,
       coordinate = true,
+      clock,
     } = options;
     const { scheduler } = this.clock;
     this.keys = Array.from({ length: keys }, (_, i) => `key-${i}`);
@@ -182,6 +215,7 @@ export class Scenario {
         statusOf: statusOf?.(index),
         contention,
         coordinate,
+        clock: clock?.(index) ?? {},
       }),
     );
   }
@@ -320,14 +354,16 @@ export class Scenario {
       statusOf: ((spec: SpecValue) => string) | undefined;
       contention: Omit<ContentionTrackerOptions, 'scheduler'> | undefined;
       coordinate: boolean;
+      clock: ReplicaClock;
     },
   ): ReplicaImpl {
     const name = `r${index + 1}`;
-    const { scheduler } = this.clock;
+    const shared = this.clock.scheduler;
+    const scheduler = offsetScheduler(shared, options.clock.offsetMs ?? 0);
     const link = new FaultyLink({
       shared: this.store,
       replica: name,
-      scheduler,
+      scheduler: shared,
       random: seededRandom(seed * 7919 + index + 1),
       log: this.log,
       faults: options.faults,
@@ -348,6 +384,7 @@ export class Scenario {
       statusOf: options.statusOf,
       coordinate: options.coordinate,
       scheduler,
+      wallClock: wallClockOf(shared, options.clock),
     });
     replica.events$.subscribe((event) => {
       const outage = this.#outage;
@@ -381,6 +418,7 @@ class ReplicaImpl implements ScenarioReplica {
     statusOf: ((spec: SpecValue) => string) | undefined;
     coordinate: boolean;
     scheduler: SchedulerLike;
+    wallClock: () => number;
   }) {
     this.name = parts.name;
     this.link = parts.link;
@@ -395,6 +433,7 @@ class ReplicaImpl implements ScenarioReplica {
       statusOf: parts.statusOf,
       coordinate: parts.coordinate,
       scheduler: parts.scheduler,
+      wallClock: parts.wallClock,
     });
     this.#writer.events$.subscribe((event) => {
       this.events[event.type]++;
