@@ -576,10 +576,9 @@ describe('re-entrancy: a unit that calls the lease while it runs', () => {
       expectObservable(runs(lease)).toBe('x 10ms s', { x: 'x', s: 'self' });
       expectObservable(eventsOf(lease, 'retried')).toBe('');
       expectObservable(eventsOf(lease, 'settled').pipe(map(({ key }) => key))).toBe('x');
-      expectObservable(eventsOf(lease, 'let-go').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe(
-        '11ms s',
-        { s: 'self:removed' },
-      );
+      expectObservable(eventsOf(lease, 'let-go').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe('11ms s', {
+        s: 'self:removed',
+      });
       expectObservable(
         record(lease.state$).pipe(
           map(({ tick }) => tick),

@@ -75,7 +75,7 @@ export interface ReplicaClock {
 /** A replica's monotonic clock: the run's scheduler, read `offsetMs` off; timers are relative and unchanged. */
 function offsetScheduler(base: SchedulerLike, offsetMs: number): SchedulerLike {
   if (offsetMs === 0) return base;
-  return { now: () => base.now() + offsetMs, schedule: base.schedule.bind(base) as SchedulerLike['schedule'] };
+  return { now: () => base.now() + offsetMs, schedule: base.schedule.bind(base) };
 }
 
 /** A replica's wall clock, in ms since the epoch, with its offset and steps, on the run's virtual time. */

@@ -1,3 +1,4 @@
+import { demoNow } from './demoClock.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
@@ -132,7 +133,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       strategy,
       keys: keyCount,
       phase,
-      elapsedMs: started === 0 ? 0 : Date.now() - started,
+      elapsedMs: started === 0 ? 0 : demoNow() - started,
       updates: counter.updates,
       totalUpdates: updates,
       replicas: counter.replicas,
@@ -145,7 +146,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     const driver = new Driver({ store, keys, updates, rate, random: seededRandom(seed) });
     subscriptions.push(driver.updates$.subscribe((update) => counter.update(update)));
     phase = 'running';
-    started = Date.now();
+    started = demoNow();
     let killed: Promise<void> = Promise.resolve();
     if (killLeaderAfter !== undefined) {
       killed = new Promise<void>((resolve) => {
@@ -205,7 +206,7 @@ async function killLeader(
   }
   const handle = handles.find(({ name }) => name === counter.leader());
   if (handle === undefined) return;
-  counter.killed(handle.name, Date.now());
+  counter.killed(handle.name, demoNow());
   handle.kill();
 }
 

@@ -1,3 +1,4 @@
+import { demoNow } from './demoClock.js';
 import { Subject, type Observable } from 'rxjs';
 import type { RecordStore, SpecValue } from '../stores/store.js';
 
@@ -91,7 +92,7 @@ export class Driver {
    * @returns Resolves once the last change is written (or `stop()` was called).
    */
   async run(): Promise<void> {
-    const start = Date.now();
+    const start = demoNow();
     const period = 1000 / this.#rate;
     for (let n = 0; n < this.#updates && !this.#stopped; n++) {
       await this.#sleepUntil(start + n * period);
@@ -116,12 +117,12 @@ export class Driver {
     const value = `${key}@${generation}-${Math.floor(this.#random() * 36 ** 4).toString(36)}`;
     this.#generations.set(key, generation);
     this.#done++;
-    this.#made.next({ key, generation, at: Date.now() });
+    this.#made.next({ key, generation, at: demoNow() });
     await this.#store.put<SpecValue>('spec', key, { generation, value });
   }
 
   #sleepUntil(due: number): Promise<void> {
-    const ms = due - Date.now();
+    const ms = due - demoNow();
     if (ms <= 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const wake = (): void => {

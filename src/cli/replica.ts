@@ -1,3 +1,4 @@
+import { demoNow } from './demoClock.js';
 import {
   Subject,
   distinctUntilChanged,
@@ -134,7 +135,10 @@ export class Replica {
   constructor(config: ReplicaConfig) {
     const { store, name, leaseDuration, retryInterval, strategy } = config;
     this.#name = name;
-    this.#lease = new WriterLease({ leaseDuration, retryInterval, name });
+    // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
+    // go of and retried, instead of holding the replica's only worker for good; and a write that
+    // lands later than a whole lease after it started could not count as renewing ours anyway.
+    this.#lease = new WriterLease({ leaseDuration, retryInterval, name, workTimeout: leaseDuration });
     this.#tracker = new ContentionTracker();
     this.#writer = new StatusWriter({
       store,
@@ -166,14 +170,14 @@ export class Replica {
       this.#lease.run(),
     );
     this.#watch = this.#writer.run();
-    this.#send({ type: 'ready', replica: this.#name, pid: process.pid, at: Date.now() });
+    this.#send({ type: 'ready', replica: this.#name, pid: process.pid, at: demoNow() });
     this.#running.push(
       this.#lease.state$
         .pipe(
           map(({ state }) => state),
           distinctUntilChanged(),
         )
-        .subscribe((state) => this.#send({ type: 'state', replica: this.#name, state, at: Date.now() })),
+        .subscribe((state) => this.#send({ type: 'state', replica: this.#name, state, at: demoNow() })),
     );
   }
 
@@ -214,7 +218,7 @@ export class Replica {
       replica: this.#name,
       writes: this.#writes,
       conflicts: this.#conflicts,
-      at: Date.now(),
+      at: demoNow(),
     });
     this.#over = true;
     this.#reports.complete();
@@ -228,7 +232,7 @@ export class Replica {
   }
 
   #report(event: StatusWriterEvent): void {
-    const at = Date.now();
+    const at = demoNow();
     const replica = this.#name;
     switch (event.type) {
       case 'written':

@@ -1,3 +1,4 @@
+import { demoNow } from './demoClock.js';
 import { Subject, filter, firstValueFrom, race, timer, type Subscription } from 'rxjs';
 import type { RecordStore, StatusValue } from '../stores/store.js';
 
@@ -52,7 +53,7 @@ export class StatusWatch {
           this.#idleWrites++;
         }
         if (generation === undefined) this.#seen.delete(change.key);
-        else this.#seen.set(change.key, { generation, version: change.version, at: Date.now() });
+        else this.#seen.set(change.key, { generation, version: change.version, at: demoNow() });
         this.#changed.next();
       });
   }
@@ -67,17 +68,17 @@ export class StatusWatch {
    * @returns Whether it converged, and when.
    */
   async convergence(specs: ReadonlyMap<string, number>, timeoutMs: number): Promise<Convergence> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = demoNow() + timeoutMs;
     for (;;) {
       const seenAt = this.#caughtUpAt(specs);
       if (seenAt !== undefined || this.#rereadDue()) {
-        if (await this.#storeCaughtUp(specs)) return { converged: true, at: seenAt ?? Date.now() };
+        if (await this.#storeCaughtUp(specs)) return { converged: true, at: seenAt ?? demoNow() };
       }
-      const left = deadline - Date.now();
+      const left = deadline - demoNow();
       if (left <= 0) {
         // Not converged: writes from now on still happen while no spec changes.
         this.#converged = new Map([...this.#seen].map(([key, { version }]) => [key, version]));
-        return { converged: false, at: Date.now() };
+        return { converged: false, at: demoNow() };
       }
       await firstValueFrom(race(this.#changed, timer(Math.min(left, REREAD_INTERVAL_MS))));
     }
@@ -100,7 +101,7 @@ export class StatusWatch {
   }
 
   #rereadDue(): boolean {
-    return Date.now() - this.#lastReread >= REREAD_INTERVAL_MS;
+    return demoNow() - this.#lastReread >= REREAD_INTERVAL_MS;
   }
 
   /** When the feed showed the last status needed; undefined while one is missing. */
@@ -115,7 +116,7 @@ export class StatusWatch {
   }
 
   async #storeCaughtUp(specs: ReadonlyMap<string, number>): Promise<boolean> {
-    this.#lastReread = Date.now();
+    this.#lastReread = demoNow();
     // A failed read (the server restarting) only means: not known to have converged yet.
     const statuses = await Promise.all(
       [...specs.keys()].map((key) => this.#store.get<StatusValue>('status', key)),
