@@ -389,6 +389,63 @@ describe('rule 6: remove(key)', () => {
   });
 });
 
+describe('rules 5 and 6 as streams: extend(keys$) and remove(keys$) merge keys into the inputs', () => {
+  it('each key of the stream is extend(key): the same rule, at the frame the key comes', () => {
+    marbles(({ scheduler, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: steppedBackoff });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 5
+      hot('-ab').subscribe((key) => lease.try(key, extend)); // due at 11 and 12
+      lease.extend(hot('----a--b'));
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key, reason }) => `${key}:${reason}`))).toBe('----a--b', {
+        a: 'a:extended',
+        b: 'b:extended',
+      });
+      expectObservable(record(lease.state$).pipe(map(({ tick }) => tick))).toBe('(00)1--2', { 0: 0, 1: 1, 2: 2 });
+    });
+  });
+
+  it("remove(keys$) returns the stream's Subscription: unsubscribing it stops that input, nothing else", () => {
+    marbles(({ scheduler, hot, expectObservable, expectSubscriptions }) => {
+      const lease = createLease(scheduler);
+      lease.try('a', extend);
+      lease.try('b', extend); // not running: both stay pending
+      const keys = hot('--a---b');
+      const removing = lease.remove(keys);
+      scheduler.schedule(() => removing.unsubscribe(), 4);
+      expectSubscriptions(keys.subscriptions).toBe('^---!');
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key }) => key))).toBe('--a');
+      expectObservable(hot('-------s').pipe(map(() => lease.pendingKeys()))).toBe('-------p', { p: ['b'] });
+    });
+  });
+
+  it('a bad key ends its stream with an input-error event; the lease and its other inputs go on', () => {
+    marbles(({ scheduler, hot, expectObservable, expectSubscriptions }) => {
+      const lease = createLease(scheduler);
+      lease.try('a', extend);
+      lease.try('b', extend);
+      const bad = hot<string>('-x-a', { x: '' });
+      lease.extend(bad);
+      lease.remove(hot('---b'));
+      expectSubscriptions(bad.subscriptions).toBe('^!');
+      expectObservable(
+        eventsOf(lease, 'input-error').pipe(map(({ call, error }) => [call, (error as Error).name])),
+      ).toBe('-e', { e: ['extend(keys$)', 'TypeError'] });
+      expectObservable(eventsOf(lease, 'dropped').pipe(map(({ key }) => key))).toBe('---b');
+    });
+  });
+
+  it('dispose() ends every merged stream', () => {
+    marbles(({ scheduler, hot, expectSubscriptions }) => {
+      const lease = createLease(scheduler);
+      const keys = hot<string>('-----a');
+      lease.extend(keys);
+      scheduler.schedule(() => lease.dispose(), 3);
+      expectSubscriptions(keys.subscriptions).toBe('^--!');
+    });
+  });
+});
+
 describe('rule 7: expire()', () => {
   it("makes a waiting follower's key run when it is next checked instead of waiting", () => {
     marbles(({ scheduler, hot, expectObservable }) => {

@@ -161,6 +161,23 @@ export interface LetGoEvent extends SubmissionEventBase {
 export type LetGoReason = 'timeout' | 'removed' | 'extended' | 'stopped';
 
 /**
+ * A key stream given to `extend(keys$)` or `remove(keys$)` emitted a bad key
+ * or errored; that stream ended, the lease goes on.
+ *
+ * @example
+ * ```ts
+ * { type: 'input-error', call: 'extend(keys$)', error: new TypeError('... must be a non-empty string, received ""'), at: 12, lease: 'routes' }
+ * ```
+ */
+export interface InputErrorEvent extends EventBase {
+  readonly type: 'input-error';
+  /** Which input: `extend(keys$)` or `remove(keys$)`. */
+  readonly call: string;
+  /** The TypeError of a bad key, or what the stream errored with. */
+  readonly error: unknown;
+}
+
+/**
  * The snapshot changed.
  *
  * @example
@@ -230,6 +247,7 @@ export type LeaseEvent =
   | ErrorEvent
   | StateEvent
   | BackoffErrorEvent
+  | InputErrorEvent
   | StoppedEvent;
 
 /**

@@ -1,6 +1,14 @@
 export { WriterLease } from './writerLease.js';
 export { WorkResult, LeaseState } from './types.js';
-export type { WorkReturn, WorkFunc, WorkContext, WriterLeaseOptions, LeaseSnapshot, TryStatus, TryOutcome } from './types.js';
+export type {
+  WorkReturn,
+  WorkFunc,
+  WorkContext,
+  WriterLeaseOptions,
+  LeaseSnapshot,
+  TryStatus,
+  TryOutcome,
+} from './types.js';
 export { exponentialBackoff, constantBackoff } from './backoff.js';
 export type { BackoffPolicy, ExponentialBackoffOptions } from './backoff.js';
 export { limitRetries } from './limitRetries.js';

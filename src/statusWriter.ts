@@ -1,4 +1,4 @@
-import { Subject, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import { Subject, filter, map, share, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import type { ContentionTracker } from './contentionTracker.js';
 import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
@@ -171,10 +171,19 @@ export class StatusWriter {
    * @returns The watch; unsubscribe to stop.
    */
   run(): Subscription {
-    const watch = this.#store.changes().subscribe((change) => {
-      if (change.kind === 'spec') this.#specChanged(change as RecordChange<SpecValue>);
-      else this.#statusChanged(change as RecordChange<StatusValue>);
-    });
+    const changes$ = this.#store.changes().pipe(share());
+    // Writes of the current generation by other replicas, merged into the lease's inputs as extend(key).
+    const othersWrote$ = changes$.pipe(
+      filter((change): change is RecordChange<StatusValue> => change.kind === 'status'),
+      filter((change) => this.#othersCurrentWrite(change)),
+      map(({ key }) => key),
+    );
+    const watch = this.#lease.extend(othersWrote$);
+    watch.add(
+      changes$
+        .pipe(filter((change): change is RecordChange<SpecValue> => change.kind === 'spec'))
+        .subscribe((change) => this.#specChanged(change)),
+    );
     const contention = this.#contention;
     if (contention !== undefined) {
       watch.add(
@@ -222,12 +231,14 @@ export class StatusWriter {
     this.sync(key);
   }
 
-  #statusChanged({ key, value }: RecordChange<StatusValue>): void {
-    if (value === undefined || value.writer === this.#writer || !this.#coordinate) return;
+  /**
+   * Another replica's write of the generation this replica knows, heard as
+   * it happened: that writer's lease is renewed from now, on our clock.
+   */
+  #othersCurrentWrite({ key, value }: RecordChange<StatusValue>): boolean {
+    if (value === undefined || value.writer === this.#writer || !this.#coordinate) return false;
     const seen = this.#seen.get(key);
-    if (seen === undefined || value.generation < seen.generation) return;
-    // Seen as it happened: the other writer's lease is renewed from now, on our clock.
-    this.#lease.extend(key);
+    return seen !== undefined && value.generation >= seen.generation;
   }
 
   /**

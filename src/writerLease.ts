@@ -1,27 +1,42 @@
 import {
   BehaviorSubject,
+  EMPTY,
   Observable,
   Subject,
+  Subscription,
+  catchError,
   defer,
   distinctUntilChanged,
   filter,
+  finalize,
   firstValueFrom,
+  isObservable,
   map,
+  merge,
+  mergeAll,
   race,
   switchMap,
   take,
   throwIfEmpty,
   type OperatorFunction,
   type SchedulerLike,
-  type Subscription,
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
 import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
 import { LeaseDisposedError, LeaseRunningError, WorkReturnError, WorkTimeoutError } from './errors.js';
 import type { LeaseEvent, LetGoReason } from './events.js';
 import { atTime } from './internal/atTime.js';
-import { DueQueue, NOT_QUEUED, type QueueSlot } from './internal/dueQueue.js';
+import { KeyTable, type KeyEntry } from './internal/keyTable.js';
 import { toSettlement, type Settlement } from './internal/outcome.js';
+import {
+  afterExpire,
+  afterExtend,
+  afterResult,
+  cappedBackoff,
+  deferredUntil,
+  dueTimeOfNewWork,
+  type RuleOptions,
+} from './internal/rules.js';
 import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
 import {
@@ -42,30 +57,12 @@ import {
   type WriterLeaseOptions,
 } from './types.js';
 
-/** The inputs of the lease, merged into one stream in the order they were made. */
+/** The inputs of the lease. Calls and merged key streams become these, on one stream, in the order they came. */
 type Command =
   | { readonly type: 'try'; readonly key: string; readonly id: number; readonly work: WorkFunc }
-  | { readonly type: 'extend'; readonly key: string; readonly at: number | undefined }
+  | { readonly type: 'extend'; readonly key: string; readonly at?: number }
   | { readonly type: 'remove'; readonly key: string; readonly id?: number }
   | { readonly type: 'expire' };
-
-/**
- * Everything the lease holds for one key, and its place in the due queue.
- * It lives while the key has pending work, is queued, or runs.
- */
-interface KeyEntry extends QueueSlot {
-  readonly key: string;
-  /** The latest submission not yet finished: what runs when the key comes due. */
-  pending: Submission | undefined;
-  /** The unit running for the key, if any: the pending submission, or one it replaced. */
-  running: RunningUnit<KeyEntry> | undefined;
-  /**
-   * When the key came due while its unit ran. It is queued again at that
-   * time once the unit settles, so it keeps its place among the keys that
-   * came due after it.
-   */
-  dueWhileRunning: number | undefined;
-}
 
 const OWNER = 'WriterLease';
 
@@ -85,11 +82,16 @@ const LET_GO_BECAUSE: Readonly<Record<Exclude<LetGoReason, 'timeout'>, string>> 
  * work then waits, backing off exponentially, until that lease should have
  * run out.
  *
- * All state lives in one snapshot (`state$`); every input (`try`, `extend`,
- * `remove`, `expire`) is a command on one stream; the due keys sit in a
- * min-heap with one scheduler timer for the earliest. Every reading of the
- * clock goes through the `scheduler` option, so the whole lease runs in
- * virtual time inside `TestScheduler.run()`.
+ * How it is built: the snapshot (state, expires, tick) lives in one private
+ * BehaviorSubject, which `state$`, `leader$` and `wait()` derive from. Every
+ * input (`try`, `extend`, `remove`, `expire`, and the key streams merged in
+ * by `extend(keys$)` / `remove(keys$)`) is a command on one merged stream,
+ * applied in order by one reducer that asks the pure rules
+ * (`internal/rules.ts`) what to do. Keys live in the key table
+ * (`internal/keyTable.ts`), units run in `internal/runningUnit.ts`, and
+ * `run()` turns the due time of the earliest key into one scheduler timer.
+ * Every reading of the clock goes through the `scheduler` option, so the
+ * whole lease runs in virtual time inside `TestScheduler.run()`.
  *
  * @example
  * ```ts
@@ -104,18 +106,23 @@ const LET_GO_BECAUSE: Readonly<Record<Exclude<LetGoReason, 'timeout'>, string>> 
  * ```
  */
 export class WriterLease {
-  readonly #leaseDuration: number;
   readonly #retryInterval: number;
   readonly #backoff: BackoffPolicy;
   readonly #workers: number;
   readonly #workTimeout: { readonly ms: number; readonly scheduler: SchedulerLike } | undefined;
   readonly #scheduler: SchedulerLike;
   readonly #name: string;
+  readonly #rules: RuleOptions;
 
-  /** The one place the lease's state lives. */
+  /** The one place the lease's snapshot lives. */
   readonly #state: BehaviorSubject<LeaseSnapshot>;
   readonly #events = new Subject<LeaseEvent>();
-  readonly #commands = new Subject<Command>();
+  /** Single calls; merged with the key streams into the one input stream. */
+  readonly #calls = new Subject<Command>();
+  /** Key streams given to `extend(keys$)` / `remove(keys$)`, as commands. */
+  readonly #streams = new Subject<Observable<Command>>();
+  /** The subscription of the one input stream. */
+  readonly #inputs: Subscription;
   /** The due time of the queue's head, each time it changes; `run()` turns it into one timer. */
   readonly #wakeAt = new Subject<number>();
   /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
@@ -124,16 +131,13 @@ export class WriterLease {
     failed: (entry, unit, error) => this.#fail(entry, unit, error),
     timedOut: (entry, unit) => this.#timedOut(entry, unit),
   };
-
-  readonly #keys = new Map<string, KeyEntry>();
-  readonly #due = new DueQueue<KeyEntry>();
-  /** Kept alongside `#keys` so that `size` and the worker limit are O(1). */
-  #pendingCount = 0;
-  #runningCount = 0;
+  readonly #keys = new KeyTable();
 
   #lastId = 0;
+  /** When the armed timer fires; Infinity when none is armed. */
   #timerAt = Infinity;
   #processing: Subscription | undefined;
+  /** True while a pass takes due keys: a synchronous unit that settles inside it must not start another pass. */
   #draining = false;
   #disposed = false;
 
@@ -172,13 +176,13 @@ export class WriterLease {
     if (typeof name !== 'string') {
       throw new TypeError(`${OWNER}: options.name must be a string, received ${describeValue(name)}`);
     }
-    this.#leaseDuration = leaseDuration;
     this.#retryInterval = retryInterval;
     this.#backoff = backoff;
     this.#workers = workers;
     this.#workTimeout = workTimeout === undefined ? undefined : { ms: workTimeout, scheduler };
     this.#scheduler = scheduler;
     this.#name = name;
+    this.#rules = { leaseDuration, backoffDuration: (tick) => this.#backoffDuration(tick, leaseDuration) };
 
     this.#state = new BehaviorSubject<LeaseSnapshot>({
       state: LeaseState.Election,
@@ -191,7 +195,7 @@ export class WriterLease {
       distinctUntilChanged(),
     );
     this.events$ = this.#events.asObservable();
-    this.#commands.subscribe((command) => this.#apply(command));
+    this.#inputs = merge(this.#calls, this.#streams.pipe(mergeAll())).subscribe((command) => this.#apply(command));
   }
 
   /** The lease's name, as given in the options. */
@@ -206,7 +210,7 @@ export class WriterLease {
 
   /** How many keys have pending work (queued, waiting or running). */
   get size(): number {
-    return this.#pendingCount;
+    return this.#keys.pendingCount;
   }
 
   /** True between `run()` and the unsubscription of what it returned. */
@@ -224,9 +228,7 @@ export class WriterLease {
    * ```
    */
   pendingKeys(): string[] {
-    const keys: string[] = [];
-    for (const { key, pending } of this.#keys.values()) if (pending !== undefined) keys.push(key);
-    return keys;
+    return this.#keys.pendingKeys();
   }
 
   /**
@@ -317,45 +319,81 @@ export class WriterLease {
   /**
    * Tells the lease another writer did the work for `key`: its pending work
    * is forgotten and, as follower, the other writer's lease counts as renewed
-   * (tick += 1, `expires = now + backoff(tick)`). Nothing happens when `key`
-   * has no pending work.
+   * (tick += 1, `expires = now + backoff(tick)`). If the key's unit is
+   * running, the lease lets go of it, and counts it as the release it lost
+   * to the other writer. Nothing happens when `key` has no pending work.
    *
    * Pass `at` when the write was found later than it was made (a unit that
    * reads a status another replica wrote a while ago): the other writer's
    * lease is then renewed as of `at`, never shortened, and a write whose
-   * renewal has already run out renews nothing. Without it, the lease of a
-   * writer that has since died would be held for a whole backoff from now.
+   * renewal has already run out renews nothing. `at` is on this lease's
+   * clock: when this replica observed something, never a time another
+   * machine stamped (docs/lease.md, "Time").
    *
    * @example
    * ```ts
-   * store.statusChanges$.pipe(filter((s) => s.writer !== me)).subscribe((s) => lease.extend(s.key));
-   * lease.extend('route/a', status.at); // a write seen only now, made at status.at
+   * lease.extend('route/a'); // a status write by another replica, seen just now
+   * lease.extend('route/a', seenAt); // found by reading; this replica saw its spec at seenAt
    * ```
    * @param key The record another writer wrote.
-   * @param at When the other writer wrote it, on the lease's clock; at most now.
+   * @param at When, on the lease's clock, the write can have been made at the earliest; at most now.
    * @throws TypeError when `key` is not a non-empty string.
    * @throws RangeError when `at` is given and is not a finite number.
    */
-  extend(key: string, at?: number): void {
-    assertKey(OWNER, 'extend: key', key);
+  extend(key: string, at?: number): void;
+  /**
+   * Merges a stream of keys into the lease's inputs: each key as
+   * `extend(key)`. A key that is not a non-empty string, or an error of the
+   * stream, ends that stream and is reported as an `input-error` event.
+   *
+   * @example
+   * ```ts
+   * // Keys another replica wrote, as the store's feed reports them.
+   * const watching = lease.extend(otherWriters$.pipe(map((change) => change.key)));
+   * watching.unsubscribe(); // stops listening; nothing else changes
+   * ```
+   * @param keys The keys other writers wrote.
+   * @returns The stream's subscription; it ends when the stream ends or the lease is disposed.
+   */
+  extend(keys: Observable<string>): Subscription;
+  extend(keyOrKeys: string | Observable<string>, at?: number): void | Subscription {
+    if (isObservable(keyOrKeys)) return this.#mergeKeys('extend', keyOrKeys);
+    assertKey(OWNER, 'extend: key', keyOrKeys);
     if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at))) {
       throw new RangeError(`${OWNER}: extend: at must be a finite number, received ${describeValue(at)}`);
     }
-    this.#command({ type: 'extend', key, at });
+    this.#call({ type: 'extend', key: keyOrKeys, at });
   }
 
   /**
-   * Forgets the pending work for `key`; the state is unchanged.
+   * Forgets the pending work for `key`; the state is unchanged. If the key's
+   * unit is running, the lease lets go of it.
    *
    * @example
    * ```ts
    * lease.remove('route/a'); lease.size; // 0
    * ```
    * @param key The record whose work to forget.
+   * @throws TypeError when `key` is not a non-empty string.
    */
-  remove(key: string): void {
-    assertKey(OWNER, 'remove: key', key);
-    this.#command({ type: 'remove', key });
+  remove(key: string): void;
+  /**
+   * Merges a stream of keys into the lease's inputs: each key as
+   * `remove(key)`. A key that is not a non-empty string, or an error of the
+   * stream, ends that stream and is reported as an `input-error` event.
+   *
+   * @example
+   * ```ts
+   * const removing = lease.remove(deletedRecords$.pipe(map((change) => change.key)));
+   * ```
+   * @param keys The records whose work to forget.
+   * @returns The stream's subscription; it ends when the stream ends or the lease is disposed.
+   */
+  remove(keys: Observable<string>): Subscription;
+  remove(keyOrKeys: string | Observable<string>): void | Subscription {
+    if (isObservable(keyOrKeys)) return this.#mergeKeys('remove', keyOrKeys);
+    assertKey(OWNER, 'remove: key', keyOrKeys);
+    this.#call({ type: 'remove', key: keyOrKeys });
   }
 
   /**
@@ -368,7 +406,7 @@ export class WriterLease {
    * ```
    */
   expire(): void {
-    this.#command({ type: 'expire' });
+    this.#call({ type: 'expire' });
   }
 
   /**
@@ -422,7 +460,8 @@ export class WriterLease {
     if (!this.#disposed) {
       this.#processing?.unsubscribe();
       this.#disposed = true;
-      this.#commands.complete();
+      // Ends the input streams merged in by extend(keys$) and remove(keys$) too.
+      this.#inputs.unsubscribe();
       this.#wakeAt.complete();
       this.#state.complete();
       this.#events.complete();
@@ -437,56 +476,69 @@ export class WriterLease {
     assertKey(OWNER, 'try: key', key);
     assertFunction(OWNER, 'try: work', work);
     const id = ++this.#lastId;
-    this.#command({ type: 'try', key, id, work });
+    this.#call({ type: 'try', key, id, work });
     return id;
   }
 
-  #command(command: Command): void {
+  #call(command: Command): void {
     this.#assertNotDisposed(`${command.type}()`);
-    this.#commands.next(command);
+    this.#calls.next(command);
   }
 
   /**
-   * Applies one input. Commands only record and schedule: no unit runs in
-   * here, so a unit that calls back into the lease while it runs is safe.
+   * Merges a stream of keys into the inputs (the ComponentStore habit: a
+   * method takes a value or an Observable of values). A bad key or an error
+   * of the stream ends it, as an `input-error` event: the lease goes on.
+   */
+  #mergeKeys(type: 'extend' | 'remove', keys: Observable<string>): Subscription {
+    const call = `${type}(keys$)`;
+    this.#assertNotDisposed(call);
+    const handle = new Subscription();
+    const commands = new Observable<Command>((subscriber) => {
+      const inner = keys
+        .pipe(
+          map((key): Command => {
+            assertKey(OWNER, `${call}: key`, key);
+            return { type, key };
+          }),
+          catchError((error: unknown) => {
+            this.#emit({ type: 'input-error', call, error, at: this.#scheduler.now() });
+            return EMPTY;
+          }),
+          finalize(() => handle.unsubscribe()),
+        )
+        .subscribe(subscriber);
+      handle.add(inner);
+      return inner;
+    });
+    this.#streams.next(commands);
+    return handle;
+  }
+
+  /**
+   * Applies one input: asks the rules, updates the key table and the
+   * snapshot. Commands only record and schedule: no unit runs in here, so a
+   * unit that calls back into the lease while it runs is safe.
    */
   #apply(command: Command): void {
     const now = this.#scheduler.now();
     switch (command.type) {
       case 'try': {
         const { key, id, work } = command;
-        const entry = this.#entry(key);
-        const previous = entry.pending;
-        entry.pending = { id, work };
-        if (previous === undefined) this.#pendingCount++;
-        const due = this.#dueTimeOfNewWork(now);
-        this.#due.add(entry, due);
+        const due = dueTimeOfNewWork(this.#state.value, now, this.#rules);
+        const previous = this.#keys.submit(key, { id, work }, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
-        // A running unit still settles and its result applies, but its submission is over.
+        // A running unit still settles and its result applies (rule 15), but its submission is over.
         if (previous !== undefined) this.#emit({ type: 'superseded', key, id: previous.id, by: id, at: now });
         this.#armTimer();
         return;
       }
       case 'extend': {
         const entry = this.#keys.get(command.key);
-        const running = entry?.running !== undefined;
-        if (entry === undefined || !this.#drop(entry, 'extended', now)) return;
-        const { state, tick, expires } = this.#state.value;
-        if (state !== LeaseState.Follower) {
-          // Its unit, let go of, lost the race to the other writer: that is the release it would have
-          // reported (a conflict, or the status found current). Ignoring it would leave a replica that
-          // loses every race leading, and competing, for good.
-          if (running) this.#applyResult(WorkResult.Release, now);
-          return;
-        }
-        const { at = now } = command;
-        if (at >= now) {
-          this.#setState(this.#follower(tick + 1, now), now);
-          return;
-        }
-        // A write found late renews the other lease as of when it was made.
-        const renewed = this.#follower(tick + 1, at);
-        if (renewed.expires > now) this.#setState({ ...renewed, expires: Math.max(renewed.expires, expires) }, now);
+        if (entry === undefined) return;
+        const letGo = entry.running !== undefined && entry.pending !== undefined;
+        if (!this.#drop(entry, 'extended', now)) return;
+        this.#setState(afterExtend(this.#state.value, now, this.#rules, { at: command.at, letGo }), now);
         return;
       }
       case 'remove': {
@@ -496,73 +548,34 @@ export class WriterLease {
         }
         return;
       }
-      case 'expire': {
-        const snapshot = this.#state.value;
-        if (snapshot.expires > now) this.#setState({ ...snapshot, expires: now }, now);
+      case 'expire':
+        this.#setState(afterExpire(this.#state.value, now), now);
         return;
-      }
-    }
-  }
-
-  /** Rule 1: a follower gives the nominal leader the first chance. */
-  #dueTimeOfNewWork(now: number): number {
-    const { state, expires } = this.#state.value;
-    if (state !== LeaseState.Follower) return now;
-    return now + Math.max(expires - now, 2 * this.#backoffDuration(0));
-  }
-
-  /** The entry of `key`, made on first use. */
-  #entry(key: string): KeyEntry {
-    let entry = this.#keys.get(key);
-    if (entry === undefined) {
-      entry = {
-        key,
-        pending: undefined,
-        running: undefined,
-        dueWhileRunning: undefined,
-        at: 0,
-        seq: 0,
-        index: NOT_QUEUED,
-      };
-      this.#keys.set(key, entry);
-    }
-    return entry;
-  }
-
-  /** Deletes an entry that holds nothing any more. */
-  #forgetIfEmpty(entry: KeyEntry): void {
-    if (entry.pending === undefined && entry.running === undefined && !this.#due.has(entry)) {
-      this.#keys.delete(entry.key);
     }
   }
 
   /**
-   * Forgets the pending work of an entry, and lets go of its running unit:
-   * whatever it would write is no longer wanted. False when there was no
-   * pending work.
+   * Rules 5, 6 and 13: forgets the pending work of an entry, and lets go of
+   * its running unit: what it would write is no longer wanted. False when
+   * there was no pending work.
    */
   #drop(entry: KeyEntry, reason: 'removed' | 'extended', now: number): boolean {
-    const { pending, running } = entry;
+    const { running } = entry;
+    const pending = this.#keys.forgetPending(entry);
     if (pending === undefined) return false;
-    entry.pending = undefined;
-    entry.dueWhileRunning = undefined;
-    this.#pendingCount--;
-    this.#due.delete(entry);
     this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
     if (running !== undefined) {
       this.#letGo(entry, running, reason, now);
+      this.#keys.ended(entry);
       // The freed worker is taken in a scheduled action, never inside this call.
       this.#armTimer();
     }
-    this.#forgetIfEmpty(entry);
     return true;
   }
 
-  /** Aborts a running unit and frees its worker; nothing it returns later is applied. */
+  /** Aborts a running unit; nothing it returns later is applied. The caller frees its worker. */
   #letGo(entry: KeyEntry, unit: RunningUnit<KeyEntry>, reason: Exclude<LetGoReason, 'timeout'>, now: number): void {
     unit.letGo(letGoError(entry.key, LET_GO_BECAUSE[reason]));
-    entry.running = undefined;
-    this.#runningCount--;
     this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason, started: unit.started, at: now });
   }
 
@@ -579,12 +592,12 @@ export class WriterLease {
     // outer loop goes on with the freed worker, so the nested call does nothing.
     if (this.#draining || this.#processing === undefined) return;
     this.#draining = true;
-    const queuedBefore = this.#due.arrivals;
+    const queuedBefore = this.#keys.arrivals;
     try {
       // A unit or an event handler may stop the lease in the middle of the pass.
-      while (this.#processing !== undefined && this.#runningCount < this.#workers) {
+      while (this.#processing !== undefined && this.#keys.runningCount < this.#workers) {
         const now = this.#scheduler.now();
-        const entry = this.#due.takeDue(now, queuedBefore);
+        const entry = this.#keys.takeDue(now, queuedBefore);
         if (entry === undefined) break;
         this.#process(entry, now);
       }
@@ -597,18 +610,18 @@ export class WriterLease {
   /** Rule 2, for one due key. */
   #process(entry: KeyEntry, now: number): void {
     if (entry.running !== undefined) {
-      entry.dueWhileRunning ??= entry.at;
+      this.#keys.cameDueWhileRunning(entry);
       return;
     }
     const submission = entry.pending;
     if (submission === undefined) {
-      this.#forgetIfEmpty(entry);
+      this.#keys.skipped(entry);
       return;
     }
-    const { state, expires } = this.#state.value;
-    if (state === LeaseState.Follower && now < expires) {
-      this.#due.add(entry, expires);
-      this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until: expires, at: now });
+    const until = deferredUntil(this.#state.value, now);
+    if (until !== undefined) {
+      this.#keys.queue(entry, until);
+      this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until, at: now });
       return;
     }
     this.#start(entry, submission, now);
@@ -616,8 +629,7 @@ export class WriterLease {
 
   #start(entry: KeyEntry, submission: Submission, now: number): void {
     const unit = new RunningUnit(entry, entry.key, submission, now);
-    entry.running = unit;
-    this.#runningCount++;
+    this.#keys.started(entry, unit);
     this.#emit({ type: 'started', key: entry.key, id: submission.id, at: now });
     unit.run(this.#units, this.#workTimeout);
   }
@@ -643,6 +655,7 @@ export class WriterLease {
     this.#finish(entry, unit, RELEASE_AND_RETRY);
   }
 
+  /** Rule 12. */
   #timedOut(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
     if (unit.over) return;
     const error = new WorkTimeoutError({ key: entry.key, id: unit.id, timeout: this.#workTimeout?.ms ?? 0 });
@@ -656,56 +669,33 @@ export class WriterLease {
   /** Rule 3: apply the result, then retry, forget, or leave a newer submission in place. */
   #finish(entry: KeyEntry, unit: RunningUnit<KeyEntry>, { result, retry }: Settlement): void {
     unit.end();
-    entry.running = undefined;
-    this.#runningCount--;
     const { key } = entry;
     const now = this.#scheduler.now();
     const { submission, started } = unit;
+    // A retry is taken over by a newer submission made while the unit ran.
+    const retried = retry ? entry.pending : undefined;
+    if (retried !== undefined) this.#keys.queue(entry, now + this.#retryInterval);
+    this.#keys.ended(entry, retried === undefined ? submission : undefined);
     this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
-    this.#applyResult(result, now);
-
-    const current = entry.pending;
-    if (retry && current !== undefined) {
-      const due = now + this.#retryInterval;
-      this.#due.add(entry, due);
-      this.#emit({ type: 'retried', key, id: current.id, due, at: now });
-    } else if (current === submission) {
-      entry.pending = undefined;
-      this.#pendingCount--;
+    this.#setState(afterResult(this.#state.value, result, now, this.#rules), now);
+    if (retried !== undefined) {
+      this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
-    if (entry.dueWhileRunning !== undefined) {
-      if (entry.pending !== undefined) this.#due.add(entry, entry.dueWhileRunning);
-      entry.dueWhileRunning = undefined;
-    }
-    this.#forgetIfEmpty(entry);
     this.#startDueWork();
   }
 
-  /** Rule 4. */
-  #applyResult(result: WorkResult, now: number): void {
-    if (result === WorkResult.Extend) {
-      this.#setState({ state: LeaseState.Leader, expires: now + this.#leaseDuration, tick: 0 }, now);
-    } else if (result === WorkResult.Release) {
-      const { state, tick } = this.#state.value;
-      this.#setState(this.#follower(state === LeaseState.Follower ? tick + 1 : 0, now), now);
-    }
-  }
-
-  #follower(tick: number, now: number): LeaseSnapshot {
-    return { state: LeaseState.Follower, expires: now + this.#backoffDuration(tick), tick };
-  }
-
-  /** The policy's value, capped at the lease duration. */
-  #backoffDuration(tick: number): number {
+  /** The policy's value, capped at the lease duration; a value that is not a number >= 0 is reported. */
+  #backoffDuration(tick: number, leaseDuration: number): number {
     let value: unknown;
     try {
       value = this.#backoff(tick);
     } catch (error) {
       value = error;
     }
-    if (typeof value === 'number' && value >= 0) return Math.min(value, this.#leaseDuration);
+    const capped = cappedBackoff(value, leaseDuration);
+    if (capped !== undefined) return capped;
     this.#emit({ type: 'backoff-error', tick, received: value, at: this.#scheduler.now() });
-    return this.#leaseDuration;
+    return leaseDuration;
   }
 
   /** Publishes a new snapshot; one equal to the current is no change, and `state$` emits only changes. */
@@ -720,27 +710,21 @@ export class WriterLease {
 
   /** Keeps one timer, for the earliest due key, while a worker is free to take it. */
   #armTimer(): void {
-    if (this.#processing === undefined || this.#runningCount >= this.#workers) return;
-    const at = this.#due.peekTime() ?? Infinity;
+    if (this.#processing === undefined || this.#keys.runningCount >= this.#workers) return;
+    const at = this.#keys.peekDue() ?? Infinity;
     if (at === this.#timerAt) return;
     this.#timerAt = at;
     this.#wakeAt.next(at);
   }
 
-  /** Teardown of `run()`: no timer is left, running units are let go and their keys stay due. */
+  /** Teardown of `run()`: no timer is left, running units are let go of and their keys stay due (rules 10, 14). */
   #stop(): void {
     this.#processing = undefined;
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
-    for (const entry of this.#keys.values()) {
-      const { running } = entry;
-      if (running === undefined) continue;
-      this.#letGo(entry, running, 'stopped', now);
-      // The unit's work must run again; a newer submission keeps its own due time.
-      if (entry.pending === running.submission) this.#due.add(entry, now);
-      else if (entry.dueWhileRunning !== undefined) this.#due.add(entry, entry.dueWhileRunning);
-      entry.dueWhileRunning = undefined;
-      this.#forgetIfEmpty(entry);
+    for (const entry of this.#keys.entriesRunning()) {
+      this.#letGo(entry, entry.running!, 'stopped', now);
+      this.#keys.stopped(entry, now);
     }
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }
@@ -769,7 +753,7 @@ export class WriterLease {
         return { key, id: this.#submit(key, workOf(value)) };
       },
       withdraw: (key, id) => {
-        if (!this.#disposed) this.#command({ type: 'remove', key, id });
+        if (!this.#disposed) this.#call({ type: 'remove', key, id });
       },
     });
     // Subscribed after dispose(), it could neither submit nor learn an outcome: say so instead of completing.

@@ -1,7 +1,15 @@
 import { Subject, type Observable } from 'rxjs';
 import { StoreClosedError } from './errors.js';
 import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
-import type { CallOptions, CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
+import type {
+  CallOptions,
+  CasOutcome,
+  Generational,
+  RecordChange,
+  RecordKind,
+  RecordStore,
+  Versioned,
+} from './store.js';
 
 /**
  * A {@link RecordStore} in the memory of one process, for replicas that run

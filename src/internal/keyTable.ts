@@ -1,0 +1,176 @@
+import { DueQueue, NOT_QUEUED, type QueueSlot } from './dueQueue.js';
+import type { RunningUnit, Submission } from './runningUnit.js';
+
+/**
+ * Everything the lease holds for one key, and its place in the due queue.
+ * It lives while the key has pending work, is queued, or runs.
+ */
+export interface KeyEntry extends QueueSlot {
+  readonly key: string;
+  /** The latest submission not yet finished: what runs when the key comes due. */
+  pending: Submission | undefined;
+  /** The unit running for the key, if any: the pending submission, or one it replaced. */
+  running: RunningUnit<KeyEntry> | undefined;
+  /**
+   * When the key came due while its unit ran. It is queued again at that
+   * time once the unit ends, so it keeps its place among the keys that came
+   * due after it.
+   */
+  dueWhileRunning: number | undefined;
+}
+
+/**
+ * The lease's keys: one entry per key that has pending work, is queued or
+ * runs; the due queue over them; and the counts that make `size` and the
+ * worker limit O(1). It keeps the bookkeeping consistent and decides
+ * nothing: when a key is due, what a result does, whether a unit runs is the
+ * lease's (and its rules').
+ */
+export class KeyTable {
+  readonly #entries = new Map<string, KeyEntry>();
+  readonly #due = new DueQueue<KeyEntry>();
+  #pendingCount = 0;
+  #runningCount = 0;
+
+  /** Keys with pending work. */
+  get pendingCount(): number {
+    return this.#pendingCount;
+  }
+
+  /** Units running. */
+  get runningCount(): number {
+    return this.#runningCount;
+  }
+
+  /** The due time of the earliest queued key; undefined when none is queued. */
+  peekDue(): number | undefined {
+    return this.#due.peekTime();
+  }
+
+  /** How many times a key was queued so far, for {@link takeDue}'s `queuedBefore`. */
+  get arrivals(): number {
+    return this.#due.arrivals;
+  }
+
+  /** The earliest key due by `now` that was queued before arrival number `queuedBefore`, taken off the queue. */
+  takeDue(now: number, queuedBefore: number): KeyEntry | undefined {
+    return this.#due.takeDue(now, queuedBefore);
+  }
+
+  get(key: string): KeyEntry | undefined {
+    return this.#entries.get(key);
+  }
+
+  /** The keys with pending work, in the order they were first submitted. */
+  pendingKeys(): string[] {
+    const keys: string[] = [];
+    for (const { key, pending } of this.#entries.values()) if (pending !== undefined) keys.push(key);
+    return keys;
+  }
+
+  /** Makes `submission` the pending work of `key` and queues the key at `due`; returns what it replaced. */
+  submit(key: string, submission: Submission, due: number): Submission | undefined {
+    const entry = this.#entry(key);
+    const previous = entry.pending;
+    entry.pending = submission;
+    if (previous === undefined) this.#pendingCount++;
+    this.#due.add(entry, due);
+    return previous;
+  }
+
+  /** Queues the key at `at`, or keeps its earlier due time. */
+  queue(entry: KeyEntry, at: number): void {
+    this.#due.add(entry, at);
+  }
+
+  /** Forgets the pending work of `entry` (it leaves the queue); returns it. */
+  forgetPending(entry: KeyEntry): Submission | undefined {
+    const { pending } = entry;
+    if (pending === undefined) return undefined;
+    entry.pending = undefined;
+    entry.dueWhileRunning = undefined;
+    this.#pendingCount--;
+    this.#due.delete(entry);
+    this.#deleteIfEmpty(entry);
+    return pending;
+  }
+
+  /** `unit` runs for the key. */
+  started(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
+    entry.running = unit;
+    this.#runningCount++;
+  }
+
+  /**
+   * The key's unit is over (settled or let go of). With `finished`, the
+   * submission it ran is finished: forgotten unless a newer one replaced it
+   * meanwhile (rule 3). A key that came due while the unit ran is queued
+   * again at that time.
+   */
+  ended(entry: KeyEntry, finished?: Submission): void {
+    entry.running = undefined;
+    this.#runningCount--;
+    if (finished !== undefined && entry.pending === finished) {
+      entry.pending = undefined;
+      this.#pendingCount--;
+    }
+    if (entry.dueWhileRunning !== undefined) {
+      if (entry.pending !== undefined) this.#due.add(entry, entry.dueWhileRunning);
+      entry.dueWhileRunning = undefined;
+    }
+    this.#deleteIfEmpty(entry);
+  }
+
+  /** A due key whose unit still runs: it is queued again when the unit ends. */
+  cameDueWhileRunning(entry: KeyEntry): void {
+    entry.dueWhileRunning ??= entry.at;
+  }
+
+  /** A due key with nothing to run: its entry goes unless it holds something. */
+  skipped(entry: KeyEntry): void {
+    this.#deleteIfEmpty(entry);
+  }
+
+  /** The entries whose unit runs now, as a list: stopping them changes the table. */
+  entriesRunning(): KeyEntry[] {
+    return [...this.#entries.values()].filter((entry) => entry.running !== undefined);
+  }
+
+  /**
+   * The lease stopped and let go of the key's unit (rule 10). Its work runs
+   * again at once on the next `run()` when it was the pending submission; a
+   * newer submission keeps its own due time (a follower's minimum wait).
+   */
+  stopped(entry: KeyEntry, now: number): void {
+    if (entry.running !== undefined && entry.pending === entry.running.submission) {
+      entry.dueWhileRunning = undefined;
+      this.#due.add(entry, now);
+    }
+    this.ended(entry);
+  }
+
+  /** The entry of `key`, made on first use. */
+  #entry(key: string): KeyEntry {
+    let entry = this.#entries.get(key);
+    if (entry === undefined) {
+      entry = {
+        key,
+        pending: undefined,
+        running: undefined,
+        dueWhileRunning: undefined,
+        at: 0,
+        seq: 0,
+        index: NOT_QUEUED,
+      };
+      this.#entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Deletes an entry that holds nothing any more. */
+  #deleteIfEmpty(entry: KeyEntry): void {
+    if (entry.pending === undefined && entry.running === undefined && !this.#due.has(entry)) {
+      this.#entries.delete(entry.key);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { LeaseState, WorkResult, type LeaseSnapshot } from '../types.js';
+
+/**
+ * The rules of the lease (spec/writer-lease.md; docs/lease.md, "Rules"), as
+ * pure functions of (snapshot, input, now, options): no clock, no queue, no
+ * unit. `WriterLease` holds the machinery and asks these what to do;
+ * spec/rules.spec.ts tests them as tables, and the reference model of the
+ * property tests (marbles/model.ts) checks the same rules from the outside.
+ */
+
+/** What the rules need of the lease's options. */
+export interface RuleOptions {
+  readonly leaseDuration: number;
+  /** `backoff(tick)` already capped by {@link cappedBackoff}. */
+  readonly backoffDuration: (tick: number) => number;
+}
+
+/**
+ * The backoff cap: what a policy returned, capped at the lease duration;
+ * undefined when it is not a number >= 0 (the lease then uses the lease
+ * duration and reports a `backoff-error`).
+ */
+export function cappedBackoff(value: unknown, leaseDuration: number): number | undefined {
+  return typeof value === 'number' && value >= 0 ? Math.min(value, leaseDuration) : undefined;
+}
+
+/** Rule 1: when new work is due. A follower gives the nominal leader the first chance. */
+export function dueTimeOfNewWork({ state, expires }: LeaseSnapshot, now: number, rules: RuleOptions): number {
+  if (state !== LeaseState.Follower) return now;
+  return now + Math.max(expires - now, 2 * rules.backoffDuration(0));
+}
+
+/** Rule 2: when a due key must wait instead of running: a follower's, until the other lease runs out. */
+export function deferredUntil({ state, expires }: LeaseSnapshot, now: number): number | undefined {
+  return state === LeaseState.Follower && now < expires ? expires : undefined;
+}
+
+/** Rule 4: the state change of a settled unit's result. */
+export function afterResult(
+  snapshot: LeaseSnapshot,
+  result: WorkResult,
+  now: number,
+  rules: RuleOptions,
+): LeaseSnapshot {
+  switch (result) {
+    case WorkResult.Extend:
+      return { state: LeaseState.Leader, expires: now + rules.leaseDuration, tick: 0 };
+    case WorkResult.Release:
+      return follower(snapshot.state === LeaseState.Follower ? snapshot.tick + 1 : 0, now, rules);
+    default:
+      return snapshot;
+  }
+}
+
+/**
+ * Rules 5 and 13: the state change of `extend(key)` for a key that had
+ * pending work. `at` (on the lease's clock, at most now) renews the other
+ * lease as of a write found late: never shortened, and not at all when that
+ * renewal has already run out. `letGo`: the key's unit was running and was
+ * let go of; it lost the race to the other writer, which is a release.
+ */
+export function afterExtend(
+  snapshot: LeaseSnapshot,
+  now: number,
+  rules: RuleOptions,
+  { at = now, letGo = false }: { readonly at?: number; readonly letGo?: boolean } = {},
+): LeaseSnapshot {
+  if (snapshot.state !== LeaseState.Follower) {
+    return letGo ? afterResult(snapshot, WorkResult.Release, now, rules) : snapshot;
+  }
+  if (at >= now) return follower(snapshot.tick + 1, now, rules);
+  const renewed = follower(snapshot.tick + 1, at, rules);
+  if (renewed.expires <= now) return snapshot;
+  return { ...renewed, expires: Math.max(renewed.expires, snapshot.expires) };
+}
+
+/** Rule 7: the lease counts as run out from now. */
+export function afterExpire(snapshot: LeaseSnapshot, now: number): LeaseSnapshot {
+  return snapshot.expires > now ? { ...snapshot, expires: now } : snapshot;
+}
+
+/** Someone else's lease, renewed `tick` times in a row, as of `at`. */
+function follower(tick: number, at: number, rules: RuleOptions): LeaseSnapshot {
+  return { state: LeaseState.Follower, expires: at + rules.backoffDuration(tick), tick };
+}
