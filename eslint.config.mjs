@@ -30,7 +30,7 @@ export default tseslint.config(
   },
   {
     // Tests poke at bad input and private shapes on purpose.
-    files: ['spec/**/*.ts', 'marbles/**/*.ts', 'bench/**/*.ts'],
+    files: ['spec/**/*.ts', 'marbles/**/*.ts', 'bench/**/*.ts', 'test-support/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',

@@ -8,8 +8,7 @@ import {
   type RecordStore,
   type StatusWriterEvent,
 } from '../src';
-import { seededRandom } from '../src/cli/seededRandom';
-import { linkStore } from '../src/cli/storeLink';
+import { linkStore, seededRandom } from '../test-support';
 import { LockElector } from './lockElector';
 
 /** How the replicas of a macro run decide who writes. */

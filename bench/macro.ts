@@ -1,8 +1,6 @@
 import { MemoryStore, type StatusValue } from '../src';
-import { seededRandom } from '../src/cli/seededRandom';
 import { benchReplica, type BenchReplica, type MacroStrategy } from './benchReplica';
-import { VirtualClock } from './virtualClock';
-import { VirtualDriver } from './virtualDriver';
+import { VirtualClock, VirtualDriver, seededRandom } from '../test-support';
 
 /** One macro run: a strategy, a number of replicas and of keys, and how the run goes. */
 export interface MacroConfig {

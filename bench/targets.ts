@@ -1,12 +1,7 @@
+import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
 import type { MacroFigures } from './macro';
 import type { MicroFigures } from './micro';
 import type { RealFigures } from './realStore';
-
-/**
- * One backoff step of the default policy, in the failover bound of docs/replicas.md:
- * exponentialBackoff's `initial` 20 ms with its 50 % jitter.
- */
-const BACKOFF_STEP_MS = 30;
 
 /** One target of issue 4 (or of the failover bound of the replicas spec), checked against one figure. */
 export interface TargetCheck {
@@ -59,7 +54,7 @@ export function checkTargets(
     ),
     atMost('micro', '', 'timersAt100k', micro.timersAt100k, 2),
   ];
-  const failoverBound = durations.leaseDuration + durations.retryInterval + BACKOFF_STEP_MS;
+  const failoverBound = durations.leaseDuration + durations.retryInterval + DEFAULT_BACKOFF_STEP_MS;
   for (const [section, runs] of [
     ['macro', macro],
     ['real', real],

@@ -41,8 +41,9 @@ describe('bench: macro runs in virtual time', () => {
 
   it('costs the uncoordinated replicas more attempts than the writer lease', () => {
     expect(figures.uncoordinated.attemptsPerUpdate).toBeGreaterThan(figures['writer-lease'].attemptsPerUpdate);
-    // Only the election costs the writer lease a conflict: the other two replicas' first writes.
-    expect(figures['writer-lease'].conflictsByState).toEqual({ election: 2 });
+    // Not even the election costs a conflict: the first write, heard on the feed, extends the key on the
+    // other two replicas while their first units run, and the lease lets go of them before they write.
+    expect(figures['writer-lease'].conflictsByState).toEqual({});
   });
 
   it('measures the failover of each strategy against its own lease', () => {

@@ -2,13 +2,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseDemoArgs, parseReplicaArgs, UsageError, type DemoOptions } from '../src/cli/args';
 import { runDemo, type DemoSummary } from '../src/cli/demo';
-import { BACKOFF_STEP_MS } from '../src/cli/table';
+import { failoverBound } from '../test-support';
 import { freePort } from './support/servers';
 import { buildCli } from './support/buildCli';
 
 /** Short durations keep each run to a couple of seconds; the bounds scale with them. */
 const LEASE = { leaseDuration: 500, retryInterval: 50 };
-const FAILOVER_BOUND = LEASE.leaseDuration + LEASE.retryInterval + BACKOFF_STEP_MS;
+const FAILOVER_BOUND = failoverBound(LEASE);
 const RUN_MS = 20_000;
 
 const demo = (flags: string[]): DemoOptions =>

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import { parseDemoArgs } from '../src/cli/args';
 import { runDemo, type DemoSummary } from '../src/cli/demo';
-import { BACKOFF_STEP_MS } from '../src/cli/table';
+import { failoverBound } from '../test-support';
 import { openStore } from '../src/stores/openStore';
 import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
 import { buildCli } from './support/buildCli';
@@ -17,7 +17,7 @@ import { waitFor } from './support/waitFor';
  */
 
 const LEASE = { leaseDuration: 500, retryInterval: 100 };
-const FAILOVER_BOUND = LEASE.leaseDuration + LEASE.retryInterval + BACKOFF_STEP_MS;
+const FAILOVER_BOUND = failoverBound(LEASE);
 const SERVER_START_MS = 60_000;
 const RUN_MS = 60_000;
 

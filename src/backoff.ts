@@ -60,6 +60,17 @@ export interface ExponentialBackoffOptions {
 
 const OWNER = 'exponentialBackoff';
 
+/** The reference defaults (spec/writer-lease.md, "Backoff"). */
+const DEFAULTS = { initial: 20, factor: 4, steps: 5, jitter: 0.5 } as const;
+
+/**
+ * The longest first backoff step of the default policy: `initial` with its
+ * whole jitter, 30 ms. It is the "one backoff step" of the failover bound
+ * (leaseDuration + retryInterval + one backoff step) that the demo, the
+ * bench and the fault runs check. Internal: not exported from the package.
+ */
+export const DEFAULT_BACKOFF_STEP_MS = DEFAULTS.initial * (1 + DEFAULTS.jitter);
+
 /**
  * The reference policy: exponential growth with jitter, ported from the Go
  * `writerlease` package.
@@ -80,7 +91,14 @@ const OWNER = 'exponentialBackoff';
  * @throws TypeError when `random` is not a function.
  */
 export function exponentialBackoff(options: ExponentialBackoffOptions = {}): BackoffPolicy {
-  const { initial = 20, factor = 4, steps = 5, jitter = 0.5, random = Math.random, cap = Infinity } = options;
+  const {
+    initial = DEFAULTS.initial,
+    factor = DEFAULTS.factor,
+    steps = DEFAULTS.steps,
+    jitter = DEFAULTS.jitter,
+    random = Math.random,
+    cap = Infinity,
+  } = options;
   assertDuration(OWNER, 'options.initial', initial);
   assertDuration(OWNER, 'options.factor', factor);
   assertInteger(OWNER, 'options.steps', steps, 0);

@@ -20,7 +20,7 @@
  * run (the numbers in docs/reliability.md).
  */
 import type { SpecValue } from '../../src';
-import { seededRandom } from '../../src/cli/seededRandom';
+import { seededRandom } from '../../test-support';
 import type { CasRecord } from './faultyStore';
 import {
   CONVERGE_BOUND_MS,

@@ -1,7 +1,4 @@
 import type { Observable, SchedulerLike, Subscription } from 'rxjs';
-import { linkStore, type StoreLink } from '../../src/cli/storeLink';
-import { VirtualClock } from '../../bench/virtualClock';
-import { VirtualDriver } from '../../bench/virtualDriver';
 import {
   ContentionTracker,
   LeaseState,
@@ -14,8 +11,14 @@ import {
   type StatusValue,
   type StatusWriterEvent,
 } from '../../src';
-import { seededRandom } from '../../src/cli/seededRandom';
-import { BACKOFF_STEP_MS } from '../../src/cli/table';
+import {
+  VirtualClock,
+  VirtualDriver,
+  failoverBound,
+  linkStore,
+  seededRandom,
+  type StoreLink,
+} from '../../test-support';
 import { FaultyLink, type CasRecord, type FaultCounts, type FaultOptions } from './faultyStore';
 
 /** The lease of every fault run: the demo's defaults. */
@@ -26,7 +29,7 @@ export const RETRY_INTERVAL = 100;
  * backoff step (exponentialBackoff's 20 ms + 50 % jitter), as the demo's
  * failover bound.
  */
-export const CONVERGE_BOUND_MS = LEASE_DURATION + RETRY_INTERVAL + BACKOFF_STEP_MS;
+export const CONVERGE_BOUND_MS = failoverBound({ leaseDuration: LEASE_DURATION, retryInterval: RETRY_INTERVAL });
 /** Virtual ms each store call spends in transit: replicas race as on a network, not within one instant. */
 export const LATENCY = { minMs: 0.5, maxMs: 2 };
 /**

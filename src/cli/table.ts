@@ -1,7 +1,5 @@
+import { DEFAULT_BACKOFF_STEP_MS } from '../backoff.js';
 import type { DemoSummary } from './demo.js';
-
-/** The bound on `failoverMs`: the lease runs out, a retry, and one backoff step (exponentialBackoff's 20 ms + 50 % jitter). */
-export const BACKOFF_STEP_MS = 30;
 
 /**
  * The summary table printed at the end of a demo: each figure, its value and
@@ -26,7 +24,8 @@ export function summaryTable(
   { leaseDuration, retryInterval }: { leaseDuration: number; retryInterval: number },
 ): string {
   const { store, strategy, replicas, keys, durationMs } = summary;
-  const failoverBound = leaseDuration + retryInterval + BACKOFF_STEP_MS;
+  // The lease runs out, a retry, and one step of the default backoff.
+  const failoverBound = leaseDuration + retryInterval + DEFAULT_BACKOFF_STEP_MS;
   const rows: [string, string, string][] = [
     ['updates', `${summary.updates}`, ''],
     ['writes', `${summary.writes}`, '<= updates'],
