@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { maskPassword } from '../src/cli/demo';
+import { redactUrl } from '../src/stores/errors';
 import { attemptsChart } from './chart';
 import { runMacro, type MacroFigures } from './macro';
 import { micro } from './micro';
@@ -107,7 +107,7 @@ async function main(argv: readonly string[]): Promise<number> {
       error = caught instanceof Error ? caught.message : String(caught);
       log(`real store: ${error}`);
     }
-    real = { store: maskPassword(args.store), ...settings, runs, error };
+    real = { store: redactUrl(args.store), ...settings, runs, error };
     realMs = Date.now() - mark;
   }
 

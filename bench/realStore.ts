@@ -1,5 +1,6 @@
 import { parseDemoArgs, type Strategy } from '../src/cli/args';
-import { maskPassword, runDemo, type DemoSummary } from '../src/cli/demo';
+import { runDemo, type DemoSummary } from '../src/cli/demo';
+import { redactUrl } from '../src/stores/errors';
 
 /** One real-store configuration's figures: a plain run, and a run with the leader killed. */
 export interface RealFigures {
@@ -63,7 +64,7 @@ export async function realStoreSuite(options: RealStoreOptions): Promise<RealFig
   for (const keys of keyCounts) {
     for (const replicas of replicaCounts) {
       for (const strategy of STRATEGIES) {
-        progress?.(`real ${maskPassword(store)} ${strategy} ${replicas} replicas ${keys} keys`);
+        progress?.(`real ${redactUrl(store)} ${strategy} ${replicas} replicas ${keys} keys`);
         const flags = (count: number) => [
           '--store',
           store,

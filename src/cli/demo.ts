@@ -1,4 +1,5 @@
 import { demoNow } from './demoClock.js';
+import { redactUrl } from '../stores/errors.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
@@ -129,7 +130,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     let phase: DemoPhase = 'starting';
     let started = 0;
     view?.start(() => ({
-      store: maskPassword(options.store),
+      store: redactUrl(options.store),
       strategy,
       keys: keyCount,
       phase,
@@ -171,7 +172,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     phase = 'done';
 
     return {
-      store: maskPassword(options.store),
+      store: redactUrl(options.store),
       strategy,
       replicas: replicaCount,
       keys: keyCount,
@@ -221,28 +222,6 @@ function defaultReplicaCommand(): string[] {
 
 function isMemory(url: string): boolean {
   return url === 'memory' || url === 'memory://';
-}
-
-/**
- * A store URL fit to print: its password, if any, replaced by `***`.
- *
- * @example
- * ```ts
- * maskPassword('postgres://app:secret@db:5432/app'); // 'postgres://app:***@db:5432/app'
- * maskPassword('memory'); // 'memory'
- * ```
- * @param url The store URL as given.
- * @returns The URL to print.
- */
-export function maskPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
 }
 
 function sleep(ms: number): Promise<void> {
