@@ -74,6 +74,9 @@ function writerLeaseReplica(settings: ReplicaSettings, name: string, random: () 
     leaseDuration,
     retryInterval,
     backoff: exponentialBackoff({ random }),
+    // Uncoordinated replicas never leave the election: its spread would only delay them.
+    spread: strategy === 'writer-lease',
+    random,
     scheduler,
     name,
   });

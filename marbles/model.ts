@@ -196,6 +196,8 @@ export interface ModelOptions {
   readonly backoff: BackoffSpec;
   /** Absent: no timeout. */
   readonly workTimeout?: number;
+  /** Rule 16: attempts spread (absent or false: the reference rules). */
+  readonly spread?: boolean;
 }
 
 /** How a submission ended (spec, TryStatus; `stopped` is not an end: the work stays pending). */
@@ -241,7 +243,7 @@ const within = (value: number, [low, high]: [number, number]) =>
  */
 export class LeaseModel {
   readonly violations: Violation[] = [];
-  /** The first settled extend/release: what `wait()` must resolve with (rule 9). */
+  /** Whether the election ended in leading: what `wait()` must resolve with (rule 9). */
   decision: boolean | undefined;
 
   state: Snapshot;
@@ -472,12 +474,16 @@ export class LeaseModel {
       this.fail('trace', at, `submission id ${id}, expected ${this.#lastId} (rule 1: increasing)`);
     this.submissions.set(id, { id, key, unit: command.unit, calls: 0 });
 
-    // Rule 1: as follower due after max(expires - now, 2 × backoff(0)); otherwise at once.
+    // Rule 1: as follower due after max(expires - now, 2 × backoff(0)); otherwise at once. Rule 16: the
+    // election's work up to 2 × backoff(0) later, a follower's up to backoff(0) later.
     let expectedDue: [number, number] = [at, at];
+    const [low, high] = this.backoff(0);
+    const spread = this.options.spread === true;
     if (this.state.state === 'follower') {
-      const [low, high] = this.backoff(0);
       const wait = this.state.expires - at;
-      expectedDue = [at + Math.max(wait, 2 * low), at + Math.max(wait, 2 * high)];
+      expectedDue = [at + Math.max(wait, 2 * low), at + Math.max(wait, 2 * high) + (spread ? high : 0)];
+    } else if (this.state.state === 'election' && spread) {
+      expectedDue = [at, at + 2 * high];
     }
     if (!within(due, expectedDue)) {
       this.fail(
@@ -514,8 +520,10 @@ export class LeaseModel {
     if (due === undefined || due > at + EPSILON * Math.max(1, at)) {
       this.fail('trace', at, `deferred "${short(key)}" at ${at} before it was due (${due})`);
     }
-    // Rule 2: follower and now < expires: put back, due at expires.
-    if (this.state.state !== 'follower' || !(at < this.state.expires) || !close(until, this.state.expires)) {
+    // Rule 2: follower and now < expires: put back, due at expires (rule 16: up to backoff(0) later).
+    const spreadUpTo = this.options.spread === true ? this.backoff(0)[1] : 0;
+    const { expires } = this.state;
+    if (this.state.state !== 'follower' || !(at < expires) || !within(until, [expires, expires + spreadUpTo])) {
       this.fail('follower', at, `deferred "${short(key)}" until ${until} with state ${show(this.state)}`);
     }
     this.due.set(key, until);
@@ -630,7 +638,6 @@ export class LeaseModel {
       const tick = this.state.state === 'follower' ? this.state.tick + 1 : 0;
       this.#expectState(`settled release (${id})`, 'follower', tick, { from: at, backoff: tick });
     }
-    if (result !== 'none' && this.decision === undefined) this.decision = result === 'extend';
 
     // Rule 3: retry keeps the key's work (the newer submission, if one came meanwhile).
     const current = this.pending.get(key);
@@ -673,7 +680,9 @@ export class LeaseModel {
     if (run !== undefined) this.#expectedLetGo.push({ key, id: run.id, reason });
     // Rule 5: as follower, tick += 1 and expires = now + backoffDuration(tick). Rule 13: extend of a
     // running key lets go of its unit, which lost the race: from election or leader, that is a release.
-    if (reason === 'extended' && (this.state.state === 'follower' || run !== undefined)) {
+    // Rule 16: with the spread, another writer seen during the election ends it, as a release.
+    const lostTheElection = this.options.spread === true && this.state.state === 'election';
+    if (reason === 'extended' && (this.state.state === 'follower' || run !== undefined || lostTheElection)) {
       const tick = this.state.state === 'follower' ? this.state.tick + 1 : 0;
       this.#expectState(`extend("${short(key)}")`, 'follower', tick, { from: at, backoff: tick });
     }
@@ -757,6 +766,9 @@ export class LeaseModel {
         `follower expires ${snapshot.expires - at} after now, above leaseDuration ${this.options.leaseDuration}`,
       );
     }
+    // Rule 9: the election ends with the first state other than election: a settled extend or release,
+    // or (rules 13, 16) an extend that counts as a release.
+    if (this.decision === undefined && snapshot.state !== 'election') this.decision = snapshot.state === 'leader';
     this.state = { state: snapshot.state, expires: snapshot.expires, tick: snapshot.tick };
   }
 

@@ -36,6 +36,7 @@ import {
   optionErrors,
   type BackoffSpec,
   type Invariant,
+  type RandomSpec,
   type ModelOptions,
   type UnitSpec,
   type Violation,
@@ -64,7 +65,7 @@ type Command =
   | { readonly op: 'expire' | 'stop' | 'run' };
 
 interface Scenario {
-  readonly options: ModelOptions;
+  readonly options: ModelOptions & { readonly spreadRandom?: RandomSpec };
   readonly startRunning: boolean;
   /** Each command runs `gap` frames after the previous one. */
   readonly commands: readonly { readonly gap: number; readonly command: Command }[];
@@ -154,6 +155,8 @@ const optionsArb = fc.integer({ min: 1, max: 200 }).chain((leaseDuration) =>
     workers: fc.integer({ min: 1, max: 3 }),
     backoff: backoffArb(leaseDuration),
     workTimeout: weighted<number | undefined>([2, fc.constant(undefined)], [1, fc.integer({ min: 0, max: 30 })]),
+    spread: fc.boolean(),
+    spreadRandom: randomArb,
   }),
 );
 
@@ -232,6 +235,14 @@ function policyOf(spec: BackoffSpec, observe: (tick: number, draws: readonly num
   };
 }
 
+/** The numbers of a random description, in [0, 1), from the description alone. */
+function randomOf(spec: RandomSpec | undefined): () => number {
+  if (spec === undefined) return () => 0;
+  if (spec.kind === 'constant') return () => spec.value;
+  let cycle = 0;
+  return () => spec.values[cycle++ % spec.values.length];
+}
+
 /** A unit of work that behaves as `unit` says, and tells the model each time it is called. */
 function workOf(
   unit: UnitSpec,
@@ -299,6 +310,8 @@ function simulate({ options, startRunning, commands }: Scenario): Simulation {
       workers: options.workers,
       backoff: policyOf(options.backoff, (tick, draws) => model.observeBackoff(tick, draws)),
       workTimeout: options.workTimeout,
+      spread: options.spread ?? false,
+      random: randomOf(options.spreadRandom),
       scheduler,
     });
     const events: LeaseEvent[] = [];
@@ -487,7 +500,7 @@ describe('properties of the lease against the reference model (virtual time)', (
     fc.assert(holds(['follower']), { numRuns: RUNS, ...REPLAY });
   });
 
-  it('5. state transitions follow rules 4, 5 and 7; wait() resolves once, with the first settled extend/release', async () => {
+  it('5. state transitions follow rules 4, 5, 7, 13 and 16; wait() resolves once, as the election ends', async () => {
     await fc.assert(
       fc.asyncProperty(scenarioArb(), async (scenario) => {
         const { violations, decided, decision } = simulate(scenario);
@@ -498,7 +511,7 @@ describe('properties of the lease against the reference model (virtual time)', (
             throw new Error(`wait() resolved ${String(outcome.value)} though no extend/release settled`);
         } else if (!outcome.settled || outcome.value !== decision) {
           throw new Error(
-            `wait() ${outcome.settled ? `resolved ${String(outcome.value)}` : 'did not resolve'}; the first settled result says ${decision}`,
+            `wait() ${outcome.settled ? `resolved ${String(outcome.value)}` : 'did not resolve'}; the end of the election says ${decision}`,
           );
         }
       }),
@@ -639,6 +652,7 @@ describe('regressions the properties found', () => {
         retryInterval: 10,
         backoff: constantBackoff(5),
         workers: 2,
+        spread: false,
         scheduler,
       });
       lease.events$.subscribe((event) => {
@@ -796,7 +810,7 @@ describe('scale', () => {
     let size = -1;
     const scheduler = new TestScheduler(() => undefined);
     scheduler.run(() => {
-      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 10, scheduler });
+      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 10, spread: false, scheduler });
       lease.events$.pipe(filter((event) => event.type === 'started')).subscribe((event) => {
         if (event.type === 'started') started.push(event.id);
       });
@@ -821,6 +835,7 @@ describe('scale', () => {
         leaseDuration: big,
         retryInterval: big,
         backoff: constantBackoff(2 ** 40),
+        spread: false,
         scheduler,
       });
       lease.events$.subscribe((event) => {

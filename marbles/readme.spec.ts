@@ -12,6 +12,7 @@ describe('README', () => {
         leaseDuration: 100,
         retryInterval: 1,
         backoff: (tick) => step * (tick + 1),
+        spread: false, // the reference timing exactly: no random spread of attempts (docs/lease.md, rule 16)
         scheduler,
       });
       lease.run();
@@ -23,10 +24,29 @@ describe('README', () => {
     });
   });
 
+  it('runs in virtual time inside run() with no scheduler option (the default clock is virtual there)', () => {
+    const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+    scheduler.run(({ time, expectObservable }) => {
+      const step = time('-----|'); // 5 ms
+      const lease = new WriterLease({
+        leaseDuration: 100,
+        retryInterval: 1,
+        backoff: (tick) => step * (tick + 1),
+        spread: false,
+      });
+      lease.run();
+      expectObservable(lease.state$.pipe(map((s) => `${s.state}/${s.expires}`))).toBe('a 4ms b', {
+        a: 'election/0',
+        b: 'follower/10',
+      });
+      scheduler.schedule(() => lease.try('k', () => WorkResult.Release), step);
+    });
+  });
+
   it('pipes a stream through lease.try(keyOf, workOf)', () => {
     const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
     scheduler.run(({ expectObservable }) => {
-      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 10, scheduler });
+      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 10, spread: false, scheduler });
       lease.run();
       const routes = [{ name: 'a' }, { name: 'b' }, { name: 'b' }];
       const writeStatus = () => WorkResult.Extend;
@@ -61,7 +81,13 @@ describe('docs/testing-backoff.md', () => {
     scheduler.run(({ time, hot, expectObservable }) => {
       const step = time('-----|'); // 5 ms
       const linear: BackoffPolicy = (tick) => step * (tick + 1);
-      const lease = new WriterLease({ leaseDuration: 100, retryInterval: 1, backoff: linear, scheduler });
+      const lease = new WriterLease({
+        leaseDuration: 100,
+        retryInterval: 1,
+        backoff: linear,
+        spread: false,
+        scheduler,
+      });
       lease.run();
 
       // Every write conflicts: release and retry, at 0, then each time the follower lease runs out.

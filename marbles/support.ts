@@ -18,13 +18,15 @@ export function marbles(body: (helpers: RunHelpers & { scheduler: TestScheduler 
 /**
  * A lease on `scheduler` with short, readable durations: a write holds the
  * lease 100 frames, a retry comes 10 frames later, every backoff is 5 frames
- * (so a follower's new work waits at least 10).
+ * (so a follower's new work waits at least 10). It follows the reference
+ * rules exactly (`spread: false`); rule 16's tests turn the spread on.
  */
 export function createLease(scheduler: TestScheduler, options: Partial<WriterLeaseOptions> = {}): WriterLease {
   return new WriterLease({
     leaseDuration: 100,
     retryInterval: 10,
     backoff: constantBackoff(5),
+    spread: false,
     scheduler,
     ...options,
   });

@@ -13,7 +13,7 @@ import { LeaseState, WorkResult, type LeaseSnapshot } from '../src';
 
 const { Election, Leader, Follower } = LeaseState;
 /** A lease of 100 ms whose backoff is 10 × (tick + 1) ms. */
-const rules: RuleOptions = { leaseDuration: 100, backoffDuration: (tick) => 10 * (tick + 1) };
+const rules: RuleOptions = { leaseDuration: 100, backoffDuration: (tick) => 10 * (tick + 1), spread: false };
 const snap = (state: LeaseState, expires: number, tick = 0): LeaseSnapshot => ({ state, expires, tick });
 
 describe('rule 1: the due time of new work', () => {
@@ -66,6 +66,32 @@ describe('rules 5 and 13: extend(key) of a key with pending work', () => {
     ['`at` in the future counts as now', snap(Follower, 60, 1), { at: 70 }, snap(Follower, 80, 2)],
   ])('%s', (_, snapshot, input, after) => {
     expect(afterExtend(snapshot, 50, rules, input)).toEqual(after);
+  });
+});
+
+describe('rule 16: the spread of attempts', () => {
+  const spreading: RuleOptions = { ...rules, spread: true };
+  const drawn = { electionMs: 7, followerMs: 3 };
+  it.each([
+    ['election: its delay', snap(Election, 0), 50, 57],
+    ['leader: at once', snap(Leader, 150), 50, 50],
+    ['follower, lease longer: its delay after the lease runs out', snap(Follower, 90, 3), 50, 93],
+    ['follower, lease shorter: its delay after 2 × backoff(0)', snap(Follower, 55, 3), 50, 73],
+  ])('rule 1, %s', (_, snapshot, now, due) => {
+    expect(dueTimeOfNewWork(snapshot, now, spreading, drawn)).toBe(due);
+  });
+
+  it("rule 2: a follower defers to its delay after the other writer's lease runs out", () => {
+    expect(deferredUntil(snap(Follower, 90), 50, drawn)).toBe(93);
+    expect(deferredUntil(snap(Follower, 50), 50, drawn)).toBeUndefined();
+  });
+
+  it.each([
+    ['election: another writer ends it, as a release', snap(Election, 0), snap(Follower, 60, 0)],
+    ['leader, key not running: unchanged', snap(Leader, 120), snap(Leader, 120)],
+    ['follower: tick + 1 as usual', snap(Follower, 60, 1), snap(Follower, 80, 2)],
+  ])('extend, %s', (_, snapshot, after) => {
+    expect(afterExtend(snapshot, 50, spreading)).toEqual(after);
   });
 });
 

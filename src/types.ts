@@ -117,6 +117,23 @@ export interface WriterLeaseOptions {
    */
   workTimeout?: number;
   /**
+   * Rule 16 (docs/lease.md, "No herd"): replicas that learn the same thing
+   * at the same moment do not all write at once. Work of the election waits
+   * a random share of `2 × backoff(0)`; a follower's work runs a random share
+   * of `backoff(0)` after the other lease runs out; and another writer seen
+   * during the election (`extend(key)`) makes this replica a follower.
+   * `false`: the reference rules exactly, where every capped follower wakes
+   * at the same instant when a leader dies.
+   * @default true
+   */
+  spread?: boolean;
+  /**
+   * Where rule 16's spread draws from: numbers in [0, 1). Inject it for
+   * repeatable tests.
+   * @default Math.random
+   */
+  random?: () => number;
+  /**
    * The clock: every timer and every reading of the time goes through it.
    * The default is monotonic, so wall-clock steps move nothing, and virtual
    * inside `TestScheduler.run()`. A scheduler passed here is read as it is:

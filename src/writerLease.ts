@@ -35,7 +35,9 @@ import {
   cappedBackoff,
   deferredUntil,
   dueTimeOfNewWork,
+  NO_SPREAD,
   type RuleOptions,
+  type Spread,
 } from './internal/rules.js';
 import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
@@ -113,6 +115,10 @@ export class WriterLease {
   readonly #scheduler: SchedulerLike;
   readonly #name: string;
   readonly #rules: RuleOptions;
+  /** Rule 16's source of randomness; undefined with `spread: false`. */
+  readonly #random: (() => number) | undefined;
+  /** Rule 16's delays, drawn again each time the other writer's lease is renewed (`expires` changes). */
+  #spread: (Spread & { readonly expires: number }) | undefined;
 
   /** The one place the lease's snapshot lives. */
   readonly #state: BehaviorSubject<LeaseSnapshot>;
@@ -164,6 +170,8 @@ export class WriterLease {
       backoff = exponentialBackoff(),
       workers = 1,
       workTimeout,
+      spread = true,
+      random = Math.random,
       scheduler = monotonicScheduler,
       name = 'writer-lease',
     } = options;
@@ -172,6 +180,10 @@ export class WriterLease {
     assertFunction(OWNER, 'options.backoff', backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);
     if (workTimeout !== undefined) assertDuration(OWNER, 'options.workTimeout', workTimeout);
+    if (typeof spread !== 'boolean') {
+      throw new TypeError(`${OWNER}: options.spread must be a boolean, received ${describeValue(spread)}`);
+    }
+    assertFunction(OWNER, 'options.random', random);
     assertScheduler(OWNER, 'options.scheduler', scheduler);
     if (typeof name !== 'string') {
       throw new TypeError(`${OWNER}: options.name must be a string, received ${describeValue(name)}`);
@@ -182,7 +194,8 @@ export class WriterLease {
     this.#workTimeout = workTimeout === undefined ? undefined : { ms: workTimeout, scheduler };
     this.#scheduler = scheduler;
     this.#name = name;
-    this.#rules = { leaseDuration, backoffDuration: (tick) => this.#backoffDuration(tick, leaseDuration) };
+    this.#rules = { leaseDuration, backoffDuration: (tick) => this.#backoffDuration(tick, leaseDuration), spread };
+    this.#random = spread ? random : undefined;
 
     this.#state = new BehaviorSubject<LeaseSnapshot>({
       state: LeaseState.Election,
@@ -525,7 +538,7 @@ export class WriterLease {
     switch (command.type) {
       case 'try': {
         const { key, id, work } = command;
-        const due = dueTimeOfNewWork(this.#state.value, now, this.#rules);
+        const due = dueTimeOfNewWork(this.#state.value, now, this.#rules, this.#currentSpread());
         const previous = this.#keys.submit(key, { id, work }, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
         // A running unit still settles and its result applies (rule 15), but its submission is over.
@@ -618,7 +631,7 @@ export class WriterLease {
       this.#keys.skipped(entry);
       return;
     }
-    const until = deferredUntil(this.#state.value, now);
+    const until = deferredUntil(this.#state.value, now, this.#currentSpread());
     if (until !== undefined) {
       this.#keys.queue(entry, until);
       this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until, at: now });
@@ -682,6 +695,22 @@ export class WriterLease {
       this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
     this.#startDueWork();
+  }
+
+  /**
+   * Rule 16's delays for the snapshot now: the election's, drawn once, and
+   * the follower's, drawn once per renewal of the other lease. One draw
+   * serves every key, so keys keep the order they became due in.
+   */
+  #currentSpread(): Spread {
+    const random = this.#random;
+    const { state, expires } = this.#state.value;
+    if (random === undefined || state === LeaseState.Leader) return NO_SPREAD;
+    const drawn = this.#spread;
+    if (drawn?.expires === expires) return drawn;
+    const step = this.#rules.backoffDuration(0);
+    this.#spread = { expires, electionMs: drawn?.electionMs ?? random() * 2 * step, followerMs: random() * step };
+    return this.#spread;
   }
 
   /** The policy's value, capped at the lease duration; a value that is not a number >= 0 is reported. */

@@ -380,6 +380,9 @@ export class Scenario {
         leaseDuration: LEASE_DURATION,
         retryInterval: RETRY_INTERVAL,
         backoff: exponentialBackoff({ random: seededRandom(seed * 1009 + index + 1) }),
+        random: seededRandom(seed * 4651 + index + 1),
+        // Uncoordinated replicas never leave the election: its spread would only delay them.
+        spread: options.coordinate,
         scheduler,
         name,
       }),

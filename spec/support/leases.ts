@@ -12,7 +12,13 @@ export function leaseFactory(): (options?: Partial<WriterLeaseOptions>) => Write
     for (const lease of leases.splice(0)) lease.dispose();
   });
   return (options = {}) => {
-    const lease = new WriterLease({ leaseDuration: 50, retryInterval: 5, backoff: constantBackoff(5), ...options });
+    const lease = new WriterLease({
+      leaseDuration: 50,
+      retryInterval: 5,
+      backoff: constantBackoff(5),
+      spread: false,
+      ...options,
+    });
     leases.push(lease);
     return lease;
   };

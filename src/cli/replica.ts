@@ -138,7 +138,14 @@ export class Replica {
     // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
     // go of and retried, instead of holding the replica's only worker for good; and a write that
     // lands later than a whole lease after it started could not count as renewing ours anyway.
-    this.#lease = new WriterLease({ leaseDuration, retryInterval, name, workTimeout: leaseDuration });
+    this.#lease = new WriterLease({
+      leaseDuration,
+      retryInterval,
+      name,
+      workTimeout: leaseDuration,
+      // Uncoordinated replicas never leave the election: its spread would only delay them.
+      spread: strategy === 'writer-lease',
+    });
     this.#tracker = new ContentionTracker();
     this.#writer = new StatusWriter({
       store,

@@ -13,7 +13,26 @@ export interface RuleOptions {
   readonly leaseDuration: number;
   /** `backoff(tick)` already capped by {@link cappedBackoff}. */
   readonly backoffDuration: (tick: number) => number;
+  /**
+   * Rule 16: replicas that learn the same thing at the same moment do not
+   * all write at once. False: the reference rules, exactly.
+   */
+  readonly spread: boolean;
 }
+
+/**
+ * Rule 16's delays, drawn by the lease (the only randomness of the rules):
+ * one for the election, as a share of `2 × backoff(0)`, and one per renewal
+ * of the other writer's lease, as a share of `backoff(0)`. One draw serves
+ * every key, so that keys keep the order they became due in.
+ */
+export interface Spread {
+  readonly electionMs: number;
+  readonly followerMs: number;
+}
+
+/** No spread: the reference rules. */
+export const NO_SPREAD: Spread = Object.freeze({ electionMs: 0, followerMs: 0 });
 
 /**
  * The backoff cap: what a policy returned, capped at the lease duration;
@@ -24,15 +43,39 @@ export function cappedBackoff(value: unknown, leaseDuration: number): number | u
   return typeof value === 'number' && value >= 0 ? Math.min(value, leaseDuration) : undefined;
 }
 
-/** Rule 1: when new work is due. A follower gives the nominal leader the first chance. */
-export function dueTimeOfNewWork({ state, expires }: LeaseSnapshot, now: number, rules: RuleOptions): number {
-  if (state !== LeaseState.Follower) return now;
-  return now + Math.max(expires - now, 2 * rules.backoffDuration(0));
+/**
+ * Rule 1: when new work is due. A follower gives the nominal leader the
+ * first chance. With rule 16, work of the election waits `spread.electionMs`
+ * and a follower's work `spread.followerMs` more.
+ */
+export function dueTimeOfNewWork(
+  { state, expires }: LeaseSnapshot,
+  now: number,
+  rules: RuleOptions,
+  spread: Spread = NO_SPREAD,
+): number {
+  switch (state) {
+    case LeaseState.Leader:
+      return now;
+    case LeaseState.Election:
+      return now + spread.electionMs;
+    default:
+      return now + Math.max(expires - now, 2 * rules.backoffDuration(0)) + spread.followerMs;
+  }
 }
 
-/** Rule 2: when a due key must wait instead of running: a follower's, until the other lease runs out. */
-export function deferredUntil({ state, expires }: LeaseSnapshot, now: number): number | undefined {
-  return state === LeaseState.Follower && now < expires ? expires : undefined;
+/**
+ * Rule 2: when a due key must wait instead of running: a follower's, until
+ * the other lease runs out; with rule 16, `spread.followerMs` more, so that
+ * followers capped at the same lease duration do not all wake at the same
+ * instant when the leader dies.
+ */
+export function deferredUntil(
+  { state, expires }: LeaseSnapshot,
+  now: number,
+  spread: Spread = NO_SPREAD,
+): number | undefined {
+  return state === LeaseState.Follower && now < expires ? expires + spread.followerMs : undefined;
 }
 
 /** Rule 4: the state change of a settled unit's result. */
@@ -53,11 +96,13 @@ export function afterResult(
 }
 
 /**
- * Rules 5 and 13: the state change of `extend(key)` for a key that had
+ * Rules 5, 13 and 16: the state change of `extend(key)` for a key that had
  * pending work. `at` (on the lease's clock, at most now) renews the other
  * lease as of a write found late: never shortened, and not at all when that
  * renewal has already run out. `letGo`: the key's unit was running and was
- * let go of; it lost the race to the other writer, which is a release.
+ * let go of; it lost the race to the other writer, which is a release. With
+ * rule 16's spread, another writer seen during the election ends it: this
+ * replica follows, as after a release.
  */
 export function afterExtend(
   snapshot: LeaseSnapshot,
@@ -66,7 +111,8 @@ export function afterExtend(
   { at = now, letGo = false }: { readonly at?: number; readonly letGo?: boolean } = {},
 ): LeaseSnapshot {
   if (snapshot.state !== LeaseState.Follower) {
-    return letGo ? afterResult(snapshot, WorkResult.Release, now, rules) : snapshot;
+    const lostTheElection = snapshot.state === LeaseState.Election && rules.spread;
+    return letGo || lostTheElection ? afterResult(snapshot, WorkResult.Release, now, rules) : snapshot;
   }
   if (at >= now) return follower(snapshot.tick + 1, now, rules);
   const renewed = follower(snapshot.tick + 1, at, rules);
