@@ -104,6 +104,8 @@ export class StatusWriter {
   readonly #events = new Subject<StatusWriterEvent>();
   /** The latest spec generation seen per key, to tell a current status from a stale one. */
   readonly #generations = new Map<string, number>();
+  /** The latest status generation seen per key, to notice a status that went back. */
+  readonly #statusGenerations = new Map<string, number>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
 
@@ -198,6 +200,16 @@ export class StatusWriter {
   }
 
   #statusChanged({ key, value }: RecordChange<StatusValue>): void {
+    const before = this.#statusGenerations.get(key);
+    if (value === undefined) this.#statusGenerations.delete(key);
+    else this.#statusGenerations.set(key, value.generation);
+    if (before !== undefined && (value?.generation ?? 0) < before && this.#generations.has(key)) {
+      // The store lost status writes it had acknowledged (a Redis replica promoted before it
+      // received them): nobody writes the status again unless someone notices, and no spec
+      // change may come to trigger it.
+      this.sync(key);
+      return;
+    }
     if (value === undefined || value.writer === this.#writer || !this.#coordinate) return;
     const generation = this.#generations.get(key);
     if (generation === undefined || value.generation < generation) return;
