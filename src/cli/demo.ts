@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
+import { redactUrl } from '../stores/errors.js';
 import { openStore } from '../stores/openStore.js';
 import { LeaseState } from '../types.js';
 import type { DemoOptions, Strategy } from './args.js';
@@ -21,7 +22,7 @@ import { StatusWatch } from './statusWatch.js';
  * ```ts
  * // { store: 'memory', strategy: 'writer-lease', replicas: 3, keys: 10, updates: 100, writes: 97,
  * //   conflicts: 2, attemptsPerUpdate: 0.99, writesPerUpdate: 0.97, idleWrites: 0, failoverMs: null,
- * //   converged: true, durationMs: 2012 }
+ * //   converged: true, lostWrites: 0, durationMs: 2012 }
  * ```
  */
 export interface DemoSummary extends Figures {
@@ -164,7 +165,11 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     phase = 'idle';
     await sleep(2 * leaseDuration);
-    counter.settled({ converged: convergence.converged, idleWrites: watch.idleWrites });
+    counter.settled({
+      converged: convergence.converged,
+      idleWrites: watch.idleWrites,
+      lostWrites: driver.lostWrites,
+    });
     phase = 'stopping';
     await Promise.all(handles.map((handle) => handle.stop()));
     phase = 'done';
@@ -234,14 +239,8 @@ function isMemory(url: string): boolean {
  * @returns The URL to print.
  */
 export function maskPassword(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url;
-  }
+  // Not `new URL()`: it refuses the host lists of cluster URLs (etcd://h1:2379,h2:2379).
+  return redactUrl(url);
 }
 
 function sleep(ms: number): Promise<void> {
