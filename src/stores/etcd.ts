@@ -41,6 +41,9 @@ export interface EtcdStoreOptions {
  */
 export const DEFAULT_ETCD_PORT = 2379;
 
+/** The deadline of a write to a cluster: far above a write's round trip, well below a member's timeout. */
+const CLUSTER_WRITE_DEADLINE_MS = 1000;
+
 /**
  * Opens a {@link RecordStore} on an etcd server with `etcd3` (an optional
  * peer dependency, loaded now).
@@ -83,7 +86,14 @@ export async function openEtcdStore(url: string, options: EtcdStoreOptions = {})
     // fails, to the next one: every member must be listed, not just one.
     hosts: hosts.map(({ host, port }) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`),
     // A watch is a stream that lives as long as the store: only calls get a deadline.
-    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + callTimeout }),
+    defaultCallOptions: (call) => {
+      if (call.isStream) return {};
+      // A write that a dying leader had taken in is never answered: the member waits for it
+      // until its own timeout (5 s and more). With other members to ask, give up on it soon;
+      // the caller's retry then reaches the new leader.
+      const write = hosts.length > 1 && call.method !== 'range';
+      return { deadline: Date.now() + (write ? Math.min(callTimeout, CLUSTER_WRITE_DEADLINE_MS) : callTimeout) };
+    },
     faultHandling: { watchBackoff: watchBackoff(0) },
   });
   const store = new EtcdStore(url, recordLayout(`/${prefix}/`, '/'), client);
