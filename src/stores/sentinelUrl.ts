@@ -25,7 +25,14 @@ export interface SentinelAddress {
   readonly password: string;
 }
 
-/** Sentinel's own port. */
+/**
+ * Sentinel's own port: a Sentinel named without a port is on it.
+ *
+ * @example
+ * ```ts
+ * parseSentinelUrl('redis-sentinel://10.0.0.1/main').sentinels; // [{ host: '10.0.0.1', port: 26379 }]
+ * ```
+ */
 export const DEFAULT_SENTINEL_PORT = 26379;
 
 /**

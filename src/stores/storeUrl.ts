@@ -37,7 +37,14 @@ export interface ClusterUrl {
   readonly path: readonly string[];
 }
 
-/** What a cluster URL of each scheme looks like, for messages. */
+/**
+ * What a cluster URL of each scheme looks like, for messages.
+ *
+ * @example
+ * ```ts
+ * parseClusterUrl(url, 2379, CLUSTER_URL_FORMS.etcd); // a StoreUrlError ends "; expected etcd://HOST[:PORT][,HOST[:PORT]...]"
+ * ```
+ */
 export const CLUSTER_URL_FORMS = {
   etcd: 'etcd://HOST[:PORT][,HOST[:PORT]...]',
   sentinel: 'redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER_NAME[/DB]',
