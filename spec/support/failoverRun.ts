@@ -121,7 +121,11 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
     const markTimes = new Map<string, number>();
     await Promise.all([
       driver.run(),
-      faults({ driver, store: faultStore, mark: (label) => markTimes.set(label, Date.now()) }),
+      faults({ driver, store: faultStore, mark: (label) => markTimes.set(label, Date.now()) }).catch((error) => {
+        // The driver would go on against stores closed on the way out.
+        driver.stop();
+        throw error;
+      }),
     ]);
     const driverDone = Date.now();
     const expected = Object.fromEntries(driver.generations);
