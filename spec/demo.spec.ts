@@ -160,6 +160,7 @@ describe('the built CLI', () => {
           'idleWrites',
           'failoverMs',
           'converged',
+          'lostWrites',
         ].sort(),
       );
       expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });
@@ -182,6 +183,7 @@ describe('the built CLI', () => {
         'idleWrites',
         'failoverMs',
         'converged',
+        'lostWrites',
       ]) {
         expect(stdout).toMatch(new RegExp(`^  ${figure} +\\S+`, 'm'));
       }

@@ -224,3 +224,51 @@ describe('StatusWriter: three replicas on one store', () => {
     running.forEach((subscription) => subscription.unsubscribe());
   });
 });
+
+describe('StatusWriter: a store that lost status writes (a Redis failover)', () => {
+  it('writes a status that went back again, with no spec change to prompt it', async () => {
+    const store = new MemoryStore();
+    const { lease, statusWriter } = replica(store, 'r1');
+    const running = [lease.run(), statusWriter.run()];
+    const statusAt = (generation: number) =>
+      firstValueFrom(
+        store
+          .changes()
+          .pipe(
+            filter(
+              (c) =>
+                c.kind === 'status' && c.key === 'a' && (c.value as StatusValue | undefined)?.generation === generation,
+            ),
+          ),
+      );
+    const written = statusAt(2);
+    await store.put('spec', 'a', spec(1));
+    await store.put('spec', 'a', spec(2));
+    await written;
+
+    // What the feed shows when a promoted replica lacks the last status write: the status at an
+    // older generation. The spec (generation 2) did not change.
+    const rewritten = statusAt(2);
+    await store.put('status', 'a', status(1, 'r1'));
+    await rewritten;
+    expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({ generation: 2, writer: 'r1' });
+    running.forEach((subscription) => subscription.unsubscribe());
+  });
+
+  it('writes a status that is gone again', async () => {
+    const store = new MemoryStore();
+    const { lease, statusWriter } = replica(store, 'r1');
+    const running = [lease.run(), statusWriter.run()];
+    const statusWritten = () =>
+      firstValueFrom(store.changes().pipe(filter((c) => c.kind === 'status' && c.value !== undefined)));
+    const written = statusWritten();
+    await store.put('spec', 'a', spec(1));
+    await written;
+
+    const rewritten = statusWritten();
+    await store.delete('status', 'a');
+    await rewritten;
+    expect((await store.get<StatusValue>('status', 'a'))?.value).toMatchObject({ generation: 1, writer: 'r1' });
+    running.forEach((subscription) => subscription.unsubscribe());
+  });
+});

@@ -362,7 +362,8 @@ describe('openStore', () => {
     expect(error).toBeInstanceOf(StoreUrlError);
     expect((error as Error).message).toBe(
       'Store URL "mysql://127.0.0.1:3306/db": unknown scheme "mysql:"; ' +
-        'expected memory, redis://HOST:PORT, etcd://HOST:PORT or postgres://USER@HOST:PORT/DB',
+        'expected memory, redis://HOST:PORT, redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME, ' +
+        'etcd://HOST:PORT[,HOST:PORT...] or postgres://USER@HOST:PORT/DB',
     );
   });
 

@@ -12,7 +12,7 @@ import { performanceTimestampProvider } from 'rxjs/internal/scheduler/performanc
  *
  * - Outside tests, `now()` is `performance.now()`: milliseconds since this
  *   process started, never stepped by NTP, an operator or a VM restored from
- *   a snapshot. `asyncScheduler` alone reads `Date.now()`, and a wall clock
+ *   a snapshot. `asyncScheduler` alone reads the wall clock (`Date.now`), and one
  *   stepped back an hour held every deadline the lease had computed for that
  *   hour. Timers are relative delays (Node's timers run on a monotonic clock
  *   too), so a step moves neither.

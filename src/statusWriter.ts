@@ -116,6 +116,8 @@ export class StatusWriter {
    * stale one, and when this replica first saw it, on its own clock.
    */
   readonly #seen = new Map<string, { readonly generation: number; readonly at: number }>();
+  /** The latest status generation seen per key, to notice a status that went back. */
+  readonly #statusGenerations = new Map<string, number>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
 
@@ -172,13 +174,19 @@ export class StatusWriter {
    */
   run(): Subscription {
     const changes$ = this.#store.changes().pipe(share());
+    const statuses$ = changes$.pipe(filter((change): change is RecordChange<StatusValue> => change.kind === 'status'));
     // Writes of the current generation by other replicas, merged into the lease's inputs as extend(key).
-    const othersWrote$ = changes$.pipe(
-      filter((change): change is RecordChange<StatusValue> => change.kind === 'status'),
-      filter((change) => this.#othersCurrentWrite(change)),
-      map(({ key }) => key),
+    const watch = this.#lease.extend(
+      statuses$.pipe(
+        filter((change) => this.#othersCurrentWrite(change)),
+        map(({ key }) => key),
+      ),
     );
-    const watch = this.#lease.extend(othersWrote$);
+    watch.add(
+      statuses$.subscribe((change) => {
+        if (this.#statusWentBack(change)) this.sync(change.key);
+      }),
+    );
     watch.add(
       changes$
         .pipe(filter((change): change is RecordChange<SpecValue> => change.kind === 'spec'))
@@ -239,6 +247,20 @@ export class StatusWriter {
     if (value === undefined || value.writer === this.#writer || !this.#coordinate) return false;
     const seen = this.#seen.get(key);
     return seen !== undefined && value.generation >= seen.generation;
+  }
+
+  /**
+   * Records a status change; true when the status went back a generation, or
+   * disappeared, while its spec stands: the store lost status writes it had
+   * acknowledged (a Redis replica promoted before it received them). Nobody
+   * writes it again unless someone notices, and no spec change may come to
+   * trigger it.
+   */
+  #statusWentBack({ key, value }: RecordChange<StatusValue>): boolean {
+    const before = this.#statusGenerations.get(key);
+    if (value === undefined) this.#statusGenerations.delete(key);
+    else this.#statusGenerations.set(key, value.generation);
+    return before !== undefined && (value?.generation ?? 0) < before && this.#seen.has(key);
   }
 
   /**

@@ -199,14 +199,16 @@ async function startServer({ url, dir, launch, isReady, stopSignal = 'SIGTERM' }
 const running = new Set<ChildProcess>();
 process.once('exit', () => running.forEach((child) => child.kill('SIGKILL')));
 
-interface ServerProcess {
+/** One server process; the clusters of `clusters.ts` are made of them. */
+export interface ServerProcess {
   /** Polls `isReady` until it says yes; rejects with the server's output if it exits or takes too long. */
   waitUntil(isReady: () => Promise<boolean>): Promise<void>;
   /** Sends `signal` and waits for the exit, killing the server if it takes too long. */
   stop(signal: NodeJS.Signals): Promise<void>;
 }
 
-function spawnServer(
+/** Starts a server process and keeps the tail of its output for error messages. */
+export function spawnServer(
   command: string,
   args: string[],
   options: { uid?: number; gid?: number; cwd?: string } = {},
@@ -249,7 +251,8 @@ function spawnServer(
   };
 }
 
-function findBinary(name: string, candidates: string[], debianPackage: string): string {
+/** The path of a server binary, or an error naming the Debian package to install. */
+export function findBinary(name: string, candidates: string[], debianPackage: string): string {
   const onPath = (process.env.PATH ?? '').split(path.delimiter).map((dir) => path.join(dir, name));
   const found = [...candidates, ...onPath].find((candidate) => existsSync(candidate));
   if (found) return found;
@@ -281,7 +284,8 @@ async function userIds(user: string): Promise<{ uid: number; gid: number }> {
   }
 }
 
-function redisAnswersPing(port: number): Promise<boolean> {
+/** Whether the Redis (or Sentinel) on `port` of 127.0.0.1 answers PING. */
+export function redisAnswersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     const done = (ready: boolean): void => {
@@ -295,7 +299,8 @@ function redisAnswersPing(port: number): Promise<boolean> {
   });
 }
 
-function etcdIsHealthy(port: number): Promise<boolean> {
+/** Whether the etcd member on `port` of 127.0.0.1 says it is healthy (it has a leader). */
+export function etcdIsHealthy(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const request = http.get({ host: '127.0.0.1', port, path: '/health', timeout: 1000 }, (response) => {
       let body = '';

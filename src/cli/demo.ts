@@ -1,8 +1,8 @@
 import { demoNow } from './demoClock.js';
-import { redactUrl } from '../stores/errors.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
+import { redactUrl } from '../stores/errors.js';
 import { openStore } from '../stores/openStore.js';
 import { LeaseState } from '../types.js';
 import type { DemoOptions, Strategy } from './args.js';
@@ -23,7 +23,7 @@ import { StatusWatch } from './statusWatch.js';
  * ```ts
  * // { store: 'memory', strategy: 'writer-lease', replicas: 3, keys: 10, updates: 100, writes: 97,
  * //   conflicts: 2, attemptsPerUpdate: 0.99, writesPerUpdate: 0.97, idleWrites: 0, failoverMs: null,
- * //   converged: true, durationMs: 2012 }
+ * //   converged: true, lostWrites: 0, durationMs: 2012 }
  * ```
  */
 export interface DemoSummary extends Figures {
@@ -166,7 +166,11 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     phase = 'idle';
     await sleep(2 * leaseDuration);
-    counter.settled({ converged: convergence.converged, idleWrites: watch.idleWrites });
+    counter.settled({
+      converged: convergence.converged,
+      idleWrites: watch.idleWrites,
+      lostWrites: driver.lostWrites,
+    });
     phase = 'stopping';
     await Promise.all(handles.map((handle) => handle.stop()));
     phase = 'done';

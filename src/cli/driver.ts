@@ -2,6 +2,10 @@ import { demoNow } from './demoClock.js';
 import { Subject, type Observable } from 'rxjs';
 import type { RecordStore, SpecValue } from '../stores/store.js';
 
+/** How long the driver keeps trying a store call that fails, and how often. */
+const STORE_DEADLINE_MS = 30_000;
+const STORE_RETRY_MS = 100;
+
 /** One spec change the driver made. */
 export interface SpecUpdate {
   readonly key: string;
@@ -37,7 +41,9 @@ export interface DriverOptions {
  *
  * The n-th change is due `n / rate` seconds after the start; a driver that
  * falls behind (a slow store) catches up without sleeping, so the rate holds
- * on average and the count is exact.
+ * on average and the count is exact. A store call that fails is tried again
+ * (a store failing over), and a change the store acknowledged and then lost
+ * is counted in `lostWrites`.
  *
  * @example
  * ```ts
@@ -56,8 +62,11 @@ export class Driver {
   readonly #rate: number;
   readonly #random: () => number;
   readonly #generations = new Map<string, number>();
+  /** Per key, the highest generation already counted as lost: a loss is counted once. */
+  readonly #countedLost = new Map<string, number>();
   readonly #made = new Subject<SpecUpdate>();
   #done = 0;
+  #lostWrites = 0;
   #stopped = false;
   #sleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
 
@@ -81,9 +90,22 @@ export class Driver {
     return this.#done;
   }
 
-  /** The latest generation written to each key that was changed. */
+  /**
+   * The generation of each key that was changed: the latest written, or,
+   * once `run()` has resolved, the one the store holds when it lost the
+   * latest (the statuses converge against the store).
+   */
   get generations(): ReadonlyMap<string, number> {
     return this.#generations;
+  }
+
+  /**
+   * Spec changes the store acknowledged and then lost (a Redis failover:
+   * the promoted replica had not received them). Checked before each change
+   * of a key, and for every key once the last change is made.
+   */
+  get lostWrites(): number {
+    return this.#lostWrites;
   }
 
   /**
@@ -99,6 +121,11 @@ export class Driver {
       if (this.#stopped) break;
       await this.#change();
     }
+    for (const key of [...this.#generations.keys()]) {
+      const stored = await this.#countLost(key);
+      // The statuses can only catch up with what the store holds.
+      if (stored < (this.#generations.get(key) ?? 0)) this.#generations.set(key, stored);
+    }
     this.#made.complete();
   }
 
@@ -113,12 +140,50 @@ export class Driver {
 
   async #change(): Promise<void> {
     const key = this.#keys[Math.floor(this.#random() * this.#keys.length)];
+    if (this.#generations.has(key)) await this.#countLost(key);
+    // Generations keep counting past a lost one: a generation is never reused for another value.
     const generation = (this.#generations.get(key) ?? 0) + 1;
     const value = `${key}@${generation}-${Math.floor(this.#random() * 36 ** 4).toString(36)}`;
     this.#generations.set(key, generation);
     this.#done++;
     this.#made.next({ key, generation, at: demoNow() });
-    await this.#store.put<SpecValue>('spec', key, { generation, value });
+    await this.#untilAcknowledged(() => this.#store.put<SpecValue>('spec', key, { generation, value }));
+  }
+
+  /**
+   * Reads the spec of `key` and counts the acknowledged generations above
+   * it as lost. The driver is the only writer of specs and writes one change
+   * at a time, so nothing it wrote can be in flight during the read.
+   *
+   * @returns The generation the store holds (0: none).
+   */
+  async #countLost(key: string): Promise<number> {
+    const stored =
+      (await this.#untilAcknowledged(() => this.#store.get<SpecValue>('spec', key)))?.value.generation ?? 0;
+    const written = this.#generations.get(key) ?? 0;
+    const counted = this.#countedLost.get(key) ?? 0;
+    if (stored < written) {
+      this.#lostWrites += written - Math.max(stored, counted);
+      this.#countedLost.set(key, written);
+    }
+    return stored;
+  }
+
+  /**
+   * A store failing over (etcd electing a leader, Sentinel promoting a
+   * replica) refuses calls for a few seconds: the driver tries again rather
+   * than end the run, and gives up after {@link STORE_DEADLINE_MS}.
+   */
+  async #untilAcknowledged<R>(call: () => Promise<R>): Promise<R> {
+    const deadline = demoNow() + STORE_DEADLINE_MS;
+    for (;;) {
+      try {
+        return await call();
+      } catch (error) {
+        if (demoNow() > deadline || this.#stopped) throw error;
+        await new Promise((resolve) => setTimeout(resolve, STORE_RETRY_MS));
+      }
+    }
   }
 
   #sleepUntil(due: number): Promise<void> {

@@ -8,7 +8,7 @@ import type { ReplicaReport } from './replica.js';
  * @example
  * ```ts
  * // { updates: 100, writes: 97, conflicts: 2, attemptsPerUpdate: 0.99, writesPerUpdate: 0.97,
- * //   idleWrites: 0, failoverMs: null, converged: true }
+ * //   idleWrites: 0, failoverMs: null, converged: true, lostWrites: 0 }
  * ```
  */
 export interface Figures {
@@ -28,6 +28,11 @@ export interface Figures {
   readonly failoverMs: number | null;
   /** Every status generation equals its spec generation at the end. */
   readonly converged: boolean;
+  /**
+   * Spec changes the store acknowledged and then lost: 0 except on a store
+   * that replicates asynchronously and failed over (Redis behind Sentinel).
+   */
+  readonly lostWrites: number;
 }
 
 /** What the demo knows of one replica, from its reports. */
@@ -61,6 +66,7 @@ export class FigureCounter {
   #failoverMs: number | null = null;
   #converged = false;
   #idleWrites = 0;
+  #lostWrites = 0;
 
   /**
    * @param names The replicas, in the order the view lists them.
@@ -165,12 +171,22 @@ export class FigureCounter {
   /**
    * Records how the run ended.
    *
-   * @param outcome Whether every status caught up with its spec, and how
-   *   many status writes the store showed afterwards, while no spec changed.
+   * @param outcome Whether every status caught up with its spec, how
+   *   many status writes the store showed afterwards, while no spec changed,
+   *   and how many acknowledged spec changes the store lost.
    */
-  settled({ converged, idleWrites }: { converged: boolean; idleWrites: number }): void {
+  settled({
+    converged,
+    idleWrites,
+    lostWrites = 0,
+  }: {
+    converged: boolean;
+    idleWrites: number;
+    lostWrites?: number;
+  }): void {
     this.#converged = converged;
     this.#idleWrites = idleWrites;
+    this.#lostWrites = lostWrites;
   }
 
   /**
@@ -191,6 +207,7 @@ export class FigureCounter {
       idleWrites: this.#idleWrites,
       failoverMs: this.#failoverMs,
       converged: this.#converged,
+      lostWrites: this.#lostWrites,
     };
   }
 }

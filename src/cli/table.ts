@@ -39,6 +39,7 @@ export function summaryTable(
       summary.failoverMs === null ? '' : `<= ${failoverBound}`,
     ],
     ['converged', `${summary.converged}`, 'true'],
+    ['lostWrites', `${summary.lostWrites}`, '0 (Redis failover: may be more)'],
   ];
   const figureWidth = Math.max(...rows.map(([figure]) => figure.length));
   const valueWidth = Math.max(5, ...rows.map(([, value]) => value.length));

@@ -5,6 +5,7 @@ import { redactUrl, StoreClosedError } from './errors.js';
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
+import { CLUSTER_URL_FORMS, parseClusterUrl } from './storeUrl.js';
 import { decodeRecord, encodeRecord, recordLayout, type RecordLayout } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
@@ -30,7 +31,18 @@ export interface EtcdStoreOptions {
   callTimeout?: number;
 }
 
-const DEFAULT_PORT = 2379;
+/**
+ * The port of an etcd member that a store URL names without one.
+ *
+ * @example
+ * ```ts
+ * await openEtcdStore('etcd://10.0.0.5'); // talks to 10.0.0.5:2379
+ * ```
+ */
+export const DEFAULT_ETCD_PORT = 2379;
+
+/** The deadline of a write to a cluster: far above a write's round trip, well below a member's timeout. */
+const CLUSTER_WRITE_DEADLINE_MS = 1000;
 
 /**
  * Opens a {@link RecordStore} on an etcd server with `etcd3` (an optional
@@ -45,13 +57,21 @@ const DEFAULT_PORT = 2379;
  * covers a watch that the server cancelled because its revision was compacted
  * (the feed then watches again from the present).
  *
+ * A cluster is named by its members, `etcd://H1:P1,H2:P2,H3:P3`. etcd is
+ * linearizable: a write is acknowledged once a majority of members has it,
+ * and every read and compare-and-set is served through the Raft leader, so a
+ * member killed mid-run (even the leader) loses no acknowledged write, and
+ * revisions never go back. Calls that the dying member had in flight fail
+ * (the unit is retried); the watch resumes on another member from the last
+ * revision it delivered.
+ *
  * @example
  * ```ts
- * const store = await openEtcdStore('etcd://127.0.0.1:2379');
+ * const store = await openEtcdStore('etcd://127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379');
  * await store.compareAndSet('status', 'a', status, null); // { ok: true, version: 42 }
  * await store.close();
  * ```
- * @param url `etcd://HOST[:PORT]` (port 2379 by default).
+ * @param url `etcd://HOST[:PORT][,HOST[:PORT]...]` (port 2379 by default).
  * @param options Key prefix and call timeout.
  * @returns The store, connected and watching.
  * @throws StoreUnreachableError when the server does not answer within `callTimeout`.
@@ -60,11 +80,20 @@ const DEFAULT_PORT = 2379;
 export async function openEtcdStore(url: string, options: EtcdStoreOptions = {}): Promise<RecordStore> {
   const { prefix = 'wl', callTimeout = 5000 } = options;
   const { Etcd3 } = await loadClient<typeof import('etcd3')>('etcd3', url);
-  const { hostname, port } = new URL(url);
+  const { hosts } = parseClusterUrl(url, DEFAULT_ETCD_PORT, CLUSTER_URL_FORMS.etcd);
   const client = new Etcd3({
-    hosts: `http://${hostname}:${port || DEFAULT_PORT}`,
+    // etcd3 sends each call to a member picked at random and, when a member
+    // fails, to the next one: every member must be listed, not just one.
+    hosts: hosts.map(({ host, port }) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`),
     // A watch is a stream that lives as long as the store: only calls get a deadline.
-    defaultCallOptions: (call) => (call.isStream ? {} : { deadline: Date.now() + callTimeout }),
+    defaultCallOptions: (call) => {
+      if (call.isStream) return {};
+      // A write that a dying leader had taken in is never answered: the member waits for it
+      // until its own timeout (5 s and more). With other members to ask, give up on it soon;
+      // the caller's retry then reaches the new leader.
+      const write = hosts.length > 1 && call.method !== 'range';
+      return { deadline: Date.now() + (write ? Math.min(callTimeout, CLUSTER_WRITE_DEADLINE_MS) : callTimeout) };
+    },
     faultHandling: { watchBackoff: watchBackoff(0) },
   });
   const store = new EtcdStore(url, recordLayout(`/${prefix}/`, '/'), client);

@@ -5,6 +5,7 @@ import { redactUrl, StoreClosedError } from './errors.js';
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
+import { parseSentinelUrl, type SentinelAddress } from './sentinelUrl.js';
 import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
@@ -20,7 +21,7 @@ export interface RedisStoreOptions {
   /**
    * What every key starts with: records are `<prefix>spec:<key>` and
    * `<prefix>status:<key>`, and the store also uses `<prefix>versions`,
-   * `<prefix>revision` and the channel `<prefix>changes`.
+   * `<prefix>revision`, `<prefix>replid` and the channel `<prefix>changes`.
    * @default 'wl:'
    */
   prefix?: string;
@@ -33,7 +34,7 @@ export interface RedisStoreOptions {
 
 /**
  * Opens a {@link RecordStore} on a Redis server with `ioredis` (an optional
- * peer dependency, loaded now).
+ * peer dependency, loaded now), or on the primary that Redis Sentinel names.
  *
  * Each record is a string key holding its JSON. Versions live in the hash
  * `<prefix>versions` (field `<kind>:<key>`) and come from the counter
@@ -44,25 +45,91 @@ export interface RedisStoreOptions {
  * again and re-reads every record (SCAN), since messages published while it
  * was away are lost.
  *
+ * Behind Sentinel (`redis-sentinel://H:P[,H:P...]/MASTER_NAME`) the store
+ * follows the primary through failovers: both connections move to the
+ * promoted replica and the feed re-reads every record there. Redis
+ * replicates asynchronously, so writes the old primary acknowledged may be
+ * missing on the new one: the feed then shows those records going back to
+ * what the new primary holds. The fence still holds: the counter
+ * `<prefix>revision` moves to a new epoch (a multiple of 2^32) at the first
+ * write under a new replication ID (`<prefix>replid`), so no version that
+ * the old primary issued is issued again, and a compare-and-set against a
+ * version read there is refused.
+ *
  * @example
  * ```ts
  * const store = await openRedisStore('redis://127.0.0.1:6379');
  * await store.put('spec', 'a', { generation: 1, value: 'x' }); // 1
  * await store.close();
  * ```
- * @param url `redis://[USER:PASSWORD@]HOST[:PORT][/DB]`.
+ * @param url `redis://[USER:PASSWORD@]HOST[:PORT][/DB]` or
+ *   `redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER_NAME[/DB]`
+ *   (Sentinels on 26379 by default; the password is the Redis nodes', not the Sentinels').
  * @param options Key prefix and connect timeout.
  * @returns The store, connected and listening to changes.
- * @throws StoreUnreachableError when the server cannot be reached within `connectTimeout`.
+ * @throws StoreUnreachableError when the server (no Sentinel, or no primary) cannot be reached within `connectTimeout`.
+ * @throws StoreUrlError when a `redis-sentinel://` URL is malformed.
  * @throws StoreClientMissingError when `ioredis` is not installed.
  */
 export async function openRedisStore(url: string, options: RedisStoreOptions = {}): Promise<RecordStore> {
   const { prefix = 'wl:', connectTimeout = 5000 } = options;
+  // A bad URL is refused before the client library is loaded.
+  const sentinel = /^redis-sentinel:/i.test(url) ? parseSentinelUrl(url) : undefined;
   const { Redis } = await loadClient<typeof import('ioredis')>('ioredis', url);
-  const store = new RedisStore(url, prefix, (redisOptions) => new Redis(url, { ...redisOptions, connectTimeout }));
+  const connect =
+    sentinel === undefined
+      ? (redisOptions: RedisOptions) => new Redis(url, { ...redisOptions, connectTimeout })
+      : (redisOptions: RedisOptions) =>
+          new Redis({
+            ...redisOptions,
+            ...sentinelOptions(sentinel),
+            connectTimeout,
+            retryStrategy: (attempt) => fasterAfterFailover(redisOptions.retryStrategy?.(attempt)),
+          });
+  const store = new RedisStore(url, prefix, connect);
   await store.open(connectTimeout);
   return store;
 }
+
+/** How long at most between two reconnects behind Sentinel: see {@link fasterAfterFailover}. */
+const SENTINEL_RECONNECT_CAP_MS = 250;
+
+/**
+ * Behind Sentinel a reconnect is cheap (a question to a Sentinel, then a
+ * connect on the primary it names) and the new primary is named within
+ * seconds of the old one's death: reconnecting every 250 ms at most joins it
+ * about as soon as it is promoted, where the doubling delays up to 2 s of a
+ * single server would leave the store idle up to 2 s more.
+ */
+function fasterAfterFailover(delay: number | void | null | undefined): number | null {
+  return typeof delay === 'number' ? Math.min(delay, SENTINEL_RECONNECT_CAP_MS) : null;
+}
+
+/**
+ * ioredis asks the Sentinels for the primary at every (re)connect, checks
+ * that the node it reaches is a primary, and with `failoverDetector` drops
+ * the connection as soon as a Sentinel announces a new primary, instead of
+ * waiting for the old one to time out.
+ */
+function sentinelOptions({ sentinels, name, db, username, password }: SentinelAddress): RedisOptions {
+  return {
+    sentinels: sentinels.map(({ host, port }) => ({ host, port })),
+    name,
+    db,
+    username: username || undefined,
+    password: password || undefined,
+    role: 'master',
+    failoverDetector: true,
+    // A primary that came back as a replica refuses writes until the failover detector moves us on.
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+  };
+}
+
+/**
+ * Versions issued by one primary are below 2^32 × (its epoch + 1); each new
+ * primary starts a new epoch, so versions fit a double for 2^21 failovers.
+ */
+const EPOCH = 2 ** 32;
 
 /** The commands {@link RedisStore} defines from its Lua scripts. */
 interface ScriptedRedis extends Redis {
@@ -86,7 +153,7 @@ return out`;
 
 /**
  * Writes or deletes one record if its version is as expected, and publishes the change.
- * KEYS: record key, versions hash, revision counter.
+ * KEYS: record key, versions hash, revision counter, the replication ID the counter counts under.
  * ARGV: hash field, kind, key, channel, expected ('*': any, '-': absent, else a
  * version), JSON ('' deletes).
  * Returns the new version, the deleted record's version (0 when there was
@@ -105,13 +172,29 @@ if ARGV[6] == '' then
   redis.call('HDEL', KEYS[2], ARGV[1])
   version = current
 else
+  -- Redis replicates asynchronously: a promoted replica may lack the last versions the old
+  -- primary issued, and would issue them again for other values, so that a compare-and-set
+  -- against a version read from the old primary could pass. A new primary has a new
+  -- replication ID: its first write moves the counter to the next epoch, above every
+  -- version the old primary can have issued.
+  local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+  local countedUnder = redis.call('GET', KEYS[4])
+  if countedUnder ~= replid then
+    if countedUnder then
+      local revision = tonumber(redis.call('GET', KEYS[3]) or '0')
+      redis.call('SET', KEYS[3], string.format('%.0f', (math.floor(revision / ${EPOCH}) + 1) * ${EPOCH}))
+    end
+    redis.call('SET', KEYS[4], replid)
+  end
   version = redis.call('INCR', KEYS[3])
   redis.call('SET', KEYS[1], ARGV[6])
   redis.call('HSET', KEYS[2], ARGV[1], version)
 end
 local value = ARGV[6] == '' and 'null' or ARGV[6]
+-- Lua prints numbers with 14 significant digits: format the version whole.
+local versionText = string.format('%.0f', tonumber(version))
 redis.call('PUBLISH', ARGV[4], '{"kind":' .. cjson.encode(ARGV[2]) .. ',"key":' .. cjson.encode(ARGV[3]) ..
-  ',"version":' .. version .. ',"value":' .. value .. '}')
+  ',"version":' .. versionText .. ',"value":' .. value .. '}')
 return tonumber(version)`;
 
 const ANY = '*';
@@ -123,11 +206,13 @@ class RedisStore implements RecordStore {
   readonly #layout: RecordLayout;
   readonly #versionsKey: string;
   readonly #revisionKey: string;
+  readonly #replicationKey: string;
   readonly #channel: string;
   readonly #commands: ScriptedRedis;
   readonly #subscriber: Redis;
   readonly #feed = new ChangeFeed(() => this.#readAll());
   #lastError: unknown;
+  #reviveTimer: ReturnType<typeof setTimeout> | undefined;
   #opened = false;
   #closed = false;
 
@@ -136,12 +221,15 @@ class RedisStore implements RecordStore {
     this.#layout = recordLayout(prefix, ':');
     this.#versionsKey = `${prefix}versions`;
     this.#revisionKey = `${prefix}revision`;
+    this.#replicationKey = `${prefix}replid`;
     this.#channel = `${prefix}changes`;
     const options: RedisOptions = {
       lazyConnect: true,
       // At open a down server must fail fast with a clear error; once open,
       // outages are waited out until close().
       retryStrategy: (attempt) => (this.#opened && !this.#closed ? reconnectDelay(attempt - 1) : null),
+      // Behind Sentinel: when no Sentinel answers. Ignored for a plain redis:// URL.
+      sentinelRetryStrategy: (attempt) => (this.#opened && !this.#closed ? reconnectDelay(attempt - 1) : null),
       // A command waits through a few reconnects (about 3 s), then fails so that its caller can retry.
       maxRetriesPerRequest: 5,
       // The feed subscribes again itself, so that it knows when to re-read.
@@ -149,12 +237,13 @@ class RedisStore implements RecordStore {
     };
     this.#commands = connect(options) as ScriptedRedis;
     this.#commands.defineCommand('readRecords', { lua: READ_RECORDS });
-    this.#commands.defineCommand('writeRecord', { numberOfKeys: 3, lua: WRITE_RECORD });
+    this.#commands.defineCommand('writeRecord', { numberOfKeys: 4, lua: WRITE_RECORD });
     this.#subscriber = connect(options);
     // Errors reach callers through rejected commands and reconnects are
     // automatic; without a listener ioredis would print every one.
     for (const connection of [this.#commands, this.#subscriber]) {
       connection.on('error', (error: unknown) => (this.#lastError = error));
+      connection.on('end', () => this.#revive());
     }
   }
 
@@ -213,6 +302,7 @@ class RedisStore implements RecordStore {
 
   close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#reviveTimer);
     this.#feed.close();
     for (const connection of [this.#commands, this.#subscriber]) {
       // ioredis arms a 2 s timer to end an already ended connection again,
@@ -235,6 +325,7 @@ class RedisStore implements RecordStore {
       this.#layout.keyOf(kind, key),
       this.#versionsKey,
       this.#revisionKey,
+      this.#replicationKey,
       recordId({ kind, key }),
       kind,
       key,
@@ -296,6 +387,24 @@ class RedisStore implements RecordStore {
       return;
     }
     this.#feed.resync();
+  }
+
+  /**
+   * ioredis gives a connection up for good ('end') when a Sentinel announces
+   * the new primary while the connection is asking another Sentinel where
+   * the primary is: its failover detector cancels that connect, and nothing
+   * retries it. An open store never gives up before close(): it connects again.
+   */
+  #revive(): void {
+    if (!this.#opened || this.#closed || this.#reviveTimer !== undefined) return;
+    this.#reviveTimer = setTimeout(() => {
+      this.#reviveTimer = undefined;
+      if (this.#closed) return;
+      for (const connection of [this.#commands, this.#subscriber]) {
+        // A failed connect ends in 'end' again, which arms this timer again.
+        if (connection.status === 'end') connection.connect().catch(() => undefined);
+      }
+    }, reconnectDelay(0));
   }
 
   #assertOpen(call: string): void {
