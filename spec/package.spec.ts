@@ -100,7 +100,6 @@ describe('the published package', () => {
 
   beforeAll(async () => {
     workdir = mkdtempSync(path.join(tmpdir(), 'rx-writer-lease-pack-'));
-    run(process.execPath, [path.join(root, 'scripts', 'build.js')]);
     run('npm', ['pack', '--silent', '--pack-destination', workdir]);
     tarball = path.join(workdir, readdirSync(workdir).find((file) => file.endsWith('.tgz')) as string);
 
