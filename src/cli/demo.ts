@@ -3,7 +3,7 @@ import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
 import { openStore } from '../stores/openStore.js';
 import { LeaseState } from '../types.js';
-import type { DemoOptions, Strategy } from './args.js';
+import { DEFAULT_MEMORY_LATENCY, type DemoOptions, type Strategy } from './args.js';
 import { Driver } from './driver.js';
 import { FigureCounter, type Figures } from './figures.js';
 import { inProcessReplica } from './inProcessReplica.js';
@@ -56,8 +56,6 @@ export interface DemoRunOptions {
   replicaCommand?: readonly string[];
 }
 
-/** The simulated round trip of an in-process replica's store calls, with `memory` (see `linkStore`). */
-export const DEFAULT_MEMORY_LATENCY = 1;
 /** Starting a Node process per replica takes a while on a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -127,12 +125,14 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     let phase: DemoPhase = 'starting';
     let started = 0;
+    // Once the statuses have converged, the view shows the time that took: the table's duration.
+    let convergedAt: number | undefined = undefined;
     view?.start(() => ({
       store: maskPassword(options.store),
       strategy,
       keys: keyCount,
       phase,
-      elapsedMs: started === 0 ? 0 : Date.now() - started,
+      elapsedMs: started === 0 ? 0 : (convergedAt ?? Date.now()) - started,
       updates: counter.updates,
       totalUpdates: updates,
       replicas: counter.replicas,
@@ -160,6 +160,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     phase = 'converging';
     const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
+    convergedAt = convergence.at;
     const durationMs = convergence.at - started;
 
     phase = 'idle';
