@@ -165,9 +165,13 @@ describe('the final table', () => {
   });
 
   it('says why a figure is below its ideal: coalesced changes, conflicts of the election and the failover', () => {
-    const notes = summaryTable(summary, durations).split('\nOff the ideal:\n')[1];
+    const notes = summaryTable(summary, durations).split('\nOff the ideal:\n')[1].replace(/\s+/g, ' ');
     expect(notes).toMatch(/writes 60 for 100 updates \(attemptsPerUpdate 0\.63\): 40 changes were coalesced/);
     expect(notes).toMatch(/conflicts 3: writes refused on version, from the election .* and the failover/);
+  });
+
+  it('fits its notes in 80 columns', () => {
+    for (const line of summaryTable(summary, durations).split('\n')) expect(line.length).toBeLessThanOrEqual(80);
   });
 
   it('has no notes when every figure is at its ideal', () => {
@@ -183,7 +187,9 @@ describe('the final table', () => {
       conflicts: 200,
       attemptsPerUpdate: 3,
     };
-    expect(summaryTable(baseline, durations)).toMatch(/uncoordinated, every replica writes every change/);
+    expect(summaryTable(baseline, durations).replace(/\s+/g, ' ')).toMatch(
+      /uncoordinated, every replica writes every change/,
+    );
   });
 });
 

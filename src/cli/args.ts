@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { wrapText } from './wrapText.js';
 
 /** How the replicas decide who writes. */
 export type Strategy = 'writer-lease' | 'uncoordinated';
@@ -443,22 +444,10 @@ function optionsHelp(flags: Record<string, Flag>): string {
   const width = Math.max(...rows.map(({ usage }) => usage.length));
   const indent = ' '.repeat(width + 4);
   return rows
-    .map(({ usage, text }) => `  ${usage.padEnd(width)}  ${wrap(text, HELP_WIDTH - indent.length).join(`\n${indent}`)}`)
+    .map(
+      ({ usage, text }) =>
+        `  ${usage.padEnd(width)}  ${wrapText(text, HELP_WIDTH - indent.length).join(`\n${indent}`)}`,
+    )
     .join('\n')
     .replaceAll('\u00a0', ' ');
-}
-
-/** Words into lines of at most `width` characters (a longer word gets a line of its own). */
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line === '' ? word : `${line} ${word}`;
-    }
-  }
-  return [...lines, line];
 }

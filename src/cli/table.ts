@@ -1,5 +1,6 @@
 import type { DemoSummary } from './demo.js';
 import { formatDuration } from './formatDuration.js';
+import { wrapText } from './wrapText.js';
 
 /** The bound on `failoverMs`: the lease runs out, a retry, and one backoff step (exponentialBackoff's 20 ms + 50 % jitter). */
 export const BACKOFF_STEP_MS = 30;
@@ -55,7 +56,13 @@ export function summaryTable(
     ...rows.map(([figure, value, ideal]) =>
       `  ${figure.padEnd(figureWidth)}  ${value.padStart(valueWidth)}  ${ideal}`.trimEnd(),
     ),
-    ...(notes.length === 0 ? [] : ['', 'Off the ideal:', ...notes.map((note) => `  ${note}`)]),
+    ...(notes.length === 0
+      ? []
+      : [
+          '',
+          'Off the ideal:',
+          ...notes.flatMap((note) => wrapText(note, 76).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`)),
+        ]),
   ].join('\n');
 }
 
