@@ -80,7 +80,8 @@ function offIdeal(summary: DemoSummary, failoverBound: number): string[] {
     if (writes < updates) {
       notes.push(
         `writes ${writes} for ${updates} updates (attemptsPerUpdate ${attemptsPerUpdate.toFixed(2)}): ` +
-          `${updates - writes} changes were coalesced: a key changed again while its work waited ` +
+          `${updates - writes === 1 ? '1 change was' : `${updates - writes} changes were`} coalesced: ` +
+          'a key changed again while its work waited ' +
           `(a unit running${killed ? ', the failover' : ''}, a follower's deferral), and its latest ` +
           'generation was written once; the statuses end the same',
       );
