@@ -112,8 +112,9 @@ export class LiveView {
 
 /**
  * The block drawn on a terminal, cut to fit it: replicas beyond its height
- * are summed up in one line (leaders and killed replicas are listed first),
- * and lines beyond its width are cut.
+ * are summed up in one line (the leaders, then killed and ended replicas, are
+ * the last to be left out; those shown keep their order), and lines beyond
+ * its width are cut.
  *
  * @example
  * ```ts
@@ -157,7 +158,7 @@ export function progressBlock(
   return [...header, ...body].slice(0, Math.max(1, size.rows)).map((line) => cut(line, size.columns));
 }
 
-/** Leaders first, then killed and ended replicas, then the rest, each in their order. */
+/** The replicas by how much a reader wants to see them: leaders, then killed and ended ones, then the rest. */
 function byInterest(replicas: readonly Readonly<ReplicaTally>[]): Readonly<ReplicaTally>[] {
   const rank = ({ state }: Readonly<ReplicaTally>) =>
     state === LeaseState.Leader ? 0 : state === 'killed' || state === 'gone' || state === 'stopped' ? 1 : 2;
