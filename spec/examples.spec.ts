@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { exampleContext, type ExampleContext } from './examples/exampleContext';
 import { markdownExamples, type MarkdownExample } from './examples/markdownExamples';
 import { waitFor } from './support/waitFor';
@@ -39,8 +40,11 @@ describe.each(examples.filter(({ mode }) => mode !== 'shape'))('$file:$line', (e
   it(
     example.mode === 'run' ? 'compiles, runs and prints what the text says' : 'compiles',
     async () => {
+      if (example.mode === 'compile') {
+        expect(typeErrors(write(example))).toEqual([]);
+        return;
+      }
       const run = load(example);
-      if (example.mode === 'compile') return;
 
       const context = exampleContext();
       try {
@@ -61,10 +65,41 @@ describe.each(examples.filter(({ mode }) => mode !== 'shape'))('$file:$line', (e
   );
 });
 
-/** Writes the block out as a module and loads it: ts-jest type-checks it on the way. */
-function load(example: MarkdownExample): (context: ExampleContext) => Promise<void> {
+/** Writes the block out as a module; returns its path. */
+function write(example: MarkdownExample): string {
   const file = path.join(outDir, `${example.file.replace(/[/.]/g, '_')}_${example.line}.ts`);
   writeFileSync(file, moduleOf(example));
+  return file;
+}
+
+/**
+ * The type errors of a module, from the compiler with the project's options,
+ * without running it (a `compile` example talks to what a test cannot have).
+ */
+function typeErrors(file: string): string[] {
+  const config = ts.getParsedCommandLineOfConfigFile(
+    path.join(root, 'tsconfig.json'),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (diagnostic) => {
+        throw new Error(ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'));
+      },
+    },
+  );
+  const program = ts.createProgram([file], { ...config?.options, noEmit: true });
+  return ts
+    .getPreEmitDiagnostics(program)
+    .filter((diagnostic) => diagnostic.file?.fileName === file)
+    .map((diagnostic) => {
+      const { line } = diagnostic.file!.getLineAndCharacterOfPosition(diagnostic.start ?? 0);
+      return `line ${line + 1}: ${ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')}`;
+    });
+}
+
+/** Writes the block out as a module and loads it: ts-jest type-checks it on the way. */
+function load(example: MarkdownExample): (context: ExampleContext) => Promise<void> {
+  const file = write(example);
   try {
     return (require(file) as { default: (context: ExampleContext) => Promise<void> }).default;
   } catch (error) {

@@ -6,12 +6,13 @@ import path from 'node:path';
  *
  * - `run` (no marker): type-checked and run; what it prints is compared
  *   with its `// → ` comments.
- * - `compile`: type-checked only, for an example that needs what a test
- *   cannot have (a Kubernetes cluster). The marker says why.
+ * - `compile`: type-checked only (against the dev dependencies, e.g.
+ *   @kubernetes/client-node), for an example that needs what a test cannot
+ *   have (a Kubernetes cluster). The marker says why.
  * - `shape`: not code to run but an API's shape (signatures); left out.
  * - `skip`: an example that needs what neither a test nor this repository's
- *   dependencies have (a Kubernetes client and cluster); reported as skipped,
- *   with the reason the marker gives.
+ *   dev dependencies have; reported as skipped, with the reason the marker
+ *   gives. None is, today.
  */
 export type ExampleMode = 'run' | 'compile' | 'shape' | 'skip';
 
