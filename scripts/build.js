@@ -18,3 +18,10 @@ for (const [config, type] of [
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'package.json'), `${JSON.stringify({ type })}\n`);
 }
+// src/packageRequire.ts is `require`, which an ES module does not have; its ES module
+// build resolves from the same place (TypeScript cannot emit import.meta for CommonJS).
+rmSync(join(root, 'dist', 'esm', 'packageRequire.js.map'));
+writeFileSync(
+  join(root, 'dist', 'esm', 'packageRequire.js'),
+  "import { createRequire } from 'node:module';\nexport const packageRequire = createRequire(import.meta.url);\n",
+);

@@ -3,7 +3,7 @@
 // (STYLE.md rule 8). typedoc checks that a doc comment exists; this checks
 // what is in it, from typedoc's JSON model.
 const { execFileSync } = require('node:child_process');
-const { mkdtempSync, readFileSync } = require('node:fs');
+const { mkdtempSync, readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { tmpdir } = require('node:os');
 
@@ -32,8 +32,23 @@ for (const module of project.children ?? []) {
     if (!hasExample) missing.push(`${module.name}: ${reflection.name} has no @example`);
   }
 }
+// Modules are named by their import path (scripts/typedoc-import-paths.mjs), and every guide is a page.
+const manifest = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'));
+const importPaths = Object.keys(manifest.exports)
+  .filter((subpath) => subpath !== './package.json')
+  .map((subpath) => (subpath === '.' ? manifest.name : `${manifest.name}/${subpath.slice(2)}`))
+  .sort();
+const modules = (project.children ?? []).map((module) => module.name).sort();
+if (JSON.stringify(modules) !== JSON.stringify(importPaths)) {
+  missing.push(`modules are ${modules.join(', ')}; expected the import paths ${importPaths.join(', ')}`);
+}
+const guides = readdirSync(join(__dirname, '..', 'docs')).filter((file) => file.endsWith('.md'));
+const pages = new Set((project.documents ?? []).map((document) => `${document.name}.md`));
+for (const guide of guides.filter((file) => !pages.has(file))) missing.push(`docs/${guide} is not a page`);
 if (missing.length > 0) {
   console.error(`Doc comments incomplete (${missing.length}):\n  ${missing.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`docs: ${seen.size} exports, each with a summary and an example`);
+console.log(
+  `docs: ${seen.size} exports, each with a summary and an example; modules ${modules.join(', ')}; ${pages.size} guides`,
+);

@@ -1,3 +1,11 @@
+/**
+ * The writer lease, its backoff policies, the contention tracker, the status
+ * writer and the record stores: `import { WriterLease } from 'rx-writer-lease'`.
+ * Store adapters and the Prometheus reporter are import paths of their own,
+ * whose client libraries are optional peer dependencies.
+ *
+ * @packageDocumentation
+ */
 export { WriterLease } from './writerLease.js';
 export { WorkResult, LeaseState } from './types.js';
 export type {

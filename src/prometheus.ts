@@ -1,8 +1,38 @@
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from 'prom-client';
+/**
+ * Reports a {@link WriterLease} to Prometheus with `prom-client`, an
+ * optional peer dependency: `npm install prom-client`.
+ *
+ * @packageDocumentation
+ * @module rx-writer-lease/prometheus
+ */
+// Types only: the declarations this file emits must not name prom-client, so that a
+// project without it type-checks; the library itself is loaded when leaseMetrics is called.
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Subscription } from 'rxjs';
 import { describeValue } from './internal/validate.js';
+import { requirePeer } from './requirePeer.js';
 import { LeaseState, WorkResult } from './types.js';
 import type { WriterLease } from './writerLease.js';
+
+export { PeerDependencyMissingError } from './requirePeer.js';
+
+/**
+ * What {@link leaseMetrics} needs of a prom-client `Registry`: a `Registry`
+ * (or the default `register`) is one. Declared here so that these types do
+ * not depend on prom-client's.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from 'prom-client';
+ * const registry: MetricsRegistry = new Registry();
+ * ```
+ */
+export interface MetricsRegistry {
+  /** Adds a metric; called by prom-client's metric constructors. */
+  registerMetric(metric: object): void;
+  /** The text exposition of every metric registered. */
+  metrics(): Promise<string>;
+}
 
 /**
  * Options of {@link leaseMetrics}.
@@ -17,7 +47,7 @@ export interface LeaseMetricsOptions {
    * Where the metrics are registered.
    * @default the prom-client default registry
    */
-  registry?: Registry;
+  registry?: MetricsRegistry;
   /**
    * Prefix of every metric name.
    * @default 'writer_lease_'
@@ -44,7 +74,8 @@ interface MetricSet {
   readonly durations: Histogram<'lease' | 'result'>;
 }
 
-const metricSets = new WeakMap<Registry, Map<string, MetricSet>>();
+type PromClient = typeof import('prom-client');
+const metricSets = new WeakMap<MetricsRegistry, Map<string, MetricSet>>();
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
@@ -76,10 +107,12 @@ const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
  * @param options Registry, prefix and buckets.
  * @returns The reporting; unsubscribe to stop it and remove the lease's series.
  * @throws TypeError when `lease` is not a WriterLease or `prefix` is not a valid metric name prefix.
+ * @throws PeerDependencyMissingError when prom-client is not installed.
  */
 export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = {}): Subscription {
+  const client = requirePeer<PromClient>('prom-client', 'leaseMetrics');
   const {
-    registry = defaultRegistry,
+    registry = client.register,
     prefix = 'writer_lease_',
     buckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   } = options;
@@ -89,7 +122,7 @@ export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = 
   if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_PREFIX.test(prefix))) {
     throw new TypeError(`leaseMetrics: options.prefix must match ${METRIC_PREFIX}, received ${describeValue(prefix)}`);
   }
-  const metrics = metricSetOf(registry, prefix, buckets);
+  const metrics = metricSetOf(client, registry, prefix, buckets);
   const labels = { lease: lease.name };
   metrics.leases.set(lease.name, lease);
 
@@ -143,13 +176,18 @@ export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = 
   return reporting;
 }
 
-function metricSetOf(registry: Registry, prefix: string, buckets: number[]): MetricSet {
+function metricSetOf(
+  { Counter, Gauge, Histogram }: PromClient,
+  registry: MetricsRegistry,
+  prefix: string,
+  buckets: number[],
+): MetricSet {
   let byPrefix = metricSets.get(registry);
   if (byPrefix === undefined) metricSets.set(registry, (byPrefix = new Map<string, MetricSet>()));
   const known = byPrefix.get(prefix);
   if (known !== undefined) return known;
 
-  const registers = [registry];
+  const registers = [registry as Registry];
   const leases = new Map<string, WriterLease>();
   const set: MetricSet = {
     leases,

@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { wrapText } from './wrapText.js';
 
 /** How the replicas decide who writes. */
 export type Strategy = 'writer-lease' | 'uncoordinated';
@@ -94,6 +95,10 @@ export class UsageError extends Error {
 export const DEFAULT_LEASE_DURATION = 1000;
 /** Milliseconds before a refused write is tried again, by default, in the demo and the replica command. */
 export const DEFAULT_RETRY_INTERVAL = 100;
+/** The simulated round trip of an in-process replica's store calls, with `memory` (see `linkStore`). */
+export const DEFAULT_MEMORY_LATENCY = 1;
+/** Help lines fit an 80-column terminal. */
+const HELP_WIDTH = 80;
 const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
 
 /** The usage of `rx-writer-lease demo`, printed with every bad argument. */
@@ -108,6 +113,145 @@ export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P
                              [--name NAME] [--lease-duration 1000] [--retry-interval 100]
                              [--strategy writer-lease|uncoordinated] [--prefix wl]`;
 
+// ---- flags ----------------------------------------------------------------
+
+/** How one flag reads its value: `parse` returns undefined for a value it refuses. */
+interface FlagKind {
+  readonly expected: string;
+  readonly parse: (text: string) => unknown;
+  /** A switch takes no value. */
+  readonly isSwitch?: boolean;
+}
+
+/** One flag of a command: how it reads its value, and what `--help` says of it. */
+interface Flag {
+  readonly kind: FlagKind;
+  /** The placeholder of its value in the help (`MS`, `URL`...); none for a switch. */
+  readonly value?: string;
+  /** What it does, with its unit. */
+  readonly help: string;
+  /** Its default, as the help shows it. */
+  readonly default?: string;
+}
+
+const TEXT: FlagKind = { expected: 'a non-empty string', parse: (text) => (text.length > 0 ? text : undefined) };
+/** Valid in every store: a Redis key, an etcd path segment, and PostgreSQL's `<prefix>_records` table name. */
+const PREFIX: FlagKind = {
+  expected: 'a lowercase name (a-z, 0-9, "_"; not starting with a digit; at most 40 characters)',
+  parse: (text) => (/^[a-z_][a-z0-9_]{0,39}$/.test(text) ? text : undefined),
+};
+const SWITCH: FlagKind = { expected: 'no value', parse: () => true, isSwitch: true };
+const MILLISECONDS: FlagKind = {
+  expected: 'milliseconds, a number >= 0',
+  parse: (text) => {
+    const value = toNumber(text);
+    return value !== undefined && value >= 0 ? value : undefined;
+  },
+};
+const POSITIVE_NUMBER: FlagKind = {
+  expected: 'a number > 0',
+  parse: (text) => {
+    const value = toNumber(text);
+    return value !== undefined && value > 0 ? value : undefined;
+  },
+};
+
+/** The flags both commands share. */
+const LEASE_FLAGS = {
+  'lease-duration': {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: "milliseconds a leader's write holds the lease; also the longest a follower backs off",
+    default: `${DEFAULT_LEASE_DURATION}`,
+  },
+  'retry-interval': {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: 'milliseconds before a write refused on version (a conflict) is tried again',
+    default: `${DEFAULT_RETRY_INTERVAL}`,
+  },
+  strategy: {
+    kind: oneOf(STRATEGIES),
+    value: 'NAME',
+    help: 'writer-lease, or uncoordinated: every replica writes every change (the baseline to compare with)',
+    default: 'writer-lease',
+  },
+  prefix: {
+    kind: PREFIX,
+    value: 'NAME',
+    help: "the records' namespace in the store (Redis key prefix, etcd directory, PostgreSQL <prefix>_records)",
+    default: 'wl',
+  },
+} satisfies Record<string, Flag>;
+
+const DEMO_FLAGS = {
+  store: {
+    kind: TEXT,
+    value: 'URL',
+    help:
+      'where the records are: memory (every replica in this process), or redis://H:P, etcd://H:P, ' +
+      'postgres://U@H:P/DB (a process per replica)',
+    default: 'memory',
+  },
+  replicas: { kind: integerAtLeast(1), value: 'N', help: 'replicas that keep the statuses', default: '3' },
+  keys: { kind: integerAtLeast(1), value: 'N', help: 'records, key-0 ... key-<N-1>', default: '10' },
+  updates: { kind: integerAtLeast(1), value: 'N', help: 'spec changes the driver makes', default: '100' },
+  rate: { kind: POSITIVE_NUMBER, value: 'N', help: 'spec changes per second, on keys drawn at random', default: '50' },
+  ...LEASE_FLAGS,
+  'kill-leader-after': {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: "milliseconds after the driver's first change when the leading replica is killed",
+    default: 'never',
+  },
+  seed: { kind: integerAtLeast(0), value: 'N', help: "seed of the driver's choice of keys and values", default: '1' },
+  latency: {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: 'milliseconds added to every store call, standing for a network round trip (--store memory only)',
+    default: `${DEFAULT_MEMORY_LATENCY} with memory`,
+  },
+  json: {
+    kind: SWITCH,
+    help: 'print one JSON object with the figures as the last line of stdout, instead of the table',
+    default: 'off',
+  },
+} satisfies Record<string, Flag>;
+
+const REPLICA_FLAGS = {
+  store: {
+    kind: TEXT,
+    value: 'URL',
+    help: 'the shared store: redis://H:P, etcd://H:P or postgres://U@H:P/DB (required)',
+  },
+  name: {
+    kind: TEXT,
+    value: 'NAME',
+    help: 'this replica, written into every status it writes',
+    default: '<hostname>-<pid>',
+  },
+  ...LEASE_FLAGS,
+} satisfies Record<string, Flag>;
+
+/** `rx-writer-lease demo --help`. */
+export const DEMO_HELP = `${DEMO_USAGE}
+
+Runs replicas that keep the statuses of --keys records while a driver changes
+their specs, then prints the figures and what each should be (docs/replicas.md).
+
+Options:
+${optionsHelp(DEMO_FLAGS)}`;
+
+/** `rx-writer-lease replica --help`. */
+export const REPLICA_HELP = `${REPLICA_USAGE}
+
+Runs one replica on a shared store until SIGTERM or SIGINT: it keeps the
+statuses of the records whose specs change, and prints one JSON report per
+line (ready, state, written, conflict, stopped).
+
+Options:
+${optionsHelp(REPLICA_FLAGS)}`;
+
 /**
  * Parses the arguments of `rx-writer-lease demo` (after the command name).
  *
@@ -121,21 +265,7 @@ export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P
  * @throws UsageError naming the flag, what it expects and what it received.
  */
 export function parseDemoArgs(argv: readonly string[]): DemoOptions {
-  const flags = readFlags(argv, {
-    store: TEXT,
-    replicas: integerAtLeast(1),
-    keys: integerAtLeast(1),
-    updates: integerAtLeast(1),
-    rate: POSITIVE_NUMBER,
-    'lease-duration': MILLISECONDS,
-    'retry-interval': MILLISECONDS,
-    strategy: oneOf(STRATEGIES),
-    'kill-leader-after': MILLISECONDS,
-    prefix: PREFIX,
-    seed: integerAtLeast(0),
-    latency: MILLISECONDS,
-    json: SWITCH,
-  });
+  const flags = readFlags(argv, DEMO_FLAGS);
   const options: DemoOptions = {
     store: (flags.store as string | undefined) ?? 'memory',
     replicas: (flags.replicas as number | undefined) ?? 3,
@@ -178,14 +308,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
  * @throws UsageError naming the flag, what it expects and what it received.
  */
 export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
-  const flags = readFlags(argv, {
-    store: TEXT,
-    name: TEXT,
-    'lease-duration': MILLISECONDS,
-    'retry-interval': MILLISECONDS,
-    strategy: oneOf(STRATEGIES),
-    prefix: PREFIX,
-  });
+  const flags = readFlags(argv, REPLICA_FLAGS);
   const store = flags.store as string | undefined;
   if (store === undefined) {
     throw new UsageError(
@@ -236,38 +359,6 @@ function checkKill({ killLeaderAfter, replicas, updates, rate }: DemoOptions): v
   }
 }
 
-// ---- flags ----------------------------------------------------------------
-
-/** How one flag reads its value: `parse` returns undefined for a value it refuses. */
-interface FlagKind {
-  readonly expected: string;
-  readonly parse: (text: string) => unknown;
-  /** A switch takes no value. */
-  readonly isSwitch?: boolean;
-}
-
-const TEXT: FlagKind = { expected: 'a non-empty string', parse: (text) => (text.length > 0 ? text : undefined) };
-/** Valid in every store: a Redis key, an etcd path segment, and PostgreSQL's `<prefix>_records` table name. */
-const PREFIX: FlagKind = {
-  expected: 'a lowercase name (a-z, 0-9, "_"; not starting with a digit; at most 40 characters)',
-  parse: (text) => (/^[a-z_][a-z0-9_]{0,39}$/.test(text) ? text : undefined),
-};
-const SWITCH: FlagKind = { expected: 'no value', parse: () => true, isSwitch: true };
-const MILLISECONDS: FlagKind = {
-  expected: 'milliseconds, a number >= 0',
-  parse: (text) => {
-    const value = toNumber(text);
-    return value !== undefined && value >= 0 ? value : undefined;
-  },
-};
-const POSITIVE_NUMBER: FlagKind = {
-  expected: 'a number > 0',
-  parse: (text) => {
-    const value = toNumber(text);
-    return value !== undefined && value > 0 ? value : undefined;
-  },
-};
-
 function integerAtLeast(min: number): FlagKind {
   return {
     expected: `an integer >= ${min}`,
@@ -289,7 +380,7 @@ function toNumber(text: string): number | undefined {
 }
 
 /** Reads `--flag value` and `--flag=value` pairs; every flag at most once. */
-function readFlags(argv: readonly string[], kinds: Record<string, FlagKind>): Record<string, unknown> {
+function readFlags(argv: readonly string[], flags: Record<string, Flag>): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -299,9 +390,9 @@ function readFlags(argv: readonly string[], kinds: Record<string, FlagKind>): Re
     }
     const [, name, inline] = match;
     const flag = `--${name}`;
-    const kind = kinds[name];
+    const kind = flags[name]?.kind;
     if (kind === undefined) {
-      const known = Object.keys(kinds)
+      const known = Object.keys(flags)
         .map((known) => `--${known}`)
         .join(', ');
       throw new UsageError(`unknown flag ${flag}; expected one of ${known}`, { flag, received: arg });
@@ -338,4 +429,25 @@ function readFlags(argv: readonly string[], kinds: Record<string, FlagKind>): Re
     values[name] = value;
   }
   return values;
+}
+
+/** The options of a command's help, one a line: the flag and its value, what it does, its default. */
+function optionsHelp(flags: Record<string, Flag>): string {
+  const rows = [
+    ...Object.entries(flags).map(([name, { value, help, default: byDefault }]) => ({
+      usage: value === undefined ? `--${name}` : `--${name} ${value}`,
+      // Kept on one line by the wrap: a no-break space until then.
+      text: byDefault === undefined ? help : `${help} (default:\u00a0${byDefault.replaceAll(' ', '\u00a0')})`,
+    })),
+    { usage: '-h, --help', text: 'print this help' },
+  ];
+  const width = Math.max(...rows.map(({ usage }) => usage.length));
+  const indent = ' '.repeat(width + 4);
+  return rows
+    .map(
+      ({ usage, text }) =>
+        `  ${usage.padEnd(width)}  ${wrapText(text, HELP_WIDTH - indent.length).join(`\n${indent}`)}`,
+    )
+    .join('\n')
+    .replaceAll('\u00a0', ' ');
 }

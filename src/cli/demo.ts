@@ -5,7 +5,7 @@ import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'r
 import { redactUrl } from '../stores/errors.js';
 import { openStore } from '../stores/openStore.js';
 import { LeaseState } from '../types.js';
-import type { DemoOptions, Strategy } from './args.js';
+import { DEFAULT_MEMORY_LATENCY, type DemoOptions, type Strategy } from './args.js';
 import { Driver } from './driver.js';
 import { FigureCounter, type Figures } from './figures.js';
 import { inProcessReplica } from './inProcessReplica.js';
@@ -58,8 +58,6 @@ export interface DemoRunOptions {
   replicaCommand?: readonly string[];
 }
 
-/** The simulated round trip of an in-process replica's store calls, with `memory` (see `linkStore`). */
-export const DEFAULT_MEMORY_LATENCY = 1;
 /** Starting a Node process per replica takes a while on a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -129,12 +127,14 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     let phase: DemoPhase = 'starting';
     let started = 0;
+    // Once the statuses have converged, the view shows the time that took: the table's duration.
+    let convergedAt: number | undefined = undefined;
     view?.start(() => ({
       store: redactUrl(options.store),
       strategy,
       keys: keyCount,
       phase,
-      elapsedMs: started === 0 ? 0 : demoNow() - started,
+      elapsedMs: started === 0 ? 0 : (convergedAt ?? demoNow()) - started,
       updates: counter.updates,
       totalUpdates: updates,
       replicas: counter.replicas,
@@ -162,6 +162,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 
     phase = 'converging';
     const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
+    convergedAt = convergence.at;
     const durationMs = convergence.at - started;
 
     phase = 'idle';

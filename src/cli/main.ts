@@ -1,8 +1,18 @@
 import { StoreClientMissingError, StoreUnreachableError, StoreUrlError } from '../stores/errors.js';
-import { DEMO_USAGE, REPLICA_USAGE, UsageError, parseDemoArgs, parseReplicaArgs } from './args.js';
+import {
+  DEMO_HELP,
+  DEMO_USAGE,
+  REPLICA_HELP,
+  REPLICA_USAGE,
+  UsageError,
+  parseDemoArgs,
+  parseReplicaArgs,
+} from './args.js';
 import { runDemo } from './demo.js';
+import { errorLine } from './errorLine.js';
 import { LiveView, type ViewStream } from './liveView.js';
 import { runReplicaCommand } from './replicaCommand.js';
+import { packageVersion } from './packageVersion.js';
 import { summaryTable } from './table.js';
 
 /** The streams the CLI writes to. */
@@ -20,10 +30,16 @@ export const EXIT_USAGE = 2;
 
 const USAGE = `rx-writer-lease: replicas that keep shared records' statuses, one write per change.
 
+Commands:
+  demo      run replicas and a driver that changes the records, then print the figures
+  replica   run one replica on a shared store (Redis, etcd, PostgreSQL), for several machines
+
 ${DEMO_USAGE}
 ${REPLICA_USAGE}
+Usage: rx-writer-lease --version | --help
 
-See docs/replicas.md for what the demo measures.`;
+\`rx-writer-lease demo --help\` and \`rx-writer-lease replica --help\` describe each option,
+its unit and its default; docs/replicas.md, what the demo measures.`;
 
 /**
  * Runs one command line of `rx-writer-lease` and returns its exit code.
@@ -44,12 +60,16 @@ export async function main(argv: readonly string[], io: CliIO = process): Promis
     (command === undefined ? io.stderr : io.stdout).write(`${USAGE}\n`);
     return command === undefined ? EXIT_USAGE : EXIT_OK;
   }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    io.stdout.write(`${packageVersion()}\n`);
+    return EXIT_OK;
+  }
   if (command !== 'demo' && command !== 'replica') {
     io.stderr.write(`rx-writer-lease: unknown command "${command}"; expected demo or replica\n\n${USAGE}\n`);
     return EXIT_USAGE;
   }
   if (args.includes('--help') || args.includes('-h')) {
-    io.stdout.write(`${command === 'demo' ? DEMO_USAGE : REPLICA_USAGE}\n`);
+    io.stdout.write(`${command === 'demo' ? DEMO_HELP : REPLICA_HELP}\n`);
     return EXIT_OK;
   }
   try {
@@ -57,14 +77,16 @@ export async function main(argv: readonly string[], io: CliIO = process): Promis
   } catch (error) {
     const usage = command === 'demo' ? DEMO_USAGE : REPLICA_USAGE;
     if (error instanceof UsageError || error instanceof StoreUrlError) {
-      io.stderr.write(`rx-writer-lease ${command}: ${error.message}\n\n${usage}\n`);
+      io.stderr.write(`rx-writer-lease ${command}: ${errorLine(error.message)}\n\n${usage}\n`);
       return EXIT_USAGE;
     }
     if (error instanceof StoreUnreachableError || error instanceof StoreClientMissingError) {
-      io.stderr.write(`rx-writer-lease ${command}: ${error.message}\n`);
+      io.stderr.write(`rx-writer-lease ${command}: ${errorLine(error.message)}\n`);
       return EXIT_FAILURE;
     }
-    io.stderr.write(`rx-writer-lease ${command}: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.stderr.write(
+      `rx-writer-lease ${command}: ${errorLine(error instanceof Error ? error.message : String(error))}\n`,
+    );
     return EXIT_FAILURE;
   }
 }

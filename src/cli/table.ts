@@ -1,9 +1,11 @@
 import { DEFAULT_BACKOFF_STEP_MS } from '../backoff.js';
 import type { DemoSummary } from './demo.js';
+import { formatDuration } from './formatDuration.js';
+import { wrapText } from './wrapText.js';
 
 /**
  * The summary table printed at the end of a demo: each figure, its value and
- * what it should be.
+ * what it should be; then, for each figure off its ideal, why.
  *
  * @example
  * ```ts
@@ -14,6 +16,9 @@ import type { DemoSummary } from './demo.js';
  * //   updates                100
  * //   writes                  97  <= updates
  * //   ...
+ * //
+ * // Off the ideal:
+ * //   conflicts 2: writes refused on version during the election, ...
  * ```
  * @param summary The run's figures and settings.
  * @param durations The lease's durations, for the failover bound.
@@ -43,12 +48,62 @@ export function summaryTable(
   ];
   const figureWidth = Math.max(...rows.map(([figure]) => figure.length));
   const valueWidth = Math.max(5, ...rows.map(([, value]) => value.length));
+  const notes = offIdeal(summary, failoverBound);
   return [
-    `${store} · ${strategy} · ${replicas} replicas · ${keys} keys · ${(durationMs / 1000).toFixed(2)} s`,
+    `${store} · ${strategy} · ${replicas} replicas · ${keys} keys · ${formatDuration(durationMs)}`,
     '',
     `  ${'figure'.padEnd(figureWidth)}  ${'value'.padStart(valueWidth)}  ideal`,
     ...rows.map(([figure, value, ideal]) =>
       `  ${figure.padEnd(figureWidth)}  ${value.padStart(valueWidth)}  ${ideal}`.trimEnd(),
     ),
+    ...(notes.length === 0
+      ? []
+      : [
+          '',
+          'Off the ideal:',
+          ...notes.flatMap((note) => wrapText(note, 76).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`)),
+        ]),
   ].join('\n');
+}
+
+/** Why each figure that is off its ideal is. */
+function offIdeal(summary: DemoSummary, failoverBound: number): string[] {
+  const { strategy, updates, writes, conflicts, attemptsPerUpdate, idleWrites, failoverMs, converged } = summary;
+  const notes: string[] = [];
+  const killed = failoverMs !== null;
+  if (strategy === 'uncoordinated') {
+    notes.push(
+      `attemptsPerUpdate ${attemptsPerUpdate.toFixed(2)}, conflicts ${conflicts}: uncoordinated, every replica ` +
+        'writes every change; this is the baseline the writer lease is measured against',
+    );
+  } else {
+    if (writes < updates) {
+      notes.push(
+        `writes ${writes} for ${updates} updates (attemptsPerUpdate ${attemptsPerUpdate.toFixed(2)}): ` +
+          `${updates - writes === 1 ? '1 change was' : `${updates - writes} changes were`} coalesced: ` +
+          'a key changed again while its work waited ' +
+          `(a unit running${killed ? ', the failover' : ''}, a follower's deferral), and its latest ` +
+          'generation was written once; the statuses end the same',
+      );
+    }
+    if (conflicts > 0) {
+      notes.push(
+        `conflicts ${conflicts}: writes refused on version, from the election (every replica tries once ` +
+          `before one leads)${killed ? ' and the failover (the followers race for the dead leader’s keys)' : ''}`,
+      );
+    }
+  }
+  if (idleWrites > 0) {
+    notes.push(`idleWrites ${idleWrites}: status writes after convergence, with no spec change: each is one too many`);
+  }
+  if (failoverMs !== null && failoverMs > failoverBound) {
+    notes.push(
+      `failoverMs ${failoverMs} > ${failoverBound}: the takeover took longer than the lease, a retry and a ` +
+        'backoff step; on a busy machine, timers fire late',
+    );
+  }
+  if (!converged) {
+    notes.push('converged false: some statuses had not caught up with their specs when the wait gave up');
+  }
+  return notes;
 }
