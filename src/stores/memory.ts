@@ -1,4 +1,4 @@
-import { Subject, type Observable } from 'rxjs';
+import { Subject, filter, map, type Observable } from 'rxjs';
 import { StoreClosedError } from './errors.js';
 import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
 import type {
@@ -10,6 +10,9 @@ import type {
   RecordStore,
   Versioned,
 } from './store.js';
+
+/** One item of the memory store's feed: a change, or a handover. */
+type FeedItem = RecordChange | { readonly handover: string };
 
 /**
  * A {@link RecordStore} in the memory of one process, for replicas that run
@@ -35,9 +38,10 @@ export class MemoryStore implements RecordStore {
   /** Always `memory://`. */
   readonly url = 'memory://';
   readonly #records = new Map<string, { readonly text: string; readonly version: number }>();
-  readonly #changes = new Subject<RecordChange>();
-  /** Changes waiting while a subscriber's reaction to an earlier one is still on the stack. */
-  readonly #unsent: RecordChange[] = [];
+  /** Changes and handovers, on one feed so that every subscriber sees them in the order they were made. */
+  readonly #feed = new Subject<FeedItem>();
+  /** What waits while a subscriber's reaction to an earlier item is still on the stack. */
+  readonly #unsent: FeedItem[] = [];
   #sending = false;
   #revision = 0;
   #closed = false;
@@ -139,7 +143,39 @@ export class MemoryStore implements RecordStore {
    * @returns A hot Observable that completes on `close()`.
    */
   changes(): Observable<RecordChange> {
-    return this.#changes.asObservable();
+    return this.#feed.pipe(filter((item): item is RecordChange => !('handover' in item)));
+  }
+
+  /**
+   * Announces that `writer` stopped writing (a graceful stop), after every
+   * change made so far.
+   *
+   * @example
+   * ```ts
+   * store.handovers().subscribe((writer) => console.log('handed over:', writer));
+   * await store.handOver('replica-1'); // logs 'handed over: replica-1'
+   * ```
+   * @param writer The writer that stopped.
+   * @returns Resolves once announced.
+   */
+  handOver(writer: string): Promise<void> {
+    return this.#run('handOver', undefined, () => this.#send({ handover: writer }));
+  }
+
+  /**
+   * The writers that handed over, from now on, in order with {@link changes}.
+   *
+   * @example
+   * ```ts
+   * store.handovers().subscribe((writer) => lease.expire({ wake: true }));
+   * ```
+   * @returns A hot Observable that completes on `close()`.
+   */
+  handovers(): Observable<string> {
+    return this.#feed.pipe(
+      filter((item): item is { readonly handover: string } => 'handover' in item),
+      map(({ handover }) => handover),
+    );
   }
 
   /**
@@ -153,7 +189,7 @@ export class MemoryStore implements RecordStore {
    */
   close(): Promise<void> {
     this.#closed = true;
-    this.#changes.complete();
+    this.#feed.complete();
     return Promise.resolve();
   }
 
@@ -170,12 +206,12 @@ export class MemoryStore implements RecordStore {
    * once would show it to the other subscribers before the change that
    * caused it. Queued, every subscriber sees the changes in write order.
    */
-  #send(change: RecordChange): void {
-    this.#unsent.push(change);
+  #send(item: FeedItem): void {
+    this.#unsent.push(item);
     if (this.#sending) return;
     this.#sending = true;
     try {
-      for (let next = this.#unsent.shift(); next; next = this.#unsent.shift()) this.#changes.next(next);
+      for (let next = this.#unsent.shift(); next; next = this.#unsent.shift()) this.#feed.next(next);
     } finally {
       this.#sending = false;
     }

@@ -157,6 +157,19 @@ export interface RecordStore {
    * re-reads the records and emits those that may have changed meanwhile.
    */
   changes(): Observable<RecordChange>;
+  /**
+   * Announces to every replica watching this store that `writer` stopped
+   * writing for good (a graceful stop; docs/lease.md, "Handover"). It rides
+   * the store's own change channel, after every change `writer` made.
+   * Optional: with a store that has none, followers wait the lease out.
+   */
+  handOver?(writer: string): Promise<void>;
+  /**
+   * The writers that handed over, from the moment of subscription, in order
+   * with the changes of {@link changes} (a writer's last status writes come
+   * before its handover).
+   */
+  handovers?(): Observable<string>;
   /** Releases every connection and timer. */
   close(): Promise<void>;
 }
