@@ -14,6 +14,8 @@ import {
   map,
   merge,
   mergeAll,
+  of,
+  delay,
   race,
   switchMap,
   take,
@@ -64,7 +66,7 @@ type Command =
   | { readonly type: 'try'; readonly key: string; readonly id: number; readonly work: WorkFunc }
   | { readonly type: 'extend'; readonly key: string; readonly at?: number }
   | { readonly type: 'remove'; readonly key: string; readonly id?: number }
-  | { readonly type: 'expire' };
+  | { readonly type: 'expire'; readonly wake: boolean };
 
 const OWNER = 'WriterLease';
 
@@ -145,6 +147,8 @@ export class WriterLease {
   #processing: Subscription | undefined;
   /** True while a pass takes due keys: a synchronous unit that settles inside it must not start another pass. */
   #draining = false;
+  /** Set by `drain()`: no unit starts any more. */
+  #closing = false;
   #disposed = false;
 
   /** The snapshot now, then every change. */
@@ -411,15 +415,53 @@ export class WriterLease {
 
   /**
    * Counts the lease as run out from now: a waiting follower's key runs the
-   * next time it is checked instead of waiting again.
+   * next time it is checked instead of waiting again (rule 7).
+   *
+   * With `wake`, keys waiting for the lease to run out are due now instead
+   * (rule 17, with rule 16's spread): what a follower does when the writer it
+   * follows hands over (docs/lease.md, "Handover").
    *
    * @example
    * ```ts
    * lease.expire(); lease.state.expires === scheduler.now(); // true
+   * store.handovers().subscribe((writer) => writer === followed && lease.expire({ wake: true }));
    * ```
+   * @param options `wake`: make the keys that wait for the lease due now.
    */
-  expire(): void {
-    this.#call({ type: 'expire' });
+  expire(options: { readonly wake?: boolean } = {}): void {
+    this.#call({ type: 'expire', wake: options.wake === true });
+  }
+
+  /**
+   * Stops gracefully: no unit starts any more, running units get up to
+   * `timeoutMs` (on the lease's clock) to settle, and then the lease is
+   * disposed (whatever still runs is let go of). What a leader does before it
+   * hands over (docs/lease.md, "Handover"); `StatusWriter.handOver()` does
+   * both.
+   *
+   * @example
+   * ```ts
+   * const pending = await lease.drain(2_000); // ['route/b']: work left pending
+   * await store.handOver('replica-1');
+   * ```
+   * @param timeoutMs How long running units may take to settle, a finite number >= 0.
+   * @returns The keys with pending work, as `dispose()` returns them.
+   * @throws RangeError when `timeoutMs` is not a finite number >= 0.
+   */
+  drain(timeoutMs: number): Promise<string[]> {
+    assertDuration(OWNER, 'drain: timeoutMs', timeoutMs);
+    if (this.#disposed) return Promise.resolve(this.pendingKeys());
+    this.#closing = true;
+    const idle =
+      this.#keys.runningCount === 0 ? of(undefined) : this.events$.pipe(filter(() => this.#keys.runningCount === 0));
+    const timedOut = atTime(this.#scheduler.now() + timeoutMs, this.#scheduler);
+    return new Promise((resolve) => {
+      // Disposed in a scheduled action of its own, at that moment: the last unit's result applies first,
+      // and in virtual time the whole drain happens in frames, not in microtasks after the test.
+      race(idle, timedOut)
+        .pipe(take(1), delay(0, this.#scheduler))
+        .subscribe({ complete: () => resolve(this.dispose()) });
+    });
   }
 
   /**
@@ -563,6 +605,11 @@ export class WriterLease {
       }
       case 'expire':
         this.#setState(afterExpire(this.#state.value, now), now);
+        if (command.wake) {
+          // Rule 17: keys deferred until the other lease ran out are due now, spread as new work is (rule 16).
+          this.#keys.wakeWaiting(now + this.#currentSpread().followerMs);
+          this.#armTimer();
+        }
         return;
     }
   }
@@ -578,17 +625,27 @@ export class WriterLease {
     if (pending === undefined) return false;
     this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
     if (running !== undefined) {
-      this.#letGo(entry, running, reason, now);
-      this.#keys.ended(entry);
+      this.#letGo(entry, running, reason, now, () => this.#keys.ended(entry));
       // The freed worker is taken in a scheduled action, never inside this call.
       this.#armTimer();
     }
     return true;
   }
 
-  /** Aborts a running unit; nothing it returns later is applied. The caller frees its worker. */
-  #letGo(entry: KeyEntry, unit: RunningUnit<KeyEntry>, reason: Exclude<LetGoReason, 'timeout'>, now: number): void {
+  /**
+   * Aborts a running unit (nothing it returns later is applied), frees its
+   * worker with `free` (the key table's part), then says so in a `let-go`
+   * event: a listener that counts running units sees the count it announces.
+   */
+  #letGo(
+    entry: KeyEntry,
+    unit: RunningUnit<KeyEntry>,
+    reason: Exclude<LetGoReason, 'timeout'>,
+    now: number,
+    free: () => void,
+  ): void {
     unit.letGo(letGoError(entry.key, LET_GO_BECAUSE[reason]));
+    free();
     this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason, started: unit.started, at: now });
   }
 
@@ -637,6 +694,8 @@ export class WriterLease {
       this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until, at: now });
       return;
     }
+    // Draining: the key stays pending, for dispose() to report.
+    if (this.#closing) return;
     this.#start(entry, submission, now);
   }
 
@@ -752,8 +811,7 @@ export class WriterLease {
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
     for (const entry of this.#keys.entriesRunning()) {
-      this.#letGo(entry, entry.running!, 'stopped', now);
-      this.#keys.stopped(entry, now);
+      this.#letGo(entry, entry.running!, 'stopped', now, () => this.#keys.stopped(entry, now));
     }
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }

@@ -121,6 +121,13 @@ export class KeyTable {
     this.#deleteIfEmpty(entry);
   }
 
+  /** Rule 17: every queued key due later than `at` is due at `at`, keeping its order among them. */
+  wakeWaiting(at: number): void {
+    const waiting = [...this.#entries.values()].filter((entry) => this.#due.has(entry) && entry.at > at);
+    waiting.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    for (const entry of waiting) this.#due.add(entry, at);
+  }
+
   /** A due key whose unit still runs: it is queued again when the unit ends. */
   cameDueWhileRunning(entry: KeyEntry): void {
     entry.dueWhileRunning ??= entry.at;

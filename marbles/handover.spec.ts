@@ -1,0 +1,91 @@
+import { map } from 'rxjs';
+import { WorkResult, constantBackoff } from '../src';
+import { createLease, eventsOf, extend, marbles, record, release, runs } from './support';
+
+/** Issue 10 (docs/lease.md, "Handover"): the lease's two halves of a graceful stop. */
+
+const r = { result: WorkResult.Extend } as const;
+
+describe('rule 17: expire({ wake: true }) makes the keys that wait for the other lease due now', () => {
+  it("a follower's deferred keys run at once, in the order they became due, instead of at expires", () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: constantBackoff(50) });
+      lease.run();
+      lease.try('x', release); // frame 0: follower, expires 50
+      scheduler.schedule(() => {
+        lease.try('a', extend); // due at 100 (2 × backoff(0))
+        lease.try('b', extend);
+      }, 1);
+      scheduler.schedule(() => lease.expire({ wake: true }), 20);
+      expectObservable(runs(lease)).toBe('x 19ms (ab)', { x: 'x', a: 'a', b: 'b' });
+    });
+  });
+
+  it('without wake (rule 7), the keys still wait for their due time', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: constantBackoff(50) });
+      lease.run();
+      lease.try('x', release);
+      scheduler.schedule(() => lease.try('a', extend), 1); // due at 101
+      scheduler.schedule(() => lease.expire(), 20);
+      expectObservable(runs(lease)).toBe('x 100ms a', { x: 'x', a: 'a' });
+    });
+  });
+
+  it('with the spread (rule 16), woken keys wait their share of backoff(0), all the same share', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: constantBackoff(50), spread: true, random: () => 0.1 });
+      lease.run();
+      lease.try('x', release); // election: due at 0 + 0.1 × 100 = 10; follower from 10, expires 60
+      scheduler.schedule(() => {
+        lease.try('a', extend);
+        lease.try('b', extend);
+      }, 11);
+      scheduler.schedule(() => lease.expire({ wake: true }), 20); // due at 20 + 0.1 × 50 = 25
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ key, at }) => `${key}@${at}`))).toBe('10ms x 14ms (ab)', {
+        x: 'x@10',
+        a: 'a@25',
+        b: 'b@25',
+      });
+    });
+  });
+});
+
+describe('drain(timeoutMs): no unit starts, running units may settle, then the lease is disposed', () => {
+  it('a running unit settles and its result applies; work not started is reported pending', () => {
+    marbles(({ scheduler, cold, expectObservable, expectSubscriptions }) => {
+      const lease = createLease(scheduler);
+      const unit = cold('----r|', { r });
+      lease.run();
+      lease.try('running', () => unit);
+      lease.try('queued', extend);
+      scheduler.schedule(() => void lease.drain(10), 2);
+      expectSubscriptions(unit.subscriptions).toBe('^---!');
+      expectObservable(runs(lease)).toBe('r---|', { r: 'running' }); // events$ completes as the lease is disposed
+      expectObservable(record(lease.leader$)).toBe('f---(t|)', { f: false, t: true });
+      scheduler.schedule(() => expect(lease.pendingKeys()).toEqual(['queued']), 10);
+    });
+  });
+
+  it('a unit still running at the timeout is let go of', () => {
+    marbles(({ scheduler, cold, expectObservable, expectSubscriptions }) => {
+      const lease = createLease(scheduler);
+      const unit = cold('----------r|', { r });
+      lease.run();
+      lease.try('slow', () => unit);
+      scheduler.schedule(() => void lease.drain(3), 2);
+      expectSubscriptions(unit.subscriptions).toBe('^----!');
+      expectObservable(eventsOf(lease, 'let-go').pipe(map(({ reason }) => reason))).toBe('-----(s|)', {
+        s: 'stopped',
+      });
+    });
+  });
+
+  it('rejects a bad timeout, naming it, and changes nothing', () => {
+    marbles(({ scheduler }) => {
+      const lease = createLease(scheduler);
+      expect(() => void lease.drain(-1)).toThrow(/drain: timeoutMs must be a finite number >= 0, received -1/);
+      expect(lease.running).toBe(false);
+    });
+  });
+});
