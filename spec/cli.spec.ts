@@ -145,6 +145,7 @@ describe('the final table', () => {
     store: 'redis://127.0.0.1:6379',
     strategy: 'writer-lease',
     lostWrites: 0,
+    handoverMs: null,
     replicas: 3,
     keys: 10,
     updates: 100,

@@ -26,7 +26,7 @@ export type * from './events.js';
 export { ContentionTracker } from './contentionTracker.js';
 export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker.js';
 export { StatusWriter } from './statusWriter.js';
-export type { StatusWriterOptions, StatusWriterEvent } from './statusWriter.js';
+export type { StatusWriterOptions, StatusWriterEvent, HandoverHeard } from './statusWriter.js';
 export type {
   RecordStore,
   RecordKind,

@@ -3,7 +3,7 @@ import type { ContentionTracker } from './contentionTracker.js';
 import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
 import type { RecordChange, RecordStore, SpecValue, StatusValue } from './stores/store.js';
-import { WorkResult, type WorkFunc, type WorkReturn } from './types.js';
+import { LeaseState, WorkResult, type WorkFunc, type WorkReturn } from './types.js';
 import type { WriterLease } from './writerLease.js';
 
 /**
@@ -70,6 +70,21 @@ export type StatusWriterEvent =
   | { readonly type: 'contended'; readonly key: string }
   | { readonly type: 'error'; readonly key: string; readonly error: unknown };
 
+/**
+ * A handover heard on the store: `writer` stopped writing. `followed`: it was
+ * the writer this replica followed, so its lease counted as run out at once.
+ *
+ * @example
+ * ```ts
+ * writer.handovers$.subscribe(({ writer, followed }) => console.log(writer, followed));
+ * // replica-1 true
+ * ```
+ */
+export interface HandoverHeard {
+  readonly writer: string;
+  readonly followed: boolean;
+}
+
 const OWNER = 'StatusWriter';
 
 /**
@@ -120,9 +135,18 @@ export class StatusWriter {
   readonly #statusGenerations = new Map<string, number>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
+  /** The other writer whose write renewed our lease last: the one this replica follows. */
+  #following: string | undefined;
+  /** Writers that handed over: their old writes renew nothing, until one is heard writing again. */
+  readonly #departed = new Set<string>();
+  readonly #handovers = new Subject<HandoverHeard>();
+  /** The subscription of `run()`, ended by `handOver()`. */
+  #watch: Subscription | undefined;
 
   /** What every unit did. */
   readonly events$: Observable<StatusWriterEvent> = this.#events.asObservable();
+  /** Every handover heard on the store, and whether this replica acted on it. */
+  readonly handovers$: Observable<HandoverHeard> = this.#handovers.asObservable();
 
   /**
    * @param options The store, the lease and this replica's name.
@@ -204,7 +228,54 @@ export class StatusWriter {
         }),
       );
     }
+    const handovers$ = this.#coordinate ? this.#store.handovers?.() : undefined;
+    if (handovers$ !== undefined) watch.add(handovers$.subscribe((writer) => this.#handedOver(writer)));
+    this.#watch = watch;
     return watch;
+  }
+
+  /**
+   * Stops gracefully and hands over (docs/lease.md, "Handover"): stops
+   * watching the store, lets the units in flight settle (at most
+   * `timeoutMs`, then the lease lets go of them), disposes the lease, and
+   * announces through the store that this writer stopped, so that the
+   * replicas following it write at once instead of waiting its lease out.
+   * With a store that cannot announce (no `handOver`), they wait it out.
+   *
+   * @example
+   * ```ts
+   * process.once('SIGTERM', async () => {
+   *   const pending = await writer.handOver();
+   *   process.exit(0);
+   * });
+   * ```
+   * @param options `timeoutMs`: how long units in flight may take to settle.
+   * @returns The keys whose work was left pending.
+   * @default options.timeoutMs 5000
+   */
+  async handOver({ timeoutMs = 5_000 }: { readonly timeoutMs?: number } = {}): Promise<string[]> {
+    this.#watch?.unsubscribe();
+    const pending = await this.#lease.drain(timeoutMs);
+    await this.#store.handOver?.(this.#writer);
+    this.#handovers.complete();
+    return pending;
+  }
+
+  /**
+   * A writer handed over. Only the one this replica follows matters: its
+   * lease counts as run out and the keys waiting for it are due now (rule
+   * 17). A handover from another writer, a repeated one, or a late one (this
+   * replica follows someone else by then) changes nothing.
+   */
+  #handedOver(writer: string): void {
+    if (writer === this.#writer) return;
+    this.#departed.add(writer);
+    const followed = writer === this.#following && this.#lease.state.state === LeaseState.Follower;
+    if (followed) {
+      this.#following = undefined;
+      this.#lease.expire({ wake: true });
+    }
+    this.#handovers.next({ writer, followed });
   }
 
   /**
@@ -245,8 +316,12 @@ export class StatusWriter {
    */
   #othersCurrentWrite({ key, value }: RecordChange<StatusValue>): boolean {
     if (value === undefined || value.writer === this.#writer || !this.#coordinate) return false;
+    // Heard writing after its handover (the feed keeps their order): it is back.
+    this.#departed.delete(value.writer);
     const seen = this.#seen.get(key);
-    return seen !== undefined && value.generation >= seen.generation;
+    if (seen === undefined || value.generation < seen.generation) return false;
+    this.#following = value.writer;
+    return true;
   }
 
   /**
@@ -308,7 +383,9 @@ export class StatusWriter {
         if (value === ours && status.value.generation === generation) {
           // Found by reading, maybe long after it was written. This extend also lets go of this very
           // unit (its key's work is done by another writer), so what it returns is not applied.
-          if (writer !== this.#writer && this.#coordinate) {
+          // A writer that handed over renews nothing: its lease ended when it said so.
+          if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
+            this.#following = writer;
             this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
           }
           return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };

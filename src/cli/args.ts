@@ -34,6 +34,8 @@ export interface DemoOptions {
   strategy: Strategy;
   /** Milliseconds after the driver's first change when the leading replica is killed; undefined: never. */
   killLeaderAfter: number | undefined;
+  /** Milliseconds after the driver's first change when the leading replica stops gracefully and hands over; undefined: never. */
+  handoverAfter: number | undefined;
   /** The records' namespace in the store. @default 'wl' */
   prefix: string;
   /** Print one JSON object as the last line of stdout instead of the table. @default false */
@@ -106,7 +108,7 @@ export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H
                           [--replicas 3] [--keys 10] [--updates 100] [--rate 50]
                           [--lease-duration 1000] [--retry-interval 100]
                           [--strategy writer-lease|uncoordinated]
-                          [--kill-leader-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
+                          [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
 
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
@@ -204,6 +206,12 @@ const DEMO_FLAGS = {
     help: "milliseconds after the driver's first change when the leading replica is killed",
     default: 'never',
   },
+  'handover-after': {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: "milliseconds after the driver's first change when the leading replica stops gracefully and hands over (a replica process gets SIGTERM)",
+    default: 'never',
+  },
   seed: { kind: integerAtLeast(0), value: 'N', help: "seed of the driver's choice of keys and values", default: '1' },
   latency: {
     kind: MILLISECONDS,
@@ -276,12 +284,21 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
     killLeaderAfter: flags['kill-leader-after'] as number | undefined,
+    handoverAfter: flags['handover-after'] as number | undefined,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
     json: flags.json === true,
     seed: (flags.seed as number | undefined) ?? 1,
     latency: flags.latency as number | undefined,
   };
-  checkKill(options);
+  checkOutage(options, '--kill-leader-after', options.killLeaderAfter);
+  checkOutage(options, '--handover-after', options.handoverAfter);
+  if (options.killLeaderAfter !== undefined && options.handoverAfter !== undefined) {
+    throw new UsageError('--kill-leader-after and --handover-after: give one of them, received both', {
+      flag: '--handover-after',
+      expected: 'no --kill-leader-after',
+      received: `--kill-leader-after ${options.killLeaderAfter}`,
+    });
+  }
   if (options.latency !== undefined && options.store !== 'memory' && options.store !== 'memory://') {
     throw new UsageError(
       `--latency: applies to --store memory only (a real store has its own), received --store ${options.store}`,
@@ -336,25 +353,24 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
   };
 }
 
-/** The driver's last change is made at `(updates - 1) / rate` s: the kill must come before it, or no change is left to fail over. */
-function checkKill({ killLeaderAfter, replicas, updates, rate }: DemoOptions): void {
-  if (killLeaderAfter === undefined) return;
+/**
+ * The driver's last change is made at `(updates - 1) / rate` s: a kill or a
+ * handover must come before it, or no change is left to measure it by.
+ */
+function checkOutage({ replicas, updates, rate }: DemoOptions, flag: string, after: number | undefined): void {
+  if (after === undefined) return;
   if (replicas < 2) {
     throw new UsageError(
-      `--kill-leader-after: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`,
-      {
-        flag: '--kill-leader-after',
-        expected: '--replicas >= 2',
-        received: String(replicas),
-      },
+      `${flag}: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`,
+      { flag, expected: '--replicas >= 2', received: String(replicas) },
     );
   }
   const lastChange = ((updates - 1) * 1000) / rate;
-  if (killLeaderAfter >= lastChange) {
+  if (after >= lastChange) {
     throw new UsageError(
-      `--kill-leader-after: expected milliseconds < ${Math.floor(lastChange)} (the driver's last change, (updates - 1) / rate), ` +
-        `received ${killLeaderAfter}; raise --updates or lower it`,
-      { flag: '--kill-leader-after', expected: `< ${Math.floor(lastChange)}`, received: String(killLeaderAfter) },
+      `${flag}: expected milliseconds < ${Math.floor(lastChange)} (the driver's last change, (updates - 1) / rate), ` +
+        `received ${after}; raise --updates or lower it`,
+      { flag, expected: `< ${Math.floor(lastChange)}`, received: String(after) },
     );
   }
 }

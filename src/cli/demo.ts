@@ -97,6 +97,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     retryInterval,
     strategy,
     killLeaderAfter,
+    handoverAfter,
     prefix,
     seed,
   } = options;
@@ -149,11 +150,13 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     phase = 'running';
     started = demoNow();
     let killed: Promise<void> = Promise.resolve();
-    if (killLeaderAfter !== undefined) {
+    const outageAfter = killLeaderAfter ?? handoverAfter;
+    if (outageAfter !== undefined) {
+      const outage = killLeaderAfter !== undefined ? 'kill' : 'handover';
       killed = new Promise<void>((resolve) => {
         killTimer = setTimeout(
-          () => resolve(killLeader(counter, handles, { strategy, leaseDuration })),
-          killLeaderAfter,
+          () => resolve(stopLeader(counter, handles, { strategy, leaseDuration, outage })),
+          outageAfter,
         );
       });
     }
@@ -195,14 +198,15 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 }
 
 /**
- * Kills the replica that leads now. A writer lease still in its election
- * gets up to 2 × leaseDuration to elect one; uncoordinated replicas never
- * lead, so the one that wrote last stands for the leader.
+ * Kills the replica that leads now, or stops it gracefully so that it hands
+ * over. A writer lease still in its election gets up to 2 × leaseDuration to
+ * elect one; uncoordinated replicas never lead, so the one that wrote last
+ * stands for the leader.
  */
-async function killLeader(
+async function stopLeader(
   counter: FigureCounter,
   handles: readonly ReplicaHandle[],
-  { strategy, leaseDuration }: { strategy: Strategy; leaseDuration: number },
+  { strategy, leaseDuration, outage }: { strategy: Strategy; leaseDuration: number; outage: 'kill' | 'handover' },
 ): Promise<void> {
   if (strategy === 'writer-lease' && !counter.replicas.some(({ state }) => state === LeaseState.Leader)) {
     const leads$ = merge(...handles.map((handle) => handle.reports$)).pipe(
@@ -212,8 +216,13 @@ async function killLeader(
   }
   const handle = handles.find(({ name }) => name === counter.leader());
   if (handle === undefined) return;
-  counter.killed(handle.name, demoNow());
-  handle.kill();
+  if (outage === 'kill') {
+    counter.killed(handle.name, demoNow());
+    handle.kill();
+    return;
+  }
+  counter.handedOver(handle.name, demoNow());
+  await handle.stop(); // a replica process gets SIGTERM; an in-process one stops as it would on SIGTERM
 }
 
 /**

@@ -26,6 +26,11 @@ export interface Figures {
   readonly idleWrites: number;
   /** Kill of the leader → first status write of a spec change made after it; null without a kill. */
   readonly failoverMs: number | null;
+  /**
+   * Graceful stop of the leader → first status write, by another replica, of
+   * a spec change made after the stop; null without a handover.
+   */
+  readonly handoverMs: number | null;
   /** Every status generation equals its spec generation at the end. */
   readonly converged: boolean;
   /**
@@ -60,10 +65,11 @@ export interface ReplicaTally {
 export class FigureCounter {
   readonly #tallies: ReplicaTally[];
   #updates = 0;
-  #killAt: number | undefined;
-  /** Per key, the generation of its first spec change made after the kill. */
-  readonly #firstAfterKill = new Map<string, number>();
-  #failoverMs: number | null = null;
+  /** The leader's kill or graceful stop, measured from `at`. */
+  #outage: { readonly kind: 'kill' | 'handover'; readonly name: string; readonly at: number } | undefined;
+  /** Per key, the generation of its first spec change made after the outage. */
+  readonly #firstAfterOutage = new Map<string, number>();
+  #outageMs: number | null = null;
   #converged = false;
   #idleWrites = 0;
   #lostWrites = 0;
@@ -92,8 +98,8 @@ export class FigureCounter {
    */
   update({ key, generation, at }: SpecUpdate): void {
     this.#updates++;
-    if (this.#killAt !== undefined && at >= this.#killAt && !this.#firstAfterKill.has(key)) {
-      this.#firstAfterKill.set(key, generation);
+    if (this.#outage !== undefined && at >= this.#outage.at && !this.#firstAfterOutage.has(key)) {
+      this.#firstAfterOutage.set(key, generation);
     }
   }
 
@@ -112,10 +118,16 @@ export class FigureCounter {
       case 'written': {
         tally.writes++;
         tally.lastWriteAt = Math.max(tally.lastWriteAt, report.at);
-        const first = this.#firstAfterKill.get(report.key);
-        if (this.#killAt !== undefined && first !== undefined && report.generation >= first) {
-          const ms = report.at - this.#killAt;
-          if (this.#failoverMs === null || ms < this.#failoverMs) this.#failoverMs = ms;
+        const first = this.#firstAfterOutage.get(report.key);
+        const outage = this.#outage;
+        if (
+          outage !== undefined &&
+          report.replica !== outage.name &&
+          first !== undefined &&
+          report.generation >= first
+        ) {
+          const ms = report.at - outage.at;
+          if (this.#outageMs === null || ms < this.#outageMs) this.#outageMs = ms;
         }
         return;
       }
@@ -165,7 +177,18 @@ export class FigureCounter {
   killed(name: string, at: number): void {
     const tally = this.#tallies.find((t) => t.name === name);
     if (tally !== undefined) tally.state = 'killed';
-    this.#killAt = at;
+    this.#outage = { kind: 'kill', name, at };
+  }
+
+  /**
+   * Records the graceful stop of `name` at `at`; the handover is measured
+   * from there.
+   *
+   * @param name The replica that stops and hands over.
+   * @param at When it was told to stop.
+   */
+  handedOver(name: string, at: number): void {
+    this.#outage = { kind: 'handover', name, at };
   }
 
   /**
@@ -205,7 +228,8 @@ export class FigureCounter {
       attemptsPerUpdate: ratio(writes + conflicts, updates),
       writesPerUpdate: ratio(writes, updates),
       idleWrites: this.#idleWrites,
-      failoverMs: this.#failoverMs,
+      failoverMs: this.#outage?.kind === 'kill' ? this.#outageMs : null,
+      handoverMs: this.#outage?.kind === 'handover' ? this.#outageMs : null,
       converged: this.#converged,
       lostWrites: this.#lostWrites,
     };

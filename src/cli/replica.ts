@@ -189,8 +189,10 @@ export class Replica {
   }
 
   /**
-   * Stops cleanly: no new unit starts, the units in flight finish (at most
-   * 5 s), then `stopped` reports the totals and `reports$` completes.
+   * Stops cleanly and hands over: no new unit starts, the units in flight
+   * finish (at most 5 s), the store tells the other replicas that this
+   * writer stopped, then `stopped` reports the totals and `reports$`
+   * completes.
    *
    * @returns Resolves once stopped.
    */
@@ -213,9 +215,10 @@ export class Replica {
 
   async #stopCleanly(): Promise<void> {
     if (this.#over) return;
-    this.#watch?.unsubscribe();
-    this.#lease.dispose();
-    // The lease lets go of running units, but their store calls go on: their writes count.
+    // Units in flight settle (at most DRAIN_TIMEOUT_MS), then the store tells the other replicas that
+    // this writer stopped: the ones that follow it write at once instead of waiting its lease out.
+    await this.#writer.handOver({ timeoutMs: DRAIN_TIMEOUT_MS });
+    // A unit the lease let go of at the timeout may still have a store call on its way: its write counts.
     if (this.#inFlight > 0) {
       await firstValueFrom(race(this.#settled.pipe(filter(() => this.#inFlight <= 0)), timer(DRAIN_TIMEOUT_MS)));
     }

@@ -1,5 +1,13 @@
 import { Subject, takeUntil, type Observable } from 'rxjs';
-import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from '../stores/store.js';
+import type {
+  CallOptions,
+  CasOutcome,
+  Generational,
+  RecordChange,
+  RecordKind,
+  RecordStore,
+  Versioned,
+} from '../stores/store.js';
 
 /**
  * One in-process replica's connection to a shared store: it delays every
@@ -58,20 +66,28 @@ export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): 
 
   const store: RecordStore = {
     url: shared.url,
-    get: <T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> =>
-      call(() => shared.get<T>(kind, key)),
+    get: <T extends Generational>(
+      kind: RecordKind,
+      key: string,
+      options?: CallOptions,
+    ): Promise<Versioned<T> | undefined> => call(() => shared.get<T>(kind, key, options)),
     compareAndSet: <T extends Generational>(
       kind: RecordKind,
       key: string,
       value: T,
       expected: number | null,
-    ): Promise<CasOutcome> => call(() => shared.compareAndSet(kind, key, value, expected)),
+      options?: CallOptions,
+    ): Promise<CasOutcome> => call(() => shared.compareAndSet(kind, key, value, expected, options)),
     put: <T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> =>
       call(() => shared.put(kind, key, value)),
     delete: (kind: RecordKind, key: string): Promise<void> => call(() => shared.delete(kind, key)),
     changes: (): Observable<RecordChange> => shared.changes().pipe(takeUntil(severed$)),
     close: () => Promise.resolve(),
   };
+  if (shared.handOver !== undefined && shared.handovers !== undefined) {
+    store.handOver = (writer) => call(() => shared.handOver!(writer));
+    store.handovers = () => shared.handovers!().pipe(takeUntil(severed$));
+  }
 
   return {
     store,

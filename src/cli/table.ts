@@ -31,6 +31,8 @@ export function summaryTable(
   const { store, strategy, replicas, keys, durationMs } = summary;
   // The lease runs out, a retry, and one step of the default backoff.
   const failoverBound = leaseDuration + retryInterval + DEFAULT_BACKOFF_STEP_MS;
+  // Rule 17: the keys are due now, spread by up to backoff(0), and new work waits 2 × backoff(0) (rule 1).
+  const handoverBound = 3 * DEFAULT_BACKOFF_STEP_MS;
   const rows: [string, string, string][] = [
     ['updates', `${summary.updates}`, ''],
     ['writes', `${summary.writes}`, '<= updates'],
@@ -42,6 +44,11 @@ export function summaryTable(
       'failoverMs',
       summary.failoverMs === null ? '-' : `${summary.failoverMs}`,
       summary.failoverMs === null ? '' : `<= ${failoverBound}`,
+    ],
+    [
+      'handoverMs',
+      summary.handoverMs === null ? '-' : `${summary.handoverMs}`,
+      summary.handoverMs === null ? '' : `<= ${handoverBound} + a store round trip`,
     ],
     ['converged', `${summary.converged}`, 'true'],
     ['lostWrites', `${summary.lostWrites}`, '0 (Redis failover: may be more)'],
