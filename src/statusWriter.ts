@@ -132,7 +132,7 @@ export class StatusWriter {
    */
   readonly #seen = new Map<string, { readonly generation: number; readonly at: number }>();
   /** The latest status generation seen per key, to notice a status that went back. */
-  readonly #statusGenerations = new Map<string, number>();
+  readonly #statusGenerations = new Map<string, { readonly generation: number; readonly version: number }>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
   /** The other writer whose write renewed our lease last: the one this replica follows. */
@@ -331,11 +331,16 @@ export class StatusWriter {
    * writes it again unless someone notices, and no spec change may come to
    * trigger it.
    */
-  #statusWentBack({ key, value }: RecordChange<StatusValue>): boolean {
+  #statusWentBack({ key, value, version }: RecordChange<StatusValue>): boolean {
     const before = this.#statusGenerations.get(key);
+    // Versions only grow (a deletion carries the version it had): an older one is a late or repeated
+    // delivery of the feed, not the store going back.
+    if (before !== undefined && (value === undefined ? version < before.version : version <= before.version)) {
+      return false;
+    }
     if (value === undefined) this.#statusGenerations.delete(key);
-    else this.#statusGenerations.set(key, value.generation);
-    return before !== undefined && (value?.generation ?? 0) < before && this.#seen.has(key);
+    else this.#statusGenerations.set(key, { generation: value.generation, version });
+    return before !== undefined && (value?.generation ?? 0) < before.generation && this.#seen.has(key);
   }
 
   /**
