@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { merge, map, type Subscription } from 'rxjs';
 import { ChangeFeed } from '../src/stores/changeFeed';
 import { StoreClosedError } from '../src/stores/errors';
@@ -154,6 +155,52 @@ describe.each(['memory', 'redis', 'etcd', 'postgres'])('%s store: handover', (na
     expect(error).toBeInstanceOf(StoreClosedError);
     expect((error as Error).message).toBe(`Store ${store.url}: handOver was called after close()`);
     expect(completed).toBe(true);
+  });
+});
+
+describe('handover failures and reconnects', () => {
+  it('postgres: a handover the server refuses rejects with an error naming the URL, password masked', async () => {
+    const server = running.get('postgres')!;
+    // The test server trusts every local connection, so any password is accepted (and must not be shown).
+    const url = server.url.replace('postgres@', 'postgres:secret@');
+    const store = withHandover(await openStore(url));
+    try {
+      // NOTIFY refuses payloads of 8000 bytes or more.
+      const error = await store.handOver('w'.repeat(9000)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      const { message } = error as Error;
+      expect(message).toMatch(
+        /^Store postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/postgres: handOver\("w{75}\.\.\."\) failed: /,
+      );
+      expect(message).not.toContain('secret');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('redis: after its feed reconnects, an instance shows new handovers and no old one again', async () => {
+    const url = running.get('redis')!.url;
+    const [writer, follower] = (await Promise.all([openStore(url), openStore(url)])).map(withHandover);
+    try {
+      const seen = watchBoth(follower);
+      await writer.handOver('before');
+      await waitFor(() => seen.items.includes('handover:before'), 'the first handover', ARRIVAL_MS);
+      const admin = new Redis(url);
+      try {
+        await admin.client('KILL', 'TYPE', 'pubsub');
+      } finally {
+        admin.disconnect();
+      }
+      // Published while the follower is away: it arrives with the re-read after the follower subscribed again.
+      const version = await writer.put('status', 'probe', status(1, 'w'));
+      await waitFor(() => seen.items.includes(`status:probe:${version}`), 'the re-read', ARRIVAL_MS);
+      await writer.handOver('after');
+      await waitFor(() => seen.items.includes('handover:after'), 'the second handover', ARRIVAL_MS);
+      seen.subscription.unsubscribe();
+      expect(seen.items).toEqual(['handover:before', `status:probe:${version}`, 'handover:after']);
+    } finally {
+      await Promise.all([writer.close(), follower.close()]);
+    }
   });
 });
 

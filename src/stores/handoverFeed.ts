@@ -126,7 +126,7 @@ export function decodeHandover(text: string): string | undefined {
 /**
  * The error a failed `handOver` rejects with: it names the store (its URL
  * already without password) and the writer, and keeps the client's error as
- * its cause.
+ * its cause. A writer name longer than 80 characters is cut short.
  *
  * @example
  * ```ts
@@ -140,5 +140,7 @@ export function decodeHandover(text: string): string | undefined {
  */
 export function handoverFailed(url: string, writer: string, cause: unknown): Error {
   const reason = cause instanceof Error ? (cause.message || cause.name).split('\n')[0] : String(cause);
-  return new Error(`Store ${url}: handOver(${JSON.stringify(writer)}) failed: ${reason}`, { cause });
+  const name = JSON.stringify(writer);
+  const shown = name.length > 80 ? `${name.slice(0, 76)}..."` : name;
+  return new Error(`Store ${url}: handOver(${shown}) failed: ${reason}`, { cause });
 }
