@@ -2,6 +2,7 @@ import type { Etcd3, IKeyValue, IOptions, Watcher } from 'etcd3';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed.js';
 import { redactUrl, StoreClosedError } from './errors.js';
+import { decodeHandover, encodeHandover, handoverFailed, HandoverFeed } from './handoverFeed.js';
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
@@ -20,7 +21,7 @@ import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, V
 export interface EtcdStoreOptions {
   /**
    * The top-level directory of the keys: records are `/<prefix>/spec/<key>`
-   * and `/<prefix>/status/<key>`.
+   * and `/<prefix>/status/<key>`; handovers are written to `/<prefix>/handover`.
    * @default 'wl'
    */
   prefix?: string;
@@ -56,6 +57,11 @@ const CLUSTER_WRITE_DEADLINE_MS = 1000;
  * so no event is lost; the feed still re-reads every record, which also
  * covers a watch that the server cancelled because its revision was compacted
  * (the feed then watches again from the present).
+ *
+ * A handover is a put of `/<prefix>/handover` (its value names the writer):
+ * the same watch delivers it, in revision order with the changes. The key
+ * is overwritten by the next handover and is never read back, so a watch
+ * started later, or a re-read, does not show an old handover again.
  *
  * A cluster is named by its members, `etcd://H1:P1,H2:P2,H3:P3`. etcd is
  * linearizable: a write is acknowledged once a majority of members has it,
@@ -105,17 +111,23 @@ class EtcdStore implements RecordStore {
   readonly url: string;
   readonly #layout: RecordLayout;
   readonly #client: Etcd3;
-  readonly #feed = new ChangeFeed(() => this.#readAll());
+  readonly #handovers = new HandoverFeed();
+  readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
+  /** The key a handover is put to; not a record, so neither the feed nor a re-read shows it. */
+  readonly #handoverKey: string;
   #watcher: Watcher | undefined;
   #rewatchTimer: ReturnType<typeof setTimeout> | undefined;
   /** The revision of the last full read: a new watch starts right after it. */
   #readRevision = 0;
+  /** The revision of the last handover emitted. */
+  #handoverRevision = 0;
   #closed = false;
 
   constructor(url: string, layout: RecordLayout, client: Etcd3) {
     this.url = redactUrl(url);
     this.#layout = layout;
     this.#client = client;
+    this.#handoverKey = `${layout.root}handover`;
   }
 
   async open(timeoutMs: number): Promise<void> {
@@ -172,9 +184,45 @@ class EtcdStore implements RecordStore {
     return this.#feed.changes$;
   }
 
+  /**
+   * Announces that `writer` stopped writing for good: puts `/<prefix>/handover`,
+   * at a revision after every write made before.
+   *
+   * @example
+   * ```ts
+   * await store.handOver('replica-1'); // every store watching this prefix emits 'replica-1' on handovers()
+   * ```
+   * @param writer The writer that stopped.
+   * @returns Resolves once etcd has committed the put.
+   * @throws StoreClosedError after `close()`.
+   * @throws Error naming the store and the writer when etcd cannot be reached.
+   */
+  async handOver(writer: string): Promise<void> {
+    this.#assertOpen('handOver');
+    try {
+      await this.#client.put(this.#handoverKey).value(encodeHandover(writer)).exec();
+    } catch (error) {
+      throw handoverFailed(this.url, writer, error);
+    }
+  }
+
+  /**
+   * The writers that handed over, from now on, in order with {@link changes}.
+   *
+   * @example
+   * ```ts
+   * store.handovers().subscribe((writer) => console.log('handed over:', writer));
+   * ```
+   * @returns A hot Observable that completes on `close()`.
+   */
+  handovers(): Observable<string> {
+    return this.#handovers.handovers$;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#feed.close();
+    this.#handovers.close();
     clearTimeout(this.#rewatchTimer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
@@ -195,7 +243,9 @@ class EtcdStore implements RecordStore {
     }
     this.#watcher = watcher;
     let disconnected = false;
-    watcher.on('put', (kv) => this.#push(kv, false));
+    watcher.on('put', (kv) =>
+      kv.key.toString() === this.#handoverKey ? this.#pushHandover(kv) : this.#push(kv, false),
+    );
     watcher.on('delete', (kv, previous) => this.#push(previous ?? kv, true));
     watcher.on('disconnected', () => (disconnected = true));
     watcher.on('connected', () => {
@@ -224,6 +274,14 @@ class EtcdStore implements RecordStore {
   #push(kv: IKeyValue, deleted: boolean): void {
     const change = this.#toChange(kv, deleted);
     if (change) this.#feed.push(change);
+  }
+
+  /** A watch resuming from a revision may replay a handover already emitted: each revision is emitted once. */
+  #pushHandover(kv: IKeyValue): void {
+    const revision = Number(kv.mod_revision);
+    if (revision <= this.#handoverRevision) return;
+    this.#handoverRevision = revision;
+    this.#handovers.push(decodeHandover(kv.value.toString()));
   }
 
   async #readAll(): Promise<RecordChange[]> {

@@ -2,6 +2,7 @@ import type { Client, Pool } from 'pg';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed.js';
 import { redactUrl, StoreClosedError } from './errors.js';
+import { decodeHandover, encodeHandover, handoverFailed, HandoverFeed } from './handoverFeed.js';
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
@@ -20,7 +21,8 @@ export interface PostgresStoreOptions {
   /**
    * The table of the records, created when missing together with the
    * sequence `<table>_version`, the trigger function `<table>_notify` and
-   * its trigger; changes are notified on the channel `<table>_changes`.
+   * its trigger; changes are notified on the channel `<table>_changes`,
+   * handovers on `<table>_handovers`.
    * A lowercase SQL identifier.
    * @default 'wl_records'
    */
@@ -42,6 +44,9 @@ export interface PostgresStoreOptions {
  * trigger notifies every change, whoever made it; the feed LISTENs on a
  * connection of its own and, when that connection is lost, connects again
  * and re-reads the table, since notifications sent meanwhile are lost.
+ * A handover is a NOTIFY on `<table>_handovers`, which the same connection
+ * LISTENs on: PostgreSQL delivers notifications in commit order, so a
+ * writer's changes come before its handover.
  *
  * @example
  * ```ts
@@ -122,9 +127,11 @@ interface Notification {
 class PostgresStore implements RecordStore {
   readonly url: string;
   readonly #table: string;
+  readonly #handoverChannel: string;
   readonly #pool: Pool;
   readonly #newClient: () => Client;
-  readonly #feed = new ChangeFeed(() => this.#readAll());
+  readonly #handovers = new HandoverFeed();
+  readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #listener: Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
   /** Notifications are handled in order, even those that must read a large value first. */
@@ -134,6 +141,7 @@ class PostgresStore implements RecordStore {
   constructor(url: string, table: string, pool: Pool, newClient: () => Client) {
     this.url = redactUrl(url);
     this.#table = table;
+    this.#handoverChannel = `${table}_handovers`;
     this.#pool = pool;
     this.#newClient = newClient;
     // An idle pooled connection that the server drops emits 'error'; the pool
@@ -210,10 +218,46 @@ class PostgresStore implements RecordStore {
     return this.#feed.changes$;
   }
 
+  /**
+   * Announces that `writer` stopped writing for good: a NOTIFY on
+   * `<table>_handovers`, committed after every write made before.
+   *
+   * @example
+   * ```ts
+   * await store.handOver('replica-1'); // every store on this table emits 'replica-1' on handovers()
+   * ```
+   * @param writer The writer that stopped.
+   * @returns Resolves once the notification is committed.
+   * @throws StoreClosedError after `close()`.
+   * @throws Error naming the store and the writer when PostgreSQL cannot be reached.
+   */
+  async handOver(writer: string): Promise<void> {
+    this.#assertOpen('handOver');
+    try {
+      await this.#pool.query('SELECT pg_notify($1, $2)', [this.#handoverChannel, encodeHandover(writer)]);
+    } catch (error) {
+      throw handoverFailed(this.url, writer, error);
+    }
+  }
+
+  /**
+   * The writers that handed over, from now on, in order with {@link changes}.
+   *
+   * @example
+   * ```ts
+   * store.handovers().subscribe((writer) => console.log('handed over:', writer));
+   * ```
+   * @returns A hot Observable that completes on `close()`.
+   */
+  handovers(): Observable<string> {
+    return this.#handovers.handovers$;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#feed.close();
+    this.#handovers.close();
     clearTimeout(this.#relistenTimer);
     const listener = this.#listener;
     this.#listener = undefined;
@@ -248,12 +292,14 @@ class PostgresStore implements RecordStore {
     };
     client.on('error', lost);
     client.on('end', lost);
-    client.on('notification', ({ payload }) => {
-      if (payload) this.#onNotification(payload);
+    client.on('notification', ({ channel, payload }) => {
+      if (!payload) return;
+      if (channel === this.#handoverChannel) this.#onHandover(payload);
+      else this.#onNotification(payload);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.#table}_changes`);
+      await client.query(`LISTEN ${this.#table}_changes; LISTEN ${this.#handoverChannel}`);
     } catch (error) {
       await client.end().catch(() => undefined);
       throw error;
@@ -289,6 +335,13 @@ class PostgresStore implements RecordStore {
       return;
     }
     this.#notified = this.#notified.then(() => this.#handle(notification)).catch(() => undefined);
+  }
+
+  /** After the notifications before it, some of which may still be reading a large value. */
+  #onHandover(payload: string): void {
+    const writer = decodeHandover(payload);
+    if (writer === undefined) return;
+    this.#notified = this.#notified.then(() => this.#handovers.push(writer));
   }
 
   async #handle({ kind, key, version, deleted, value, large }: Notification): Promise<void> {

@@ -2,6 +2,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import type { Observable } from 'rxjs';
 import { ChangeFeed } from './changeFeed.js';
 import { redactUrl, StoreClosedError } from './errors.js';
+import { decodeHandover, encodeHandover, handoverFailed, HandoverFeed } from './handoverFeed.js';
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
@@ -21,7 +22,8 @@ export interface RedisStoreOptions {
   /**
    * What every key starts with: records are `<prefix>spec:<key>` and
    * `<prefix>status:<key>`, and the store also uses `<prefix>versions`,
-   * `<prefix>revision`, `<prefix>replid` and the channel `<prefix>changes`.
+   * `<prefix>revision`, `<prefix>replid` and the channels `<prefix>changes`
+   * and `<prefix>handovers`.
    * @default 'wl:'
    */
   prefix?: string;
@@ -43,7 +45,10 @@ export interface RedisStoreOptions {
  * the change on `<prefix>changes`, all atomically on the server. The change
  * feed subscribes on a second connection; after a reconnect it subscribes
  * again and re-reads every record (SCAN), since messages published while it
- * was away are lost.
+ * was away are lost. A handover is published on `<prefix>handovers`, which
+ * the same connection subscribes to: Redis delivers one connection's
+ * messages in publication order, so a writer's changes come before its
+ * handover.
  *
  * Behind Sentinel (`redis-sentinel://H:P[,H:P...]/MASTER_NAME`) the store
  * follows the primary through failovers: both connections move to the
@@ -208,9 +213,11 @@ class RedisStore implements RecordStore {
   readonly #revisionKey: string;
   readonly #replicationKey: string;
   readonly #channel: string;
+  readonly #handoverChannel: string;
   readonly #commands: ScriptedRedis;
   readonly #subscriber: Redis;
-  readonly #feed = new ChangeFeed(() => this.#readAll());
+  readonly #handovers = new HandoverFeed();
+  readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #lastError: unknown;
   #reviveTimer: ReturnType<typeof setTimeout> | undefined;
   #opened = false;
@@ -223,6 +230,7 @@ class RedisStore implements RecordStore {
     this.#revisionKey = `${prefix}revision`;
     this.#replicationKey = `${prefix}replid`;
     this.#channel = `${prefix}changes`;
+    this.#handoverChannel = `${prefix}handovers`;
     const options: RedisOptions = {
       lazyConnect: true,
       // At open a down server must fail fast with a clear error; once open,
@@ -266,8 +274,8 @@ class RedisStore implements RecordStore {
       // The error event says why ("ECONNREFUSED"); connect() only says "Connection is closed".
       throw this.#lastError ?? error;
     }
-    this.#subscriber.on('message', (_channel: string, message: string) => this.#onMessage(message));
-    await this.#subscriber.subscribe(this.#channel);
+    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message));
+    await this.#subscriber.subscribe(this.#channel, this.#handoverChannel);
     await this.#feed.reread();
   }
 
@@ -300,10 +308,46 @@ class RedisStore implements RecordStore {
     return this.#feed.changes$;
   }
 
+  /**
+   * Announces that `writer` stopped writing for good, on `<prefix>handovers`,
+   * after every change this store's connection published before.
+   *
+   * @example
+   * ```ts
+   * await store.handOver('replica-1'); // every store on this Redis emits 'replica-1' on handovers()
+   * ```
+   * @param writer The writer that stopped.
+   * @returns Resolves once Redis has published it.
+   * @throws StoreClosedError after `close()`.
+   * @throws Error naming the store and the writer when Redis cannot be reached.
+   */
+  async handOver(writer: string): Promise<void> {
+    this.#assertOpen('handOver');
+    try {
+      await this.#commands.publish(this.#handoverChannel, encodeHandover(writer));
+    } catch (error) {
+      throw handoverFailed(this.url, writer, error);
+    }
+  }
+
+  /**
+   * The writers that handed over, from now on, in order with {@link changes}.
+   *
+   * @example
+   * ```ts
+   * store.handovers().subscribe((writer) => console.log('handed over:', writer));
+   * ```
+   * @returns A hot Observable that completes on `close()`.
+   */
+  handovers(): Observable<string> {
+    return this.#handovers.handovers$;
+  }
+
   close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#reviveTimer);
     this.#feed.close();
+    this.#handovers.close();
     for (const connection of [this.#commands, this.#subscriber]) {
       // ioredis arms a 2 s timer to end an already ended connection again,
       // which would keep the process alive after a failed open.
@@ -367,7 +411,8 @@ class RedisStore implements RecordStore {
     return changes;
   }
 
-  #onMessage(message: string): void {
+  #onMessage(channel: string, message: string): void {
+    if (channel === this.#handoverChannel) return this.#handovers.push(decodeHandover(message));
     let change: RecordChange;
     try {
       const { kind, key, version, value } = JSON.parse(message) as Omit<RecordChange, 'value'> & { value: unknown };
@@ -381,7 +426,7 @@ class RedisStore implements RecordStore {
 
   async #resubscribe(): Promise<void> {
     try {
-      await this.#subscriber.subscribe(this.#channel);
+      await this.#subscriber.subscribe(this.#channel, this.#handoverChannel);
     } catch {
       // The connection dropped again; its next 'ready' subscribes again.
       return;
