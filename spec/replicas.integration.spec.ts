@@ -26,7 +26,7 @@ beforeAll(() => {
   main = buildCli('replicas-integration');
 }, 60_000);
 
-const run = (url: string, flags: string[]): Promise<DemoSummary> =>
+const run = (url: string, flags: string[], lease = LEASE): Promise<DemoSummary> =>
   runDemo(
     parseDemoArgs([
       '--store',
@@ -38,9 +38,9 @@ const run = (url: string, flags: string[]): Promise<DemoSummary> =>
       '--updates',
       '200',
       '--lease-duration',
-      `${LEASE.leaseDuration}`,
+      `${lease.leaseDuration}`,
       '--retry-interval',
-      `${LEASE.retryInterval}`,
+      `${lease.retryInterval}`,
       '--prefix',
       'wl_it',
       ...flags,
@@ -97,6 +97,44 @@ describe.each([
       expect(killed.failoverMs).not.toBeNull();
       expect(killed.failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND);
       expect(killed.idleWrites).toBe(0);
+    },
+    RUN_MS,
+  );
+
+  it(
+    'the leader process gets SIGTERM mid-run: it hands over, and another replica writes without waiting its lease out',
+    async () => {
+      const lease = { leaseDuration: 2000, retryInterval: 100 };
+      const handedOver = await run(server!.url, ['--rate', '100', '--handover-after', '800'], lease);
+      expect(handedOver.converged).toBe(true);
+      expect(handedOver.handoverMs).not.toBeNull();
+      // Waiting the lease out would take 2000 ms: the handover is heard, not timed out.
+      expect(handedOver.handoverMs).toBeLessThan(lease.leaseDuration / 2);
+      expect(handedOver.idleWrites).toBe(0);
+    },
+    RUN_MS,
+  );
+
+  it(
+    '`rx-writer-lease replica` hands over on SIGTERM and exits 0',
+    async () => {
+      const store = await openStore(server!.url, { prefix: 'wl_sigterm' });
+      try {
+        const heard = firstValueFrom(store.handovers!().pipe(timeout(20_000)));
+        const replica = spawn(
+          process.execPath,
+          [main, 'replica', '--store', server!.url, '--name', 'r-sigterm', '--prefix', 'wl_sigterm'],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        const exited = new Promise<number | null>((resolve) => replica.once('exit', (code) => resolve(code)));
+        const ready = new Promise<void>((resolve) => replica.stdout.on('data', () => resolve()));
+        await ready;
+        replica.kill('SIGTERM');
+        await expect(heard).resolves.toBe('r-sigterm');
+        expect(await exited).toBe(0);
+      } finally {
+        await store.close();
+      }
     },
     RUN_MS,
   );
