@@ -20,6 +20,7 @@
  * run (the numbers in docs/reliability.md).
  */
 import type { SpecValue } from '../../src';
+import { DEFAULT_BACKOFF_STEP_MS } from '../../src/backoff';
 import { seededRandom } from '../../test-support';
 import type { CasRecord } from './faultyStore';
 import {
@@ -39,6 +40,8 @@ const UPDATES = 300;
 const BOUND = CONVERGE_BOUND_MS + LATENCY_MARGIN_MS;
 /** A follower that keeps deferring runs about two units a lease (the run has five): a handful, not one per change. */
 const UNITS_WHILE_DEFERRING = 15;
+/** A handover's bound: new work waits 2 × backoff(0) plus the spread (at most 3 default steps), plus transit. */
+const HANDOVER_BOUND = 3 * DEFAULT_BACKOFF_STEP_MS + LATENCY_MARGIN_MS;
 
 interface Run {
   scenario: Scenario;
@@ -265,6 +268,33 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
     for (const one of runs) {
       expect(one.scenario.failoverMs).not.toBeNull();
       expect(one.scenario.failoverMs).toBeLessThanOrEqual(BOUND);
+      expectFewConflicts(one);
+      expectNoStaleWrite(one);
+      expectConverged(one);
+    }
+  });
+
+  it('11. the leader stops gracefully mid-run and hands over', async () => {
+    let handedOver = 0;
+    const runs = await onEverySeed(
+      'handover',
+      (seed) =>
+        run({ seed }, (scenario, n) => {
+          if (n !== 100) return;
+          const leader = scenario.leader()!;
+          void leader.handOver();
+          handedOver++;
+          scenario.noteFault();
+          scenario.startOutage(leader);
+        }),
+      ({ scenario }) => ({ handoverMs: scenario.failoverMs }),
+    );
+    expect(handedOver).toBe(SEEDS.length);
+    for (const one of runs) {
+      // The followers' keys wake at once (rule 17); new work waits 2 × backoff(0) and the spread, at most
+      // three steps of the default backoff, plus the unit's calls in transit: not the leader's lease.
+      expect(one.scenario.failoverMs).not.toBeNull();
+      expect(one.scenario.failoverMs).toBeLessThanOrEqual(HANDOVER_BOUND);
       expectFewConflicts(one);
       expectNoStaleWrite(one);
       expectConverged(one);

@@ -148,6 +148,12 @@ export class FaultyLink {
       delete: (kind, key) => this.#call('delete', kind, key, () => shared.delete(kind, key)),
       changes: () => this.#changes(),
       close: () => Promise.resolve(),
+      // A handover is a message of the feed: held by a pause like the changes, not dropped or delayed.
+      handOver: (writer) => shared.handOver!(writer),
+      handovers: () =>
+        new Observable<string>((subscriber) =>
+          shared.handovers!().subscribe((writer) => this.#hear(() => subscriber.next(writer))),
+        ),
     };
   }
 

@@ -110,6 +110,8 @@ export interface ScenarioReplica {
   lastEventOf(key: string): StatusWriterEvent['type'] | undefined;
   leads(): boolean;
   kill(): void;
+  /** Stops gracefully and hands over (StatusWriter.handOver); resolves once announced. */
+  handOver(): Promise<void>;
 }
 
 /** The figures of one fault run, as docs/reliability.md reports them. */
@@ -473,6 +475,14 @@ class ReplicaImpl implements ScenarioReplica {
     this.#severable.sever();
     for (const subscription of this.#running.splice(0)) subscription.unsubscribe();
     this.lease.dispose();
+    this.tracker.dispose();
+  }
+
+  async handOver(): Promise<void> {
+    if (this.#killed) return;
+    this.#killed = true;
+    await this.#writer.handOver({ timeoutMs: RETRY_INTERVAL });
+    for (const subscription of this.#running.splice(0)) subscription.unsubscribe();
     this.tracker.dispose();
   }
 }
