@@ -62,6 +62,10 @@ describe('new WriterLease(options)', () => {
     ['workers', NaN, /options\.workers.*received NaN/],
     ['workers', Infinity, /options\.workers.*received Infinity/],
     ['workers', '2', /options\.workers.*received "2"/],
+    ['workTimeout', -1, /options\.workTimeout must be a finite number >= 0, received -1/],
+    ['workTimeout', NaN, /options\.workTimeout.*received NaN/],
+    ['workTimeout', Infinity, /options\.workTimeout.*received Infinity/],
+    ['workTimeout', '5s', /options\.workTimeout.*received "5s"/],
   ])('throws RangeError for %s = %p', (name, value, message) => {
     expectThrow(() => new WriterLease({ ...valid, [name]: value }), RangeError, message);
   });
@@ -73,6 +77,14 @@ describe('new WriterLease(options)', () => {
     [{}, /options\.backoff.*received an object/],
   ])('throws TypeError for backoff = %p', (backoff, message) => {
     expectThrow(() => new WriterLease({ ...valid, backoff: backoff as any }), TypeError, message);
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['spread', 'yes', /options\.spread must be a boolean, received "yes"/],
+    ['spread', 1, /options\.spread must be a boolean, received 1/],
+    ['random', 0.5, /options\.random must be a function, received 0\.5/],
+  ])('throws TypeError for %s = %p', (name, value, message) => {
+    expectThrow(() => new WriterLease({ ...valid, [name]: value }), TypeError, message);
   });
 
   it.each<[unknown, RegExp]>([

@@ -146,7 +146,7 @@ export class WriterLease {
   #timerAt = Infinity;
   #processing: Subscription | undefined;
   /** True while a pass takes due keys: a synchronous unit that settles inside it must not start another pass. */
-  #draining = false;
+  #inPass = false;
   /** Set by `drain()`: no unit starts any more. */
   #closing = false;
   #disposed = false;
@@ -162,7 +162,8 @@ export class WriterLease {
    * @param options Durations, backoff, workers and the clock; see {@link WriterLeaseOptions}.
    * @throws RangeError when `leaseDuration`, `retryInterval` or `workTimeout` is not a finite
    *   number >= 0, or `workers` is not an integer >= 1.
-   * @throws TypeError when `backoff` is not a function or `scheduler` is not a scheduler.
+   * @throws TypeError when `backoff` or `random` is not a function, `spread` is not a boolean, or
+   *   `scheduler` is not a scheduler.
    */
   constructor(options: WriterLeaseOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -660,8 +661,8 @@ export class WriterLease {
   #startDueWork(): void {
     // A synchronous unit settles inside this loop and calls back in here; the
     // outer loop goes on with the freed worker, so the nested call does nothing.
-    if (this.#draining || this.#processing === undefined) return;
-    this.#draining = true;
+    if (this.#inPass || this.#processing === undefined) return;
+    this.#inPass = true;
     const queuedBefore = this.#keys.arrivals;
     try {
       // A unit or an event handler may stop the lease in the middle of the pass.
@@ -672,7 +673,7 @@ export class WriterLease {
         this.#process(entry, now);
       }
     } finally {
-      this.#draining = false;
+      this.#inPass = false;
     }
     this.#armTimer();
   }
