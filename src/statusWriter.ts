@@ -190,9 +190,11 @@ export class StatusWriter {
 
   /**
    * Watches the store: spec changes become submissions, other replicas'
-   * status writes extend their lease. A key this replica stood down on while
-   * it was contended is submitted again once the contention ends, so that the
-   * change made meanwhile is not left unwritten.
+   * status writes extend their lease (merged into the lease's inputs), and a
+   * handover from the writer this replica follows wakes its keys (rule 17).
+   * A key this replica stood down on while it was contended is submitted
+   * again once the contention ends, so that the change made meanwhile is not
+   * left unwritten; a status the store lost (it went back) is written again.
    *
    * @returns The watch; unsubscribe to stop.
    */
