@@ -61,6 +61,20 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
     },
     RUN_MS,
   );
+
+  it(
+    'the leader stops gracefully: it hands over, and another replica writes long before its lease would run out',
+    async () => {
+      const handedOver = await runDemo(demo(['--rate', '200', '--updates', '300', '--handover-after', '300']));
+      expect(handedOver.converged).toBe(true);
+      expect(handedOver.failoverMs).toBeNull();
+      expect(handedOver.handoverMs).not.toBeNull();
+      // Without the handover the followers would wait the lease out, as after the kill above.
+      expect(handedOver.handoverMs).toBeLessThan(LEASE.leaseDuration / 2);
+      expect(handedOver.idleWrites).toBe(0);
+    },
+    RUN_MS,
+  );
 });
 
 describe('command line', () => {
@@ -103,6 +117,8 @@ describe('command line', () => {
     [['--json=yes'], '--json: expected no value, received "yes"'],
     [['--kill-leader-after', '5000'], '--kill-leader-after: expected milliseconds < 1980'],
     [['--kill-leader-after', '100', '--replicas', '1'], '--kill-leader-after: needs --replicas >= 2'],
+    [['--handover-after', '5000'], '--handover-after: expected milliseconds < 1980'],
+    [['--handover-after', '100', '--kill-leader-after', '100'], '--kill-leader-after and --handover-after: give one'],
     [['--latency', '5', '--store', 'redis://h:1'], '--latency: applies to --store memory only'],
     [['--frob'], 'unknown flag --frob; expected one of --store, --replicas'],
   ])('refuses %j: %s', (argv, message) => {
@@ -159,6 +175,7 @@ describe('the built CLI', () => {
           'writesPerUpdate',
           'idleWrites',
           'failoverMs',
+          'handoverMs',
           'converged',
           'lostWrites',
         ].sort(),
