@@ -18,6 +18,7 @@ import type { Subscription } from 'rxjs';
 import { openStore, type RecordStore, type SpecValue, type StatusValue } from '../../src';
 import { Replica, type ReplicaReport } from '../../src/cli/replica';
 import { startEtcd, startPostgres, startRedis, type TestServer } from '../support/servers';
+import { readContents } from '../support/storeContents';
 
 const LEASE = { leaseDuration: 500, retryInterval: 100 };
 const KEYS = Array.from({ length: 10 }, (_, i) => `key-${i}`);
@@ -173,10 +174,10 @@ async function restartRun(server: TestServer, prefix: string): Promise<RestartRu
     await restarting;
     const lastPutAt = Date.now();
 
-    let final = await readFinal(driverStore);
+    let final = await readContents(driverStore, KEYS);
     await eventually(
       async () => {
-        final = await readFinal(driverStore);
+        final = await readContents(driverStore, KEYS);
         return final.lagging.length === 0;
       },
       'every status to reach its spec',
@@ -225,24 +226,6 @@ async function putUntilAcknowledged(store: RecordStore, key: string, spec: SpecV
       await delay(PUT_RETRY_MS);
     }
   }
-}
-
-async function readFinal(store: RecordStore): Promise<RestartRun['final']> {
-  const specGenerations: Record<string, number> = {};
-  const lagging: string[] = [];
-  for (const key of KEYS) {
-    const [spec, status] = await Promise.all([
-      store.get<SpecValue>('spec', key),
-      store.get<StatusValue>('status', key),
-    ]);
-    if (spec !== undefined) specGenerations[key] = spec.value.generation;
-    const current =
-      spec !== undefined &&
-      status?.value.generation === spec.value.generation &&
-      status.value.value === spec.value.value;
-    if (!current) lagging.push(key);
-  }
-  return { specGenerations, lagging };
 }
 
 async function clearKeys(store: RecordStore): Promise<void> {

@@ -4,6 +4,7 @@ import { Replica, type ReplicaReport } from '../../src/cli/replica';
 import { seededRandom } from '../../src/cli/seededRandom';
 import { openStore } from '../../src/stores/openStore';
 import type { RecordStore, SpecValue, StatusValue } from '../../src/stores/store';
+import { readContents } from './storeContents';
 
 /**
  * The scenario of the store failover specs: 3 replicas (the demo's
@@ -130,18 +131,18 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
     const driverDone = Date.now();
     const expected = Object.fromEntries(driver.generations);
 
-    let final = await readFinal(observer);
+    let final = await readContents(observer, KEYS);
     await eventually(
       async () => {
-        final = await readFinal(observer);
-        return final.lagging.length === 0 && KEYS.every((key) => final.stored[key] === expected[key]);
+        final = await readContents(observer, KEYS);
+        return final.lagging.length === 0 && KEYS.every((key) => final.specGenerations[key] === expected[key]);
       },
       'every status to match its spec, and every spec to be what the driver expects',
       CONVERGE_DEADLINE_MS,
     );
     const convergeMs = Date.now() - driverDone;
     await eventually(
-      async () => views.every((view) => KEYS.every((key) => view.get(key) === final.stored[key])),
+      async () => views.every((view) => KEYS.every((key) => view.get(key) === final.specGenerations[key])),
       "every replica's feed to show every key's final spec",
       FEED_DEADLINE_MS,
     );
@@ -156,7 +157,7 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
       updates: driver.done,
       lostWrites: driver.lostWrites,
       expected,
-      stored: final.stored,
+      stored: final.specGenerations,
       lagging: final.lagging,
       statusRegressions,
       marks: Object.fromEntries([...markTimes].map(([label, at]) => [label, at - started])),
@@ -169,24 +170,6 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
     await Promise.all(replicas.map((replica) => replica.stop()));
     await Promise.all(stores.map((store) => store.close()));
   }
-}
-
-async function readFinal(store: RecordStore): Promise<{ stored: Record<string, number>; lagging: string[] }> {
-  const stored: Record<string, number> = {};
-  const lagging: string[] = [];
-  for (const key of KEYS) {
-    const [spec, status] = await Promise.all([
-      store.get<SpecValue>('spec', key),
-      store.get<StatusValue>('status', key),
-    ]);
-    if (spec !== undefined) stored[key] = spec.value.generation;
-    const current =
-      spec !== undefined &&
-      status?.value.generation === spec.value.generation &&
-      status.value.value === spec.value.value;
-    if (!current) lagging.push(key);
-  }
-  return { stored, lagging };
 }
 
 /** Resolves once `check()` holds, checking every 50 ms; rejects after `timeoutMs`. */
