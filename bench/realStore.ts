@@ -133,10 +133,15 @@ function figuresOf(
     idleWrites: plain.idleWrites,
     idleMs,
     idleWritesPerMin: Math.round((plain.idleWrites * 60_000) / idleMs),
-    failoverMs: killed?.failoverMs ?? null,
+    failoverMs: round1(killed?.failoverMs ?? null),
     runConflicts: killed?.conflicts ?? null,
-    handoverMs: handedOver?.handoverMs ?? null,
+    handoverMs: round1(handedOver?.handoverMs ?? null),
     converged: plain.converged && (killed?.converged ?? true) && (handedOver?.converged ?? true),
     durationMs: plain.durationMs,
   };
+}
+
+/** Real times come from `performance.now()`, to the microsecond: one decimal of a ms is plenty. */
+function round1(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 10) / 10;
 }
