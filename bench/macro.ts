@@ -66,7 +66,7 @@ export interface MacroFigures {
   handover: (OutageBurst & { stopped: string }) | null;
   /** Conflicts of the whole run before the handover: the measured burst (election included) and the failover burst. */
   runConflicts: number;
-  /** Every status caught up with its spec, after the measured burst and after the failover burst. */
+  /** Every status caught up with its spec, after the measured burst, the failover burst and the handover burst. */
   converged: boolean;
 }
 
@@ -107,14 +107,17 @@ interface Tally {
  *    `killAfterMs` the leader (the lease leader, the lock holder, or for
  *    `uncoordinated` the replica that wrote last) is stopped abruptly; the
  *    changes go on until another replica wrote one made after the kill, and
- *    one second more; then the run waits for convergence again.
+ *    one second more; then the run waits for convergence again;
+ * 4. with two replicas still up, a handover burst, the same way, but the
+ *    leader stops gracefully (`BenchReplica.handOver()`: the writer lease
+ *    hands over, the lock lease releases its lock).
  *
  * The same config and seed give the same figures, to the last digit.
  *
  * @example
  * ```ts
  * await runMacro({ strategy: 'writer-lease', replicas: 3, keys: 10, updates: 300 });
- * // { attemptsPerUpdate: 1.007, idleWritesPerMin: 0, failoverMs: 978.7, converged: true, ... }
+ * // { attemptsPerUpdate: 1, idleWritesPerMin: 0, failoverMs: 981.7, handoverMs: 9, runConflicts: 0, converged: true, ... }
  * ```
  * @param config The configuration.
  * @returns The figures.
