@@ -101,7 +101,8 @@ function realTable({ real, targets }: BenchResults): Table {
   };
   return {
     title:
-      `Real store ${store} (real time, one process per replica, ${updates} updates at ${rate}/s; idle = 2 × leaseDuration; ` +
+      `Real store ${store} (real time, ${store === 'memory' || store === 'memory://' ? 'replicas in this process' : 'one process per replica'}, ` +
+      `${updates} updates at ${rate}/s; idle = 2 × leaseDuration; ` +
       `leader killed ${killLeaderAfter} ms into a second run, stopped gracefully ${killLeaderAfter} ms into a third run with a 2 s lease)`,
     header: [...RUN_COLUMNS.header, 'handover ms', 'conflicts, kill run'],
     right: new Set([...RUN_COLUMNS.right, 10, 11]),
