@@ -11,6 +11,9 @@ import {
 import { linkStore, seededRandom } from '../test-support';
 import { LockElector } from './lockElector';
 
+/** How long a graceful stop lets the units in flight settle (the demo's replicas use one lease). */
+const HANDOVER_TIMEOUT_MS = 1_000;
+
 /** How the replicas of a macro run decide who writes. */
 export type MacroStrategy = 'writer-lease' | 'uncoordinated' | 'lock-lease';
 
@@ -44,6 +47,13 @@ export interface BenchReplica {
   start(): void;
   /** Stops the replica abruptly, as `kill -9` would. */
   kill(): void;
+  /**
+   * Stops the replica gracefully, as on SIGTERM: the writer lease hands over
+   * (`StatusWriter.handOver()`), the lock lease releases its lock (client-go's
+   * `ReleaseOnCancel`), an uncoordinated replica just stops. Resolves once it
+   * has stopped; it writes nothing afterwards.
+   */
+  handOver(): Promise<void>;
   /** Whether it considers itself the writer now (never, uncoordinated). */
   leads(): boolean;
   /** Its lease's state now, or the elector's (`leader` / `candidate`), to attribute conflicts. */
@@ -102,6 +112,11 @@ function writerLeaseReplica(settings: ReplicaSettings, name: string, random: () 
       lease.dispose();
       tracker.dispose();
     },
+    async handOver() {
+      // Drains the lease and, coordinated, announces the stop through the store.
+      await writer.handOver({ timeoutMs: HANDOVER_TIMEOUT_MS });
+      this.kill();
+    },
     leads: () => strategy === 'writer-lease' && lease.state.state === LeaseState.Leader,
     state: () => lease.state.state,
   };
@@ -117,7 +132,8 @@ function writerLeaseReplica(settings: ReplicaSettings, name: string, random: () 
 function lockLeaseReplica(settings: ReplicaSettings, name: string, random: () => number): BenchReplica {
   const { store, scheduler, retryInterval, keys, lock, lockKey } = settings;
   const link = linkStore(store);
-  const queue = new WriterLease({ leaseDuration: lock.leaseDuration, retryInterval, scheduler, name });
+  // A plain work queue: rule 16's spread would only delay the holder's writes.
+  const queue = new WriterLease({ leaseDuration: lock.leaseDuration, retryInterval, spread: false, scheduler, name });
   const writer = new StatusWriter({ store: link.store, lease: queue, writer: name, coordinate: false, scheduler });
   const leading: Subscription[] = [];
   const stopLeading = () => {
@@ -145,6 +161,13 @@ function lockLeaseReplica(settings: ReplicaSettings, name: string, random: () =>
       elector.halt();
       stopLeading();
       queue.dispose();
+    },
+    async handOver() {
+      // client-go: the context is cancelled, the controller's work stops, then the lock is released.
+      stopLeading();
+      queue.dispose();
+      await elector.release();
+      this.kill();
     },
     leads: () => elector.leading,
     state: () => (elector.leading ? 'leader' : 'candidate'),

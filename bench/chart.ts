@@ -140,3 +140,135 @@ function marker(kind: 'circle' | 'square' | 'triangle', x: number, y: number, co
 function f(value: number): string {
   return (Math.round(value * 10) / 10).toString();
 }
+
+/** The dotted line of a panel of {@link outageChart}: a target, with its label. */
+export interface OutageBound {
+  readonly ms: number;
+  readonly label: string;
+}
+
+/**
+ * Failover and handover against replicas, in virtual time: two panels
+ * (leader killed, leader stopped gracefully), one line per strategy that
+ * waits for a leader (writer lease, lock lease), at the smallest key count of
+ * the runs, on a logarithmic scale of ms since the two strategies are a
+ * hundred times apart; each panel's target dotted. Uncoordinated replicas
+ * wait for nobody (0 ms): they have no line. The bench writes it to
+ * docs/benchmarks/outages.svg.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('docs/benchmarks/outages.svg', outageChart(results.macro.runs, {
+ *   failover: { ms: 1130, label: 'writer-lease bound 1130 ms' },
+ *   handover: { ms: 100, label: 'writer-lease bound 100 ms' },
+ * }));
+ * ```
+ * @param runs The macro runs.
+ * @param bounds The target of each panel.
+ * @returns The SVG document.
+ */
+export function outageChart(
+  runs: readonly MacroFigures[],
+  bounds: { readonly failover: OutageBound; readonly handover: OutageBound },
+): string {
+  const keys = Math.min(...runs.map((run) => run.keys));
+  const shown = runs.filter((run) => run.keys === keys && run.replicas > 1 && run.strategy !== 'uncoordinated');
+  const strategies = [...new Set(shown.map((run) => run.strategy))];
+  const replicaCounts = [...new Set(shown.map((run) => run.replicas))].sort((a, b) => a - b);
+  const width = PANEL.width * 2;
+  const height = PANEL.height + LEGEND_HEIGHT;
+  const panels: { title: string; figure: (run: MacroFigures) => number | null; bound: OutageBound }[] = [
+    { title: `leader killed: failover (${keys} keys)`, figure: (run) => run.failoverMs, bound: bounds.failover },
+    { title: `leader stops: handover (${keys} keys)`, figure: (run) => run.handoverMs, bound: bounds.handover },
+  ];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    legend(strategies),
+    ...panels.map((spec, i) =>
+      outagePanel(shown, { ...spec, x: i * PANEL.width, y: LEGEND_HEIGHT, replicaCounts, strategies }),
+    ),
+    '</svg>',
+  ];
+  return `${parts.join('\n')}\n`;
+}
+
+interface OutagePanelLayout {
+  title: string;
+  figure: (run: MacroFigures) => number | null;
+  bound: OutageBound;
+  x: number;
+  y: number;
+  replicaCounts: number[];
+  strategies: string[];
+}
+
+/** Decades of ms from 1 ms to 100 s: the log scale of {@link outageChart}. */
+const DECADES = [1, 10, 100, 1_000, 10_000, 100_000];
+
+function outagePanel(runs: readonly MacroFigures[], layout: OutagePanelLayout): string {
+  const { title, figure, bound, x, y, replicaCounts, strategies } = layout;
+  const plotLeft = x + PANEL.left + 8;
+  const plotRight = x + PANEL.width - PANEL.right;
+  const plotTop = y + PANEL.top;
+  const plotBottom = y + PANEL.height - PANEL.bottom;
+  // Replica counts evenly spaced: 3, 5, 10 and 30 would crowd on a linear axis.
+  const px = (replicas: number) =>
+    plotLeft + ((replicaCounts.indexOf(replicas) + 0.5) / replicaCounts.length) * (plotRight - plotLeft);
+  const low = Math.log10(DECADES[0]);
+  const high = Math.log10(DECADES[DECADES.length - 1]);
+  // 0 ms (an instant hand-over) sits on the axis floor, 1 ms.
+  const py = (ms: number) =>
+    plotBottom - ((Math.log10(Math.max(ms, DECADES[0])) - low) / (high - low)) * (plotBottom - plotTop);
+
+  const out: string[] = [
+    `<g>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 22}" text-anchor="middle" font-weight="bold">${title}</text>`,
+  ];
+  for (const ms of DECADES) {
+    const label = ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
+    out.push(
+      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(ms))}" y2="${f(py(ms))}" stroke="#e5e7eb"/>`,
+      `<text x="${plotLeft - 6}" y="${f(py(ms) + 4)}" text-anchor="end" fill="#57606a">${label}</text>`,
+    );
+  }
+  for (const replicas of replicaCounts) {
+    out.push(
+      `<text x="${f(px(replicas))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${replicas}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">replicas</text>`,
+    `<text transform="translate(${x + 14} ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">ms, log scale</text>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(bound.ms))}" y2="${f(py(bound.ms))}" stroke="#8c959f" stroke-dasharray="2 3"/>`,
+    // Under the title, where no point can sit: the target is close to the writer lease's failover.
+    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 36}" text-anchor="middle" fill="#8c959f" font-size="10">dotted: ${bound.label}</text>`,
+  );
+  for (const strategy of strategies) {
+    const style = STYLES[strategy] ?? { color: '#000000', dash: '', marker: 'circle' as const };
+    const points = runs
+      .filter((run) => run.strategy === strategy && figure(run) !== null)
+      .sort((a, b) => a.replicas - b.replicas)
+      .map((run) => ({ x: px(run.replicas), y: py(figure(run) ?? 0), value: figure(run) ?? 0 }));
+    if (points.length === 0) continue;
+    const dash = style.dash === '' ? '' : ` stroke-dasharray="${style.dash}"`;
+    out.push(
+      `<polyline fill="none" stroke="${style.color}" stroke-width="2"${dash} points="${points.map((p) => `${f(p.x)},${f(p.y)}`).join(' ')}"/>`,
+      ...points.map((p) => marker(style.marker, p.x, p.y, style.color)),
+      // Every point's value, above it: the figures are the point of this chart.
+      ...points.map(
+        (p) =>
+          `<text x="${f(p.x)}" y="${f(p.y - 9)}" text-anchor="middle" fill="${style.color}" font-size="10">${msLabel(p.value)}</text>`,
+      ),
+    );
+  }
+  out.push('</g>');
+  return out.join('\n');
+}
+
+/** `981.7` → `982 ms`, `15216` → `15.2 s`. */
+function msLabel(ms: number): string {
+  return ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
+}

@@ -1,21 +1,24 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
 import { redactUrl } from '../src/stores/errors';
-import { attemptsChart } from './chart';
+import { attemptsChart, outageChart } from './chart';
 import { runMacro, type MacroFigures } from './macro';
 import { micro } from './micro';
 import { realStoreSuite, type RealFigures } from './realStore';
 import { failedTargets, reportTables } from './report';
 import { machine, type BenchResults, type MacroSettings } from './results';
 import { markdownTable, textTable } from './tables';
-import { checkTargets } from './targets';
+import { HANDOVER_BOUND_MS, checkTargets } from './targets';
 
 const USAGE =
-  'Usage: npm run bench [-- [--quick] [--store redis://H:P|etcd://H:P|postgres://U@H:P/DB] [--rate 47] [--seed 1]]';
+  'Usage: npm run bench [-- [--quick] [--store redis://H:P|etcd://H:P|postgres://U@H:P/DB] [--rate 47] [--seed 1]\n' +
+  '                         [--replicas 1,3,5,10,30] [--keys 10,1000]]';
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const CHART = path.join(ROOT, 'docs', 'benchmarks', 'attempts.svg');
+const OUTAGE_CHART = path.join(ROOT, 'docs', 'benchmarks', 'outages.svg');
 const DOC_START = '<!-- bench:results:start -->';
 const DOC_END = '<!-- bench:results:end -->';
 
@@ -28,7 +31,7 @@ const DOC_END = '<!-- bench:results:end -->';
  * real clock never gives. docs/benchmarks.md shows the 50/s figures.
  */
 const MACRO_DEFAULTS: MacroSettings = {
-  replicas: [1, 3, 5, 10],
+  replicas: [1, 3, 5, 10, 30],
   keys: [10, 1000],
   strategies: ['writer-lease', 'uncoordinated', 'lock-lease'],
   updates: 300,
@@ -46,11 +49,21 @@ interface BenchArgs {
   store: string | undefined;
   rate: number;
   seed: number;
+  /** `--replicas` and `--keys`: narrow the runs (macro and real store); the docs are then left alone. */
+  replicas: number[] | undefined;
+  keys: number[] | undefined;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
   const args = parseArgs(argv);
-  const macro: MacroSettings = { ...MACRO_DEFAULTS, rate: args.rate, seed: args.seed };
+  const macro: MacroSettings = {
+    ...MACRO_DEFAULTS,
+    rate: args.rate,
+    seed: args.seed,
+    replicas: args.replicas ?? MACRO_DEFAULTS.replicas,
+    keys: args.keys ?? MACRO_DEFAULTS.keys,
+  };
+  const narrowed = args.replicas !== undefined || args.keys !== undefined;
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const mode = args.quick ? 'quick' : 'full';
@@ -98,8 +111,8 @@ async function main(argv: readonly string[]): Promise<number> {
     try {
       runs = await realStoreSuite({
         store: args.store,
-        replicas: args.quick ? [3] : macro.replicas,
-        keys: args.quick ? [10] : macro.keys,
+        replicas: args.quick && !narrowed ? [3] : macro.replicas,
+        keys: args.quick && !narrowed ? [10] : macro.keys,
         ...settings,
         progress: log,
       });
@@ -111,7 +124,7 @@ async function main(argv: readonly string[]): Promise<number> {
     realMs = Date.now() - mark;
   }
 
-  const targets = checkTargets(microFigures, macroRuns, real?.runs ?? [], macro);
+  const targets = checkTargets(microFigures, macroRuns, real?.runs ?? [], macro, args.store);
   const results: BenchResults = {
     schema: 1,
     mode,
@@ -133,10 +146,19 @@ async function main(argv: readonly string[]): Promise<number> {
   console.log(`\nwrote ${path.relative(ROOT, RESULTS)} (${mode}, ${(results.runtimeMs.total / 1000).toFixed(1)} s)`);
 
   // The docs show the canonical run: full, default rate and seed.
-  if (mode === 'full' && args.rate === MACRO_DEFAULTS.rate && args.seed === MACRO_DEFAULTS.seed) {
+  if (mode === 'full' && args.rate === MACRO_DEFAULTS.rate && args.seed === MACRO_DEFAULTS.seed && !narrowed) {
     mkdirSync(path.dirname(CHART), { recursive: true });
     writeFileSync(CHART, attemptsChart(macroRuns));
     console.log(`wrote ${path.relative(ROOT, CHART)}`);
+    const failoverBound = macro.leaseDuration + macro.retryInterval + DEFAULT_BACKOFF_STEP_MS;
+    writeFileSync(
+      OUTAGE_CHART,
+      outageChart(macroRuns, {
+        failover: { ms: failoverBound, label: `writer-lease target ${failoverBound} ms` },
+        handover: { ms: HANDOVER_BOUND_MS, label: `writer-lease target ${HANDOVER_BOUND_MS} ms` },
+      }),
+    );
+    console.log(`wrote ${path.relative(ROOT, OUTAGE_CHART)}`);
     const sections = tables.map((table) => `**${table.title}**\n\n${markdownTable(table)}`);
     if (await updateDoc(results, sections)) console.log(`updated ${path.relative(ROOT, DOC)}`);
   }
@@ -180,14 +202,21 @@ async function formatted(markdown: string): Promise<string> {
 }
 
 function parseArgs(argv: readonly string[]): BenchArgs {
-  const args: BenchArgs = { quick: false, store: undefined, rate: MACRO_DEFAULTS.rate, seed: MACRO_DEFAULTS.seed };
+  const args: BenchArgs = {
+    quick: false,
+    store: undefined,
+    rate: MACRO_DEFAULTS.rate,
+    seed: MACRO_DEFAULTS.seed,
+    replicas: undefined,
+    keys: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') {
       args.quick = true;
       continue;
     }
-    const [, flag, inline] = /^--(store|rate|seed)(?:=(.*))?$/s.exec(arg) ?? [];
+    const [, flag, inline] = /^--(store|rate|seed|replicas|keys)(?:=(.*))?$/s.exec(arg) ?? [];
     if (flag === undefined) usage(`unexpected argument ${JSON.stringify(arg)}`);
     const value = inline ?? argv[++i];
     if (value === undefined || value === '' || value.startsWith('--')) {
@@ -195,6 +224,8 @@ function parseArgs(argv: readonly string[]): BenchArgs {
     }
     if (flag === 'store') {
       args.store = value;
+    } else if (flag === 'replicas' || flag === 'keys') {
+      args[flag] = countList(flag, value);
     } else if (flag === 'rate') {
       const rate = Number(value);
       if (!(rate > 0 && rate <= 1000))
@@ -208,6 +239,15 @@ function parseArgs(argv: readonly string[]): BenchArgs {
     }
   }
   return args;
+}
+
+/** `3,10,30` → [3, 10, 30]: integers >= 1, at least one. */
+function countList(flag: string, value: string): number[] {
+  const counts = value.split(',').map(Number);
+  if (!counts.every((count) => Number.isInteger(count) && count >= 1)) {
+    usage(`--${flag}: expected a comma-separated list of integers >= 1, received ${JSON.stringify(value)}`);
+  }
+  return counts;
 }
 
 function usage(message: string): never {

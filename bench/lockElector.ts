@@ -145,6 +145,37 @@ export class LockElector {
     this.#nextAttempt = undefined;
   }
 
+  /**
+   * Stops gracefully and gives the lock up, as client-go's `ReleaseOnCancel`
+   * does when the leader's context is cancelled: every timer stops, and a
+   * leader writes the record with no holder (compare-and-set on the version
+   * it wrote last), so that a candidate takes it at its next poll instead of
+   * waiting `leaseDuration` out. Not leading, or the record moved on since
+   * (someone else holds it), it only stops.
+   *
+   * @example
+   * ```ts
+   * await elector.release(); // true: the record now has no holder
+   * ```
+   * @returns True when the lock was given up.
+   */
+  async release(): Promise<boolean> {
+    const wasLeading = this.leading;
+    this.halt();
+    const observed = this.#observed;
+    if (!wasLeading || observed === undefined || observed.record.holder !== this.#identity) return false;
+    const now = this.#scheduler.now();
+    // client-go's release record: no holder, a 1 s lease, the transitions count kept.
+    const released: LockRecord = {
+      generation: observed.record.generation,
+      holder: '',
+      acquireTime: now,
+      renewTime: now,
+      leaseDurationMs: 1_000,
+    };
+    return this.#write(released, observed.version);
+  }
+
   #attemptIn(ms: number): void {
     this.#nextAttempt = this.#scheduler.schedule(() => {
       this.#nextAttempt = undefined;

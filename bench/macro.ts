@@ -21,7 +21,7 @@ export interface MacroConfig {
   lock?: { leaseDuration: number; renewDeadline: number; retryPeriod: number };
   /** Virtual ms of idle time, once the statuses converged, in which writes are counted. @default 600_000 */
   idleMs?: number;
-  /** Ms into the failover burst at which the leader is killed. @default 1000 */
+  /** Ms into the failover burst at which the leader is killed, and into the handover burst at which it stops. @default 1000 */
   killAfterMs?: number;
   /** Ms after the kill at which the failover burst gives up waiting for a new writer. @default 60_000 */
   failoverCapMs?: number;
@@ -55,15 +55,18 @@ export interface MacroFigures {
   /** Kill of the leader → first status write of a spec change made after the kill; null with one replica. */
   failoverMs: number | null;
   /** The failover burst, when there is one. */
-  failover: {
-    killed: string;
-    updates: number;
-    writes: number;
-    conflicts: number;
-    conflictsByState: Record<string, number>;
-    attemptsPerUpdate: number;
-  } | null;
-  /** Every status caught up with its spec, after the measured burst and after the failover burst. */
+  failover: (OutageBurst & { killed: string }) | null;
+  /**
+   * Graceful stop of the leader → first status write, by another replica, of
+   * a spec change made after the stop; null with fewer than three replicas
+   * (the failover left nobody to hand over to).
+   */
+  handoverMs: number | null;
+  /** The handover burst, when there is one. */
+  handover: (OutageBurst & { stopped: string }) | null;
+  /** Conflicts of the whole run before the handover: the measured burst (election included) and the failover burst. */
+  runConflicts: number;
+  /** Every status caught up with its spec, after the measured burst, the failover burst and the handover burst. */
   converged: boolean;
 }
 
@@ -75,8 +78,17 @@ const CONVERGE_CAP_MS = 60_000;
 /** The failover burst goes on this long after the new writer's first write. */
 const AFTER_FAILOVER_MS = 1000;
 
+/** What a burst with an outage of the leader (killed, or stopped gracefully) cost. */
+export interface OutageBurst {
+  updates: number;
+  writes: number;
+  conflicts: number;
+  conflictsByState: Record<string, number>;
+  attemptsPerUpdate: number;
+}
+
 /** Which span the writes are counted in; `done` collects what the final kills leave. */
-type Phase = 'updates' | 'idle' | 'failover' | 'done';
+type Phase = 'updates' | 'idle' | 'failover' | 'handover' | 'done';
 interface Tally {
   writes: number;
   conflicts: number;
@@ -95,14 +107,17 @@ interface Tally {
  *    `killAfterMs` the leader (the lease leader, the lock holder, or for
  *    `uncoordinated` the replica that wrote last) is stopped abruptly; the
  *    changes go on until another replica wrote one made after the kill, and
- *    one second more; then the run waits for convergence again.
+ *    one second more; then the run waits for convergence again;
+ * 4. with two replicas still up, a handover burst, the same way, but the
+ *    leader stops gracefully (`BenchReplica.handOver()`: the writer lease
+ *    hands over, the lock lease releases its lock).
  *
  * The same config and seed give the same figures, to the last digit.
  *
  * @example
  * ```ts
  * await runMacro({ strategy: 'writer-lease', replicas: 3, keys: 10, updates: 300 });
- * // { attemptsPerUpdate: 1.007, idleWritesPerMin: 0, failoverMs: 978.7, converged: true, ... }
+ * // { attemptsPerUpdate: 1, idleWritesPerMin: 0, failoverMs: 981.7, handoverMs: 9, runConflicts: 0, converged: true, ... }
  * ```
  * @param config The configuration.
  * @returns The figures.
@@ -129,7 +144,13 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
   const driver = new VirtualDriver({ store, keys, scheduler, random: seededRandom(seed) });
 
   let phase: Phase = 'updates';
-  const tallies: Record<Phase, Tally> = { updates: tally(), idle: tally(), failover: tally(), done: tally() };
+  const tallies: Record<Phase, Tally> = {
+    updates: tally(),
+    idle: tally(),
+    failover: tally(),
+    handover: tally(),
+    done: tally(),
+  };
 
   // Which keys lag their spec, and since when every status is current.
   const lagging = new Set<string>();
@@ -152,12 +173,11 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
   });
   const converged = () => driver.idle && lagging.size === 0;
 
-  // Failover: the kill, the first change of each key made after it, and the first write of one.
-  let killAt: number | undefined;
-  let failoverAt: number | undefined;
-  const firstAfterKill = new Map<string, number>();
+  // An outage (kill or handover): when, the first change of each key made after it, and the first write
+  // of one by another replica.
+  let outage: { at: number; replica: BenchReplica; firstAfter: Map<string, number>; recoveredAt?: number } | undefined;
   driver.onUpdate(({ key, generation }) => {
-    if (killAt !== undefined && !firstAfterKill.has(key)) firstAfterKill.set(key, generation);
+    if (outage !== undefined && !outage.firstAfter.has(key)) outage.firstAfter.set(key, generation);
   });
 
   const settings = { store, strategy, scheduler, keys, leaseDuration, retryInterval, lock, lockKey: LOCK_KEY };
@@ -175,8 +195,9 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
       if (event.type !== 'written') return;
       current.writes++;
       lastWriteAt.set(replica, clock.now);
-      const first = firstAfterKill.get(event.key);
-      if (failoverAt === undefined && first !== undefined && event.generation >= first) failoverAt = clock.now;
+      if (outage === undefined || outage.recoveredAt !== undefined || replica === outage.replica) return;
+      const first = outage.firstAfter.get(event.key);
+      if (first !== undefined && event.generation >= first) outage.recoveredAt = clock.now;
     });
   }
 
@@ -194,40 +215,66 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
     await clock.runUntil(clock.now + idleMs);
 
     // 3. Failover: the leader dies at an update's instant, before the update is written.
-    phase = 'failover';
+    // 4. Handover: the new leader stops gracefully, the same way, with another replica left to take over.
     let failover: MacroFigures['failover'] = null;
-    let convergedAfterFailover = true;
-    if (replicaCount > 1) {
+    let handover: MacroFigures['handover'] = null;
+    let failoverMs: number | null = null;
+    let handoverMs: number | null = null;
+    let convergedAfterOutages = true;
+    const outageBurst = async (kind: 'kill' | 'handover') => {
       const killIndex = Math.round((killAfterMs * rate) / 1000);
       const madeBefore = driver.made;
-      let killed: BenchReplica | undefined;
+      const stopping: Promise<void>[] = [];
+      let stopped: BenchReplica | undefined;
+      let stoppedAt: number | undefined;
       driver.burst({
         rate,
         before: (n) => {
           if (n !== killIndex) return;
-          killed = leaderOf([...alive], lastWriteAt);
-          killed.kill();
-          alive.delete(killed);
-          killAt = clock.now;
+          stopped = leaderOf([...alive], lastWriteAt);
+          alive.delete(stopped);
+          stoppedAt = clock.now;
+          outage = { at: stoppedAt, replica: stopped, firstAfter: new Map() };
+          if (kind === 'kill') stopped.kill();
+          else stopping.push(stopped.handOver());
         },
         more: (n) => {
-          if (n <= killIndex || killAt === undefined) return true;
-          return clock.now < (failoverAt === undefined ? killAt + failoverCapMs : failoverAt + AFTER_FAILOVER_MS);
+          if (n <= killIndex || stoppedAt === undefined) return true;
+          const recoveredAt = outage?.recoveredAt;
+          return clock.now < (recoveredAt === undefined ? stoppedAt + failoverCapMs : recoveredAt + AFTER_FAILOVER_MS);
         },
       });
       const burstEnd = clock.now + killAfterMs + failoverCapMs + AFTER_FAILOVER_MS + 1000;
       await clock.runUntil(burstEnd, () => driver.idle);
-      convergedAfterFailover = await clock.runUntil(clock.now + CONVERGE_CAP_MS, converged);
-      const { writes, conflicts, conflictsByState } = tallies.failover;
-      const failoverUpdates = driver.made - madeBefore;
-      failover = {
-        killed: killed?.name ?? '',
-        updates: failoverUpdates,
-        writes,
-        conflicts,
-        conflictsByState,
-        attemptsPerUpdate: ratio(writes + conflicts, failoverUpdates),
+      if (!(await clock.runUntil(clock.now + CONVERGE_CAP_MS, converged))) convergedAfterOutages = false;
+      await Promise.all(stopping);
+      const { writes, conflicts, conflictsByState } = tallies[phase];
+      const updatesMade = driver.made - madeBefore;
+      const recoveredAt = outage?.recoveredAt;
+      outage = undefined;
+      return {
+        replica: stopped?.name ?? '',
+        ms: stoppedAt === undefined || recoveredAt === undefined ? null : round1(recoveredAt - stoppedAt),
+        burst: {
+          updates: updatesMade,
+          writes,
+          conflicts,
+          conflictsByState,
+          attemptsPerUpdate: ratio(writes + conflicts, updatesMade),
+        },
       };
+    };
+    phase = 'failover';
+    if (replicaCount > 1) {
+      const { replica, ms, burst } = await outageBurst('kill');
+      failover = { killed: replica, ...burst };
+      failoverMs = ms;
+    }
+    phase = 'handover';
+    if (alive.size > 1) {
+      const { replica, ms, burst } = await outageBurst('handover');
+      handover = { stopped: replica, ...burst };
+      handoverMs = ms;
     }
     phase = 'done';
 
@@ -248,9 +295,12 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
       idleMinutes,
       idleWrites: tallies.idle.storeWrites,
       idleWritesPerMin: ratio(tallies.idle.storeWrites, idleMinutes),
-      failoverMs: killAt === undefined || failoverAt === undefined ? null : round1(failoverAt - killAt),
+      failoverMs,
       failover,
-      converged: convergedFirst && convergedAfterFailover,
+      handoverMs,
+      handover,
+      runConflicts: conflicts + (failover?.conflicts ?? 0),
+      converged: convergedFirst && convergedAfterOutages,
     };
   } finally {
     for (const replica of alive) replica.kill();

@@ -133,6 +133,8 @@ export function timersWhilePending(count: number): Promise<number> {
     leaseDuration: 3_600_000,
     retryInterval: 10,
     backoff: constantBackoff(3_600_000),
+    // Rule 16 would hold the election's first unit for a share of 2 × backoff(0): two hours here.
+    spread: false,
     scheduler: asyncScheduler,
   });
   const processing = lease.run();

@@ -18,7 +18,14 @@ export interface RealFigures {
   idleWritesPerMin: number;
   /** From the second run, which kills the leader; null with one replica. */
   failoverMs: number | null;
-  /** Both runs converged. */
+  /** Conflicts of the second run: the election and the failover (the plain run's are `conflicts`); null with one replica. */
+  runConflicts: number | null;
+  /**
+   * From the third run, in which the leader stops gracefully and hands over
+   * (`--handover-after`, with `--lease-duration 2000`); null with one replica.
+   */
+  handoverMs: number | null;
+  /** Every run converged. */
   converged: boolean;
   /** Wall time of the plain run, from the first change to convergence. */
   durationMs: number;
@@ -40,11 +47,14 @@ export interface RealStoreOptions {
 
 const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
 const LEASE_DURATION = 1000;
+/** The handover run's lease: the handover target is set against a 2 s lease (docs/benchmarks.md). */
+const HANDOVER_LEASE_DURATION = 2000;
 
 /**
  * The macro figures in real time on a real store, for the strategies the
  * demo has: it runs `runDemo` (one OS process per replica) once plainly and,
- * with two replicas or more, once more with the leader killed.
+ * with two replicas or more, once more with the leader killed and once with
+ * the leader stopped gracefully (it hands over).
  *
  * Real time differs from the virtual-time macro runs: store calls take a
  * round trip, so replicas race for real; and the idle window is the demo's
@@ -65,7 +75,7 @@ export async function realStoreSuite(options: RealStoreOptions): Promise<RealFig
     for (const replicas of replicaCounts) {
       for (const strategy of STRATEGIES) {
         progress?.(`real ${redactUrl(store)} ${strategy} ${replicas} replicas ${keys} keys`);
-        const flags = (count: number) => [
+        const flags = (count: number, leaseDuration = LEASE_DURATION) => [
           '--store',
           store,
           '--strategy',
@@ -79,23 +89,37 @@ export async function realStoreSuite(options: RealStoreOptions): Promise<RealFig
           '--rate',
           `${rate}`,
           '--lease-duration',
-          `${LEASE_DURATION}`,
+          `${leaseDuration}`,
         ];
         const plain = await runDemo(parseDemoArgs(flags(updates)));
         let killed: DemoSummary | undefined;
+        let handedOver: DemoSummary | undefined;
         if (replicas > 1) {
           // Enough changes after the kill for the failover to show: the kill time plus three seconds.
           const killUpdates = Math.ceil(((killLeaderAfter + 3000) * rate) / 1000);
           killed = await runDemo(parseDemoArgs([...flags(killUpdates), '--kill-leader-after', `${killLeaderAfter}`]));
+          // One second of changes after the stop is plenty: the handover takes a few backoff steps.
+          const handoverUpdates = Math.ceil(((killLeaderAfter + 1000) * rate) / 1000);
+          handedOver = await runDemo(
+            parseDemoArgs([
+              ...flags(handoverUpdates, HANDOVER_LEASE_DURATION),
+              '--handover-after',
+              `${killLeaderAfter}`,
+            ]),
+          );
         }
-        rows.push(figuresOf(plain, killed));
+        rows.push(figuresOf(plain, killed, handedOver));
       }
     }
   }
   return rows;
 }
 
-function figuresOf(plain: DemoSummary, killed: DemoSummary | undefined): RealFigures {
+function figuresOf(
+  plain: DemoSummary,
+  killed: DemoSummary | undefined,
+  handedOver: DemoSummary | undefined,
+): RealFigures {
   const idleMs = 2 * LEASE_DURATION;
   return {
     strategy: plain.strategy,
@@ -109,8 +133,15 @@ function figuresOf(plain: DemoSummary, killed: DemoSummary | undefined): RealFig
     idleWrites: plain.idleWrites,
     idleMs,
     idleWritesPerMin: Math.round((plain.idleWrites * 60_000) / idleMs),
-    failoverMs: killed?.failoverMs ?? null,
-    converged: plain.converged && (killed?.converged ?? true),
+    failoverMs: round1(killed?.failoverMs ?? null),
+    runConflicts: killed?.conflicts ?? null,
+    handoverMs: round1(handedOver?.handoverMs ?? null),
+    converged: plain.converged && (killed?.converged ?? true) && (handedOver?.converged ?? true),
     durationMs: plain.durationMs,
   };
+}
+
+/** Real times come from `performance.now()`, to the microsecond: one decimal of a ms is plenty. */
+function round1(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms * 10) / 10;
 }

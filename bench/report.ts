@@ -12,7 +12,7 @@ import { scopeOf, verdict, type TargetCheck } from './targets';
  * @returns The tables, in the order they are printed.
  */
 export function reportTables(results: BenchResults): Table[] {
-  const tables = [microTable(results), macroTable(results), attemptsTable(results)];
+  const tables = [microTable(results), macroTable(results), attemptsTable(results), outageTable(results)];
   if (results.real !== null && results.real.runs.length > 0) tables.push(realTable(results));
   return tables;
 }
@@ -95,10 +95,68 @@ function macroTable({ macro, targets }: BenchResults): Table {
 
 function realTable({ real, targets }: BenchResults): Table {
   const { store, updates, rate, killLeaderAfter, runs } = real!;
+  const mark = (run: RealFigures, figure: string, text: string) => {
+    const v = verdict(targets, 'real', scopeOf(run), figure);
+    return v === '' ? text : `${text} ${v}`;
+  };
   return {
-    title: `Real store ${store} (real time, one process per replica, ${updates} updates at ${rate}/s; idle = 2 × leaseDuration; leader killed ${killLeaderAfter} ms into a second run)`,
-    ...RUN_COLUMNS,
-    rows: runs.map((run) => runRow(run, 'real', targets)),
+    title:
+      `Real store ${store} (real time, ${store === 'memory' || store === 'memory://' ? 'replicas in this process' : 'one process per replica'}, ` +
+      `${updates} updates at ${rate}/s; idle = 2 × leaseDuration; ` +
+      `leader killed ${killLeaderAfter} ms into a second run, stopped gracefully ${killLeaderAfter} ms into a third run with a 2 s lease)`,
+    header: [...RUN_COLUMNS.header, 'handover ms', 'conflicts, kill run'],
+    right: new Set([...RUN_COLUMNS.right, 10, 11]),
+    rows: runs.map((run) => [
+      ...runRow(run, 'real', targets),
+      mark(run, 'handoverMs', run.handoverMs === null ? '-' : `${run.handoverMs}`),
+      mark(run, 'runConflicts', run.runConflicts === null ? '-' : `${run.runConflicts}`),
+    ]),
+  };
+}
+
+/**
+ * Failover and handover of the macro runs with more than one replica, next
+ * to the conflicts they cost: the table of issue 10.
+ */
+function outageTable({ macro, targets }: BenchResults): Table {
+  const { settings } = macro;
+  const runs = macro.runs.filter((run) => run.replicas > 1);
+  const mark = (run: MacroFigures, figure: string, text: string) => {
+    const v = verdict(targets, 'macro', scopeOf(run), figure);
+    return v === '' ? text : `${text} ${v}`;
+  };
+  const ms = (value: number | null) => (value === null ? '-' : `${value}`);
+  return {
+    title:
+      `Failover and handover (macro, virtual time; the leader is killed ${settings.killAfterMs} ms into a burst, ` +
+      `then the next one stops gracefully ${settings.killAfterMs} ms into another: writer-lease hands over, lock-lease releases its lock)`,
+    header: [
+      'strategy',
+      'replicas',
+      'keys',
+      'failover ms',
+      'handover ms',
+      'conflicts: election + failover',
+      'killed',
+      'stopped',
+      'handover: updates',
+      'writes',
+      'conflicts',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 8, 9, 10]),
+    rows: runs.map((run) => [
+      run.strategy,
+      `${run.replicas}`,
+      `${run.keys}`,
+      mark(run, 'failoverMs', ms(run.failoverMs)),
+      mark(run, 'handoverMs', ms(run.handoverMs)),
+      mark(run, 'runConflicts', `${run.runConflicts}`),
+      run.failover?.killed ?? '-',
+      run.handover?.stopped ?? '-',
+      run.handover === null ? '-' : `${run.handover.updates}`,
+      run.handover === null ? '-' : `${run.handover.writes}`,
+      run.handover === null ? '-' : `${run.handover.conflicts}`,
+    ]),
   };
 }
 

@@ -23,13 +23,32 @@ export interface LeaseDurations {
 }
 
 /**
- * Checks every figure that has a target:
+ * The handover bound in virtual time: the followers' wait for new work
+ * (2 × backoff(0)) and rule 16's spread, each under one default backoff step,
+ * plus a transit margin. The memory store answers in microtasks, so the
+ * margin only absorbs the frames of the drain.
+ */
+export const HANDOVER_BOUND_MS = 3 * DEFAULT_BACKOFF_STEP_MS + 10;
+/** The handover bound on a real store, with `--lease-duration 2000`: the same plus real round trips. */
+export const REAL_HANDOVER_BOUND_MS = 200;
+/** The same in the demo's in-process memory store, whose only transit is its simulated latency. */
+export const MEMORY_HANDOVER_BOUND_MS = 150;
+/** The replica count of issue 10's herd target. */
+export const HERD_REPLICAS = 30;
+/** At {@link HERD_REPLICAS} replicas, the writer lease's conflicts of the whole run (election and failover). */
+export const HERD_CONFLICTS = 15;
+
+/**
+ * Checks every figure that has a target (`realStore`: the store URL of the
+ * real-store runs, to pick their handover bound):
  *
  * - micro: `tryRatio >= 0.33`, `processRatio >= 0.25`, `<= 300` bytes per pending
  *   key at each size, `<= 2` timers at 100k keys;
  * - writer-lease: `attemptsPerUpdate <= 1.05`, `idleWritesPerMin = 0`, and
  *   `failoverMs <= leaseDuration + retryInterval + one backoff step` (the bound
- *   of docs/replicas.md);
+ *   of docs/replicas.md), `handoverMs <= HANDOVER_BOUND_MS` (real store:
+ *   `<= REAL_HANDOVER_BOUND_MS`, memory `<= MEMORY_HANDOVER_BOUND_MS`), and
+ *   at 30 replicas `runConflicts <= 15`;
  * - lock-lease: `idleWritesPerMin` ≈ 30 (within 5 %);
  * - uncoordinated: `attemptsPerUpdate` ≈ replicas (within 10 %), in virtual time;
  * - every run: `converged`.
@@ -38,6 +57,7 @@ export interface LeaseDurations {
  * @param macro The macro runs.
  * @param real The real-store runs, if any.
  * @param durations The writer lease's durations, for the failover bound.
+ * @param realStore The real-store URL, when there is one.
  * @returns One check per figure and run.
  */
 export function checkTargets(
@@ -45,6 +65,7 @@ export function checkTargets(
   macro: readonly MacroFigures[],
   real: readonly RealFigures[],
   durations: LeaseDurations,
+  realStore?: string,
 ): TargetCheck[] {
   const checks: TargetCheck[] = [
     atLeast('micro', '', 'tryRatio', micro.tryRatio, 0.33),
@@ -65,6 +86,13 @@ export function checkTargets(
         checks.push(atMost(section, scope, 'attemptsPerUpdate', run.attemptsPerUpdate, 1.05));
         checks.push(atMost(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 0, '= 0'));
         if (run.failoverMs !== null) checks.push(atMost(section, scope, 'failoverMs', run.failoverMs, failoverBound));
+        if (run.handoverMs !== null) {
+          const bound = section === 'macro' ? HANDOVER_BOUND_MS : realHandoverBound(realStore);
+          checks.push(atMost(section, scope, 'handoverMs', run.handoverMs, bound));
+        }
+        if (run.replicas === HERD_REPLICAS && run.runConflicts !== null) {
+          checks.push(atMost(section, scope, 'runConflicts', run.runConflicts, HERD_CONFLICTS));
+        }
       } else if (run.strategy === 'lock-lease') {
         checks.push(near(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 30, 0.05));
       } else if (section === 'macro') {
@@ -82,6 +110,11 @@ export function checkTargets(
     }
   }
   return checks;
+}
+
+/** The handover bound of a real-store run: the demo's memory store has no round trips. */
+function realHandoverBound(store: string | undefined): number {
+  return store === 'memory' || store === 'memory://' ? MEMORY_HANDOVER_BOUND_MS : REAL_HANDOVER_BOUND_MS;
 }
 
 /** The scope name of a run, as checks and tables use it. */

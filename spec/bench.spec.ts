@@ -1,4 +1,7 @@
+import { outageChart } from '../bench/chart';
 import { runMacro, type MacroConfig, type MacroFigures } from '../bench/macro';
+import type { MicroFigures } from '../bench/micro';
+import { HANDOVER_BOUND_MS, HERD_CONFLICTS, checkTargets } from '../bench/targets';
 
 // One tiny macro configuration per strategy, in virtual time: exact figures, no timing.
 const TINY: Omit<MacroConfig, 'strategy'> = { replicas: 3, keys: 10, updates: 50, rate: 47, seed: 1 };
@@ -58,5 +61,79 @@ describe('bench: macro runs in virtual time', () => {
 
   it('gives the same figures for the same seed', async () => {
     expect(await runMacro({ ...TINY, strategy: 'writer-lease' })).toEqual(figures['writer-lease']);
+  });
+
+  it('hands over far faster than the lease runs out with the writer lease, and without a conflict', () => {
+    const { handoverMs, handover } = figures['writer-lease'];
+    // The followers of the writer that stopped wake their keys: 2 x backoff(0) and a spread, not a lease.
+    expect(handoverMs).not.toBeNull();
+    expect(handoverMs).toBeLessThanOrEqual(HANDOVER_BOUND_MS);
+    expect(handoverMs!).toBeLessThan(1000 / 10);
+    expect(handover).toMatchObject({ conflicts: 0 });
+    expect(handover!.stopped).not.toBe(figures['writer-lease'].failover!.killed);
+  });
+
+  it('measures the handover of the lock lease: its released lock is taken at a poll, not after 15 s', () => {
+    const lock = figures['lock-lease'];
+    expect(lock.handoverMs).not.toBeNull();
+    expect(lock.handoverMs!).toBeGreaterThan(0);
+    // Without the release a candidate would wait the 15 s lease out, as in the failover.
+    expect(lock.handoverMs!).toBeLessThan(2_000 * 2.2 + 1_000);
+    expect(lock.handoverMs!).toBeLessThan(lock.failoverMs!);
+    expect(lock.handover?.conflicts).toBe(0);
+  });
+
+  it('has nothing to hand over without coordination, and no handover with two replicas', async () => {
+    expect(figures.uncoordinated.handoverMs).toBe(0);
+    const two = await runMacro({ ...TINY, replicas: 2, strategy: 'writer-lease' });
+    expect(two.failoverMs).not.toBeNull();
+    expect(two).toMatchObject({ handoverMs: null, handover: null, converged: true });
+  });
+
+  it('counts the conflicts of the whole run at 30 replicas: election and failover, not the handover', async () => {
+    const lease = await runMacro({ ...TINY, replicas: 30, strategy: 'writer-lease' });
+    const herd = await runMacro({ ...TINY, replicas: 30, strategy: 'uncoordinated' });
+    for (const run of [lease, herd]) {
+      expect(run.runConflicts).toBe(run.conflicts + run.failover!.conflicts);
+      expect(run.converged).toBe(true);
+    }
+    expect(lease.runConflicts).toBeLessThanOrEqual(HERD_CONFLICTS);
+    expect(lease.failoverMs!).toBeLessThanOrEqual(1000 + 100 + 30);
+    // Every uncoordinated replica races every change: the count is far above the target, as it should be.
+    expect(herd.runConflicts).toBeGreaterThan(29 * TINY.updates);
+
+    const micro: MicroFigures = {
+      keys: 1,
+      tryOpsPerSec: 1,
+      tryBaselineOpsPerSec: 1,
+      tryRatio: 1,
+      processOpsPerSec: 1,
+      processBaselineOpsPerSec: 1,
+      processRatio: 1,
+      bytesPerPendingKey: {},
+      timersAt100k: 1,
+    };
+    const checks = checkTargets(micro, [lease, { ...lease, runConflicts: HERD_CONFLICTS + 1 }], [], {
+      leaseDuration: 1000,
+      retryInterval: 100,
+    });
+    const herdChecks = checks.filter((check) => check.figure === 'runConflicts');
+    expect(herdChecks.map(({ pass, target }) => ({ pass, target }))).toEqual([
+      { pass: true, target: '<= 15' },
+      { pass: false, target: '<= 15' },
+    ]);
+    expect(checks.filter((check) => check.figure === 'handoverMs').every((check) => check.pass)).toBe(true);
+  });
+
+  it('draws failover and handover of the writer lease and of the lock lease', () => {
+    const svg = outageChart(Object.values(figures), {
+      failover: { ms: 1130, label: 'failover target' },
+      handover: { ms: HANDOVER_BOUND_MS, label: 'handover target' },
+    });
+    expect(svg).toMatch(/^<svg [^>]+>/);
+    expect(svg).toContain('leader killed: failover (10 keys)');
+    expect(svg).toContain(`${Math.round(figures['writer-lease'].failoverMs!)} ms`);
+    expect(svg).toContain(`${(figures['lock-lease'].failoverMs! / 1000).toFixed(1)} s`);
+    expect(svg).not.toContain('uncoordinated');
   });
 });
