@@ -1,3 +1,4 @@
+import { FOLLOWER_SPREAD_STEPS } from '../src/internal/rules';
 import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
 import type { MacroFigures } from './macro';
 import type { MicroFigures } from './micro';
@@ -24,11 +25,11 @@ export interface LeaseDurations {
 
 /**
  * The handover bound in virtual time: the followers' wait for new work
- * (2 × backoff(0)) and rule 16's spread, each under one default backoff step,
- * plus a transit margin. The memory store answers in microtasks, so the
+ * (2 × backoff(0)) and rule 16's follower spread (2 × backoff(0) more), in
+ * default backoff steps, plus a transit margin. The memory store answers in microtasks, so the
  * margin only absorbs the frames of the drain.
  */
-export const HANDOVER_BOUND_MS = 3 * DEFAULT_BACKOFF_STEP_MS + 10;
+export const HANDOVER_BOUND_MS = (2 + FOLLOWER_SPREAD_STEPS) * DEFAULT_BACKOFF_STEP_MS + 10;
 /** The handover bound on a real store, with `--lease-duration 2000`: the same plus real round trips. */
 export const REAL_HANDOVER_BOUND_MS = 200;
 /** The same in the demo's in-process memory store, whose only transit is its simulated latency. */

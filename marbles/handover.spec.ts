@@ -32,20 +32,20 @@ describe('rule 17: expire({ wake: true }) makes the keys that wait for the other
     });
   });
 
-  it('with the spread (rule 16), woken keys wait their share of backoff(0), all the same share', () => {
+  it('with the spread (rule 16), woken keys wait their share of 2 × backoff(0), all the same share', () => {
     marbles(({ scheduler, expectObservable }) => {
       const lease = createLease(scheduler, { backoff: constantBackoff(50), spread: true, random: () => 0.1 });
       lease.run();
-      lease.try('x', release); // election: due at 0 + 0.1 × 100 = 10; follower from 10, expires 60
+      lease.try('x', release); // election: due at 0 + 0.1 × 8 × 50 = 40; follower from 40, expires 90
       scheduler.schedule(() => {
         lease.try('a', extend);
         lease.try('b', extend);
-      }, 11);
-      scheduler.schedule(() => lease.expire({ wake: true }), 20); // due at 20 + 0.1 × 50 = 25
-      expectObservable(eventsOf(lease, 'started').pipe(map(({ key, at }) => `${key}@${at}`))).toBe('10ms x 14ms (ab)', {
-        x: 'x@10',
-        a: 'a@25',
-        b: 'b@25',
+      }, 41);
+      scheduler.schedule(() => lease.expire({ wake: true }), 60); // due at 60 + 0.1 × 2 × 50 = 70
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ key, at }) => `${key}@${at}`))).toBe('40ms x 29ms (ab)', {
+        x: 'x@40',
+        a: 'a@70',
+        b: 'b@70',
       });
     });
   });

@@ -475,15 +475,15 @@ export class LeaseModel {
     this.submissions.set(id, { id, key, unit: command.unit, calls: 0 });
 
     // Rule 1: as follower due after max(expires - now, 2 × backoff(0)); otherwise at once. Rule 16: the
-    // election's work up to 2 × backoff(0) later, a follower's up to backoff(0) later.
+    // election's work up to 8 × backoff(0) later, a follower's up to 2 × backoff(0) later.
     let expectedDue: [number, number] = [at, at];
     const [low, high] = this.backoff(0);
     const spread = this.options.spread === true;
     if (this.state.state === 'follower') {
       const wait = this.state.expires - at;
-      expectedDue = [at + Math.max(wait, 2 * low), at + Math.max(wait, 2 * high) + (spread ? high : 0)];
+      expectedDue = [at + Math.max(wait, 2 * low), at + Math.max(wait, 2 * high) + (spread ? 2 * high : 0)];
     } else if (this.state.state === 'election' && spread) {
-      expectedDue = [at, at + 2 * high];
+      expectedDue = [at, at + 8 * high];
     }
     if (!within(due, expectedDue)) {
       this.fail(
@@ -520,8 +520,8 @@ export class LeaseModel {
     if (due === undefined || due > at + EPSILON * Math.max(1, at)) {
       this.fail('trace', at, `deferred "${short(key)}" at ${at} before it was due (${due})`);
     }
-    // Rule 2: follower and now < expires: put back, due at expires (rule 16: up to backoff(0) later).
-    const spreadUpTo = this.options.spread === true ? this.backoff(0)[1] : 0;
+    // Rule 2: follower and now < expires: put back, due at expires (rule 16: up to 2 × backoff(0) later).
+    const spreadUpTo = this.options.spread === true ? 2 * this.backoff(0)[1] : 0;
     const { expires } = this.state;
     if (this.state.state !== 'follower' || !(at < expires) || !within(until, [expires, expires + spreadUpTo])) {
       this.fail('follower', at, `deferred "${short(key)}" until ${until} with state ${show(this.state)}`);

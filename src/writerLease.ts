@@ -37,6 +37,8 @@ import {
   cappedBackoff,
   deferredUntil,
   dueTimeOfNewWork,
+  ELECTION_SPREAD_STEPS,
+  FOLLOWER_SPREAD_STEPS,
   NO_SPREAD,
   type RuleOptions,
   type Spread,
@@ -769,7 +771,11 @@ export class WriterLease {
     const drawn = this.#spread;
     if (drawn?.expires === expires) return drawn;
     const step = this.#rules.backoffDuration(0);
-    this.#spread = { expires, electionMs: drawn?.electionMs ?? random() * 2 * step, followerMs: random() * step };
+    this.#spread = {
+      expires,
+      electionMs: drawn?.electionMs ?? random() * ELECTION_SPREAD_STEPS * step,
+      followerMs: random() * FOLLOWER_SPREAD_STEPS * step,
+    };
     return this.#spread;
   }
 

@@ -21,6 +21,7 @@
  */
 import type { SpecValue } from '../../src';
 import { DEFAULT_BACKOFF_STEP_MS } from '../../src/backoff';
+import { FOLLOWER_SPREAD_STEPS } from '../../src/internal/rules';
 import { seededRandom } from '../../test-support';
 import type { CasRecord } from './faultyStore';
 import {
@@ -40,8 +41,8 @@ const UPDATES = 300;
 const BOUND = CONVERGE_BOUND_MS + LATENCY_MARGIN_MS;
 /** A follower that keeps deferring runs about two units a lease (the run has five): a handful, not one per change. */
 const UNITS_WHILE_DEFERRING = 15;
-/** A handover's bound: new work waits 2 × backoff(0) plus the spread (at most 3 default steps), plus transit. */
-const HANDOVER_BOUND = 3 * DEFAULT_BACKOFF_STEP_MS + LATENCY_MARGIN_MS;
+/** A handover's bound: new work waits 2 × backoff(0) plus the follower's spread (2 more), plus transit. */
+const HANDOVER_BOUND = (2 + FOLLOWER_SPREAD_STEPS) * DEFAULT_BACKOFF_STEP_MS + LATENCY_MARGIN_MS;
 
 interface Run {
   scenario: Scenario;
@@ -436,7 +437,7 @@ describe('bugs the fault runs found', () => {
     const [replica] = scenario.replicas;
     scenario.start();
     void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'old@1' });
-    await scenario.advance(100);
+    await scenario.advance(300); // the election may wait up to 8 × backoff(0) (rule 16)
     expect(scenario.converged()).toBe(true);
 
     // The replica reads the spec of generation 2 and stalls for 50 ms before reading the status.
@@ -463,7 +464,7 @@ describe('bugs the fault runs found', () => {
     const [replica] = scenario.replicas;
     scenario.start();
     void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'v1' });
-    await scenario.advance(100);
+    await scenario.advance(300); // the election may wait up to 8 × backoff(0) (rule 16)
     expect(scenario.converged()).toBe(true);
 
     // Another writer changed the route three times to its own value: we stand down for 2 s.

@@ -1,4 +1,5 @@
 import { DEFAULT_BACKOFF_STEP_MS } from '../backoff.js';
+import { FOLLOWER_SPREAD_STEPS } from '../internal/rules.js';
 import type { DemoSummary } from './demo.js';
 import { formatDuration } from './formatDuration.js';
 import { wrapText } from './wrapText.js';
@@ -31,8 +32,8 @@ export function summaryTable(
   const { store, strategy, replicas, keys, durationMs } = summary;
   // The lease runs out, a retry, and one step of the default backoff.
   const failoverBound = leaseDuration + retryInterval + DEFAULT_BACKOFF_STEP_MS;
-  // Rule 17: the keys are due now, spread by up to backoff(0), and new work waits 2 × backoff(0) (rule 1).
-  const handoverBound = 3 * DEFAULT_BACKOFF_STEP_MS;
+  // Rule 17: new work waits 2 × backoff(0) (rule 1) and the follower's spread, 2 × backoff(0) at most.
+  const handoverBound = (2 + FOLLOWER_SPREAD_STEPS) * DEFAULT_BACKOFF_STEP_MS;
   const rows: [string, string, string][] = [
     ['updates', `${summary.updates}`, ''],
     ['writes', `${summary.writes}`, '<= updates'],
