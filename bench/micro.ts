@@ -40,7 +40,14 @@ const CONTEXT = { key: 'key', id: 1, signal: new AbortController().signal };
 
 /** A lease that follows for a long time, so that every `try` only queues. */
 function follower(scheduler = new VirtualTimeScheduler()): { lease: WriterLease; scheduler: VirtualTimeScheduler } {
-  const lease = new WriterLease({ leaseDuration: 1e12, retryInterval: 10, backoff: constantBackoff(1e12), scheduler });
+  // No spread: the election's first unit would wait a share of 8 × backoff(0), here 8e12 ms.
+  const lease = new WriterLease({
+    leaseDuration: 1e12,
+    retryInterval: 10,
+    backoff: constantBackoff(1e12),
+    spread: false,
+    scheduler,
+  });
   lease.run();
   lease.try('first', () => WorkResult.Release);
   scheduler.flush();
@@ -133,7 +140,7 @@ export function timersWhilePending(count: number): Promise<number> {
     leaseDuration: 3_600_000,
     retryInterval: 10,
     backoff: constantBackoff(3_600_000),
-    // Rule 16 would hold the election's first unit for a share of 2 × backoff(0): two hours here.
+    // Rule 16 would hold the election's first unit for a share of 8 × backoff(0): hours here.
     spread: false,
     scheduler: asyncScheduler,
   });
