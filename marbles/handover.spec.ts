@@ -89,3 +89,19 @@ describe('drain(timeoutMs): no unit starts, running units may settle, then the l
     });
   });
 });
+
+describe("rule 16: the election's delay ends with the election", () => {
+  it('keys submitted while the winning unit was in flight run as soon as it wins, not at the election delay', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      // backoff(0) = 5: the election's delay is 0.5 × 8 × 5 = 20 frames.
+      const lease = createLease(scheduler, { spread: true, random: () => 0.5 });
+      lease.run();
+      lease.try('a', () => cold('--(r|)', { r })); // due at 20, writes at 22
+      scheduler.schedule(() => lease.try('b', extend), 21); // in the election: due at 21 + 20 = 41
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ key, at }) => `${key}@${at}`))).toBe('20ms a 1ms b', {
+        a: 'a@20',
+        b: 'b@22',
+      });
+    });
+  });
+});

@@ -766,6 +766,10 @@ export class LeaseModel {
         `follower expires ${snapshot.expires - at} after now, above leaseDuration ${this.options.leaseDuration}`,
       );
     }
+    // Rule 16: a replica that wins the election with the spread wakes the keys that waited for its delay.
+    if (this.options.spread === true && previous.state === 'election' && snapshot.state === 'leader') {
+      for (const [key, due] of this.due) if (due > at) this.due.set(key, at);
+    }
     // Rule 9: the election ends with the first state other than election: a settled extend or release,
     // or (rules 13, 16) an extend that counts as a release.
     if (this.decision === undefined && snapshot.state !== 'election') this.decision = snapshot.state === 'leader';

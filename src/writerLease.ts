@@ -752,7 +752,14 @@ export class WriterLease {
     if (retried !== undefined) this.#keys.queue(entry, now + this.#retryInterval);
     this.#keys.ended(entry, retried === undefined ? submission : undefined);
     this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
-    this.#setState(afterResult(this.#state.value, result, now, this.#rules), now);
+    const before = this.#state.value;
+    const after = afterResult(before, result, now, this.#rules);
+    this.#setState(after, now);
+    // Rule 16: the election's delay ends with the election. Keys submitted while this winning unit was in
+    // flight waited for it; a leader's work is due at once (rule 1), before any follower's.
+    if (this.#random !== undefined && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
+      this.#keys.wakeWaiting(now);
+    }
     if (retried !== undefined) {
       this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
