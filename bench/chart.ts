@@ -65,26 +65,18 @@ function panel(runs: readonly MacroFigures[], layout: PanelLayout): string {
   const px = (replicas: number) => plotLeft + ((replicas - xMin) / Math.max(1, xMax - xMin)) * (plotRight - plotLeft);
   const py = (attempts: number) => plotBottom - (attempts / yMax) * (plotBottom - plotTop);
 
-  const out: string[] = [
-    `<g>`,
-    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 22}" text-anchor="middle" font-weight="bold">${keys} keys</text>`,
-  ];
-  for (let tick = 0; tick <= yMax; tick += 2) {
-    out.push(
-      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(tick))}" y2="${f(py(tick))}" stroke="#e5e7eb"/>`,
-      `<text x="${plotLeft - 6}" y="${f(py(tick) + 4)}" text-anchor="end" fill="#57606a">${tick}</text>`,
-    );
-  }
-  for (const replicas of replicaCounts) {
-    out.push(
-      `<text x="${f(px(replicas))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${replicas}</text>`,
-    );
-  }
+  const yTicks = Array.from({ length: Math.floor(yMax / 2) + 1 }, (_, i) => ({ y: py(2 * i), label: `${2 * i}` }));
+  const out = panelFrame(
+    { y, title: `${keys} keys`, plotLeft, plotRight, plotTop, plotBottom },
+    {
+      replicaCounts,
+      px,
+      yTicks,
+      yLabel: 'attempts per update',
+      yLabelX: x + 16,
+    },
+  );
   out.push(
-    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
-    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
-    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">replicas</text>`,
-    `<text transform="translate(${x + 16} ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">attempts per update</text>`,
     // The physical limit: one write per update.
     `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(1))}" y2="${f(py(1))}" stroke="#8c959f" stroke-dasharray="2 3"/>`,
     `<text x="${plotRight - 2}" y="${f(py(1) - 5)}" text-anchor="end" fill="#8c959f" font-size="10">1 attempt per update</text>`,
@@ -137,6 +129,55 @@ function marker(kind: 'circle' | 'square' | 'triangle', x: number, y: number, co
 }
 
 /** Coordinates to one decimal keep the file small and stable from run to run. */
+/** Where a panel sits and what it is called. */
+interface PanelBox {
+  y: number;
+  title: string;
+  plotLeft: number;
+  plotRight: number;
+  plotTop: number;
+  plotBottom: number;
+}
+
+/**
+ * The frame both charts' panels share: the title, the horizontal grid with
+ * its labels, the replica counts under the x axis, both axes and their names.
+ * Opens a `<g>` the caller closes.
+ */
+function panelFrame(
+  { y, title, plotLeft, plotRight, plotTop, plotBottom }: PanelBox,
+  axes: {
+    replicaCounts: readonly number[];
+    px: (replicas: number) => number;
+    yTicks: readonly { y: number; label: string }[];
+    yLabel: string;
+    yLabelX: number;
+  },
+): string[] {
+  const out = [
+    `<g>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 22}" text-anchor="middle" font-weight="bold">${title}</text>`,
+  ];
+  for (const tick of axes.yTicks) {
+    out.push(
+      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(tick.y)}" y2="${f(tick.y)}" stroke="#e5e7eb"/>`,
+      `<text x="${plotLeft - 6}" y="${f(tick.y + 4)}" text-anchor="end" fill="#57606a">${tick.label}</text>`,
+    );
+  }
+  for (const replicas of axes.replicaCounts) {
+    out.push(
+      `<text x="${f(axes.px(replicas))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${replicas}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">replicas</text>`,
+    `<text transform="translate(${axes.yLabelX} ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">${axes.yLabel}</text>`,
+  );
+  return out;
+}
+
 function f(value: number): string {
   return (Math.round(value * 10) / 10).toString();
 }
@@ -221,27 +262,18 @@ function outagePanel(runs: readonly MacroFigures[], layout: OutagePanelLayout): 
   const py = (ms: number) =>
     plotBottom - ((Math.log10(Math.max(ms, DECADES[0])) - low) / (high - low)) * (plotBottom - plotTop);
 
-  const out: string[] = [
-    `<g>`,
-    `<text x="${(plotLeft + plotRight) / 2}" y="${y + 22}" text-anchor="middle" font-weight="bold">${title}</text>`,
-  ];
-  for (const ms of DECADES) {
-    const label = ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`;
-    out.push(
-      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(ms))}" y2="${f(py(ms))}" stroke="#e5e7eb"/>`,
-      `<text x="${plotLeft - 6}" y="${f(py(ms) + 4)}" text-anchor="end" fill="#57606a">${label}</text>`,
-    );
-  }
-  for (const replicas of replicaCounts) {
-    out.push(
-      `<text x="${f(px(replicas))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${replicas}</text>`,
-    );
-  }
+  const yTicks = DECADES.map((ms) => ({ y: py(ms), label: ms >= 1000 ? `${ms / 1000} s` : `${ms} ms` }));
+  const out = panelFrame(
+    { y, title, plotLeft, plotRight, plotTop, plotBottom },
+    {
+      replicaCounts,
+      px,
+      yTicks,
+      yLabel: 'ms, log scale',
+      yLabelX: x + 14,
+    },
+  );
   out.push(
-    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
-    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
-    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">replicas</text>`,
-    `<text transform="translate(${x + 14} ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">ms, log scale</text>`,
     `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(bound.ms))}" y2="${f(py(bound.ms))}" stroke="#8c959f" stroke-dasharray="2 3"/>`,
     // Under the title, where no point can sit: the target is close to the writer lease's failover.
     `<text x="${(plotLeft + plotRight) / 2}" y="${y + 36}" text-anchor="middle" fill="#8c959f" font-size="10">dotted: ${bound.label}</text>`,
