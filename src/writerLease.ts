@@ -539,7 +539,8 @@ export class WriterLease {
   }
 
   #call(command: Command): void {
-    this.#assertNotDisposed(`${command.type}()`);
+    // The call's name is built only for the error: this is the path of every try().
+    if (this.#disposed) this.#assertNotDisposed(`${command.type}()`);
     this.#calls.next(command);
   }
 
@@ -666,6 +667,8 @@ export class WriterLease {
     if (this.#inPass || this.#processing === undefined) return;
     this.#inPass = true;
     const queuedBefore = this.#keys.arrivals;
+    // The keys this pass finishes are forgotten together at its end (one Map.clear() when none is left).
+    this.#keys.deferForgetting();
     try {
       // A unit or an event handler may stop the lease in the middle of the pass.
       while (this.#processing !== undefined && this.#keys.runningCount < this.#workers) {
@@ -676,6 +679,7 @@ export class WriterLease {
       }
     } finally {
       this.#inPass = false;
+      this.#keys.forgetIdle();
     }
     this.#armTimer();
   }
