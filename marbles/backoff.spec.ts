@@ -36,6 +36,18 @@ describe('backoff: d = jittered(d) × factor, tick times, capped by the lease du
     expect(followerDurations(exponentialBackoff({ jitter: 0 }), 500, 4)).toEqual([20, 80, 320, 500, 500]);
   });
 
+  it('a step past the lease duration gives the lease duration, even where a factor below 1 would shrink d again', () => {
+    // Property 6 found the case (seed 1388555410, a factor of 0.24 and an initial of 25 above a 6 ms lease).
+    // Here 25 × 0.25 = 6.25 > 6: the spec returns 6 at once, not 6.25 × 0.25 one step later.
+    const options = { initial: 25, factor: 0.25, steps: 2, jitter: 0 };
+    expect(exponentialBackoff({ ...options, cap: 6 })(2)).toBe(6);
+    expect(exponentialBackoff({ ...options, cap: 6 })(0)).toBe(6); // initial above the cap
+    expect(exponentialBackoff({ initial: 100, factor: 0.5, steps: 3, jitter: 0, cap: 6 })(3)).toBe(6);
+    // The lease's default policy is built with cap: leaseDuration; a policy without a cap is capped only at its end.
+    expect(followerDurations(exponentialBackoff({ ...options, cap: 6 }), 6, 2)).toEqual([6, 6, 6]);
+    expect(followerDurations(exponentialBackoff(options), 6, 2)).toEqual([6, 6, 25 * 0.25 * 0.25]);
+  });
+
   it('stops drawing random numbers once d exceeds the cap', () => {
     const random = jest.fn(() => 0);
     const policy = exponentialBackoff({ jitter: 0.5, cap: 100, random });

@@ -216,7 +216,11 @@ const scenarioArb = (weights: CommandWeights = DEFAULT_WEIGHTS): fc.Arbitrary<Sc
  * description, never from Math.random, and each call tells `observe` the
  * numbers it drew, so that the model knows the exact duration the spec gives.
  */
-function policyOf(spec: BackoffSpec, observe: (tick: number, draws: readonly number[]) => void): BackoffPolicy {
+function policyOf(
+  spec: BackoffSpec,
+  leaseDuration: number,
+  observe: (tick: number, draws: readonly number[]) => void,
+): BackoffPolicy {
   if (spec.kind === 'constant') return constantBackoff(spec.ms);
   const { initial, factor, steps, jitter, random } = spec;
   let cycle = 0;
@@ -226,7 +230,8 @@ function policyOf(spec: BackoffSpec, observe: (tick: number, draws: readonly num
     drawn.push(value);
     return value;
   };
-  const policy = exponentialBackoff({ initial, factor, steps, jitter, random: next });
+  // The spec's reference policy caps at every step by the lease duration; the lease caps only what it returns.
+  const policy = exponentialBackoff({ initial, factor, steps, jitter, random: next, cap: leaseDuration });
   return (tick) => {
     drawn = [];
     const value = policy(tick);
@@ -308,7 +313,7 @@ function simulate({ options, startRunning, commands }: Scenario): Simulation {
       leaseDuration: options.leaseDuration,
       retryInterval: options.retryInterval,
       workers: options.workers,
-      backoff: policyOf(options.backoff, (tick, draws) => model.observeBackoff(tick, draws)),
+      backoff: policyOf(options.backoff, options.leaseDuration, (tick, draws) => model.observeBackoff(tick, draws)),
       workTimeout: options.workTimeout,
       spread: options.spread ?? false,
       random: randomOf(options.spreadRandom),
@@ -547,9 +552,8 @@ describe('properties of the lease against the reference model (virtual time)', (
             const value = policy(tick);
             const limit = cap ?? Infinity;
             if (tick > steps) return value === limit;
-            // `cap` is this library's own option (the spec caps by leaseDuration only); it
-            // also clamps `initial`, so the bounds start from the clamped value.
-            const [low, high] = jitterBounds(Math.min(initial, limit), factor, jitter, tick);
+            // `cap` plays the spec's leaseDuration: any step past it returns it at once.
+            const [low, high] = jitterBounds(initial, factor, jitter, tick);
             const slack = 1e-9 * Math.max(1, high);
             return value <= limit && (value === limit || (value >= low - slack && value <= high + slack));
           },

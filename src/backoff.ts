@@ -52,7 +52,11 @@ export interface ExponentialBackoffOptions {
    */
   random?: () => number;
   /**
-   * Largest value returned. The lease also caps every value at its `leaseDuration`.
+   * Largest value returned, checked at every step as the spec's reference
+   * policy checks `leaseDuration`: a step that exceeds it returns `cap` at
+   * once, even where a `factor` below 1 would have shrunk it again. The lease
+   * caps only the value a policy returns, so pass the lease duration here to
+   * get the reference policy exactly (the lease's default policy does).
    * @default Infinity
    */
   cap?: number;
@@ -77,7 +81,8 @@ export const DEFAULT_BACKOFF_STEP_MS = DEFAULTS.initial * (1 + DEFAULTS.jitter);
  *
  * For `tick > steps` it returns `cap`. Otherwise it starts with
  * `d = initial` and repeats `tick` times `d = (d + random() × jitter × d) × factor`,
- * returning `cap` as soon as `d` exceeds it.
+ * returning `cap` as soon as `d` exceeds it; then it returns `d`, at most `cap`
+ * (spec/writer-lease.md, "Backoff", with `cap` for `leaseDuration`).
  *
  * @example
  * ```ts
@@ -112,12 +117,12 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Bac
 
   return (tick) => {
     if (tick > steps) return cap;
-    let d = Math.min(initial, cap);
+    let d = initial;
     for (let i = 0; i < tick; i++) {
       d = jittered(d) * factor;
       if (d > cap) return cap;
     }
-    return d;
+    return Math.min(d, cap);
   };
 }
 

@@ -100,7 +100,8 @@ export interface WriterLeaseOptions {
   retryInterval: number;
   /**
    * Milliseconds a follower waits after `tick` renewals by others in a row.
-   * @default exponentialBackoff()
+   * The lease caps the value it returns at `leaseDuration`.
+   * @default exponentialBackoff({ cap: leaseDuration })
    */
   backoff?: BackoffPolicy;
   /**

@@ -25,11 +25,11 @@ import {
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
 import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
-import { LeaseDisposedError, LeaseRunningError, WorkReturnError, WorkTimeoutError } from './errors.js';
+import { LeaseDisposedError, LeaseRunningError, WorkTimeoutError } from './errors.js';
 import type { LeaseEvent, LetGoReason } from './events.js';
 import { atTime } from './internal/atTime.js';
 import { KeyTable, type KeyEntry } from './internal/keyTable.js';
-import { toSettlement, type Settlement } from './internal/outcome.js';
+import type { Settlement } from './internal/outcome.js';
 import {
   afterExpire,
   afterExtend,
@@ -137,7 +137,7 @@ export class WriterLease {
   readonly #wakeAt = new Subject<number>();
   /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
   readonly #units: UnitListener<KeyEntry> = {
-    settled: (entry, unit, value) => this.#settle(entry, unit, value),
+    settled: (entry, unit, settlement) => this.#finish(entry, unit, settlement),
     failed: (entry, unit, error) => this.#fail(entry, unit, error),
     timedOut: (entry, unit) => this.#timedOut(entry, unit),
   };
@@ -174,7 +174,7 @@ export class WriterLease {
     const {
       leaseDuration,
       retryInterval,
-      backoff = exponentialBackoff(),
+      backoff: givenBackoff,
       workers = 1,
       workTimeout,
       spread = true,
@@ -184,6 +184,8 @@ export class WriterLease {
     } = options;
     assertDuration(OWNER, 'options.leaseDuration', leaseDuration);
     assertDuration(OWNER, 'options.retryInterval', retryInterval);
+    // The reference policy caps at every step by the lease duration (spec, "Backoff"); `null` is still refused.
+    const backoff = givenBackoff === undefined ? exponentialBackoff({ cap: leaseDuration }) : givenBackoff;
     assertFunction(OWNER, 'options.backoff', backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);
     if (workTimeout !== undefined) assertDuration(OWNER, 'options.workTimeout', workTimeout);
@@ -713,30 +715,13 @@ export class WriterLease {
     unit.run(this.#units, this.#workTimeout);
   }
 
-  #settle(entry: KeyEntry, unit: RunningUnit<KeyEntry>, value: unknown): void {
-    if (unit.over) return;
-    const settlement = toSettlement(value);
-    if (settlement !== undefined) {
-      this.#finish(entry, unit, settlement);
-      return;
-    }
-    const { key } = entry;
-    const error = new WorkReturnError(
-      `unit of work for "${key}" returned ${describeValue(value)}; expected a WorkResult or { result, retry }`,
-      { key, received: value },
-    );
-    this.#fail(entry, unit, error);
-  }
-
   #fail(entry: KeyEntry, unit: RunningUnit<KeyEntry>, error: unknown): void {
-    if (unit.over) return;
     this.#emit({ type: 'error', key: entry.key, id: unit.id, error, at: this.#scheduler.now() });
     this.#finish(entry, unit, RELEASE_AND_RETRY);
   }
 
   /** Rule 12. */
   #timedOut(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
-    if (unit.over) return;
     const error = new WorkTimeoutError({ key: entry.key, id: unit.id, timeout: this.#workTimeout?.ms ?? 0 });
     unit.letGo(error);
     const now = this.#scheduler.now();

@@ -1,7 +1,8 @@
 import { Subscription, from, take, type SchedulerLike } from 'rxjs';
 import { WorkReturnError } from '../errors.js';
 import type { WorkContext, WorkFunc } from '../types.js';
-import { later } from './outcome.js';
+import { later, toSettlement, type Settlement } from './outcome.js';
+import { describeValue } from './validate.js';
 
 /** The latest work submitted for a key. */
 export interface Submission {
@@ -11,12 +12,16 @@ export interface Submission {
 
 /**
  * Where a unit's outcome goes, with the entry the lease keeps for its key.
- * At most one call per unit, and none once the unit is over.
+ * No call once the unit is over: each call must end the unit (`end()` or
+ * `letGo()`), so there is at most one.
  */
 export interface UnitListener<Entry> {
-  /** The unit gave a value (not yet read as a `WorkReturn`). */
-  settled(entry: Entry, unit: RunningUnit<Entry>, value: unknown): void;
-  /** The unit threw, rejected, errored, or completed without a value. */
+  /** The unit gave a `WorkReturn`. */
+  settled(entry: Entry, unit: RunningUnit<Entry>, settlement: Settlement): void;
+  /**
+   * The unit threw, rejected, errored, completed without a value, or gave
+   * something that is not a `WorkReturn` (a {@link WorkReturnError}).
+   */
   failed(entry: Entry, unit: RunningUnit<Entry>, error: unknown): void;
   /** The unit was still running when its timeout ran out. */
   timedOut(entry: Entry, unit: RunningUnit<Entry>): void;
@@ -59,11 +64,6 @@ export class RunningUnit<Entry> implements WorkContext {
     return this.#controller.signal;
   }
 
-  /** True once the unit settled or was let go of. */
-  get over(): boolean {
-    return this.#over;
-  }
-
   /**
    * Calls the unit with itself as context and routes what it gives to
    * `listener`: a plain value at once (no Promise in between, so virtual time
@@ -72,29 +72,27 @@ export class RunningUnit<Entry> implements WorkContext {
    * `timeout.scheduler` goes to `listener.timedOut`.
    */
   run(listener: UnitListener<Entry>, timeout?: { readonly ms: number; readonly scheduler: SchedulerLike }): void {
-    const entry = this.#entry;
     let returned: unknown;
     try {
       returned = this.submission.work(this);
     } catch (error) {
-      listener.failed(entry, this, error);
+      this.#failed(listener, error);
       return;
     }
     const source = later(returned);
     if (source === undefined) {
-      listener.settled(entry, this, returned);
+      this.#settled(listener, returned);
       return;
     }
     this.#hold(
       from(source)
         .pipe(take(1))
         .subscribe({
-          next: (value) => listener.settled(entry, this, value),
-          error: (error: unknown) => listener.failed(entry, this, error),
+          next: (value) => this.#settled(listener, value),
+          error: (error: unknown) => this.#failed(listener, error),
           complete: () =>
-            listener.failed(
-              entry,
-              this,
+            this.#failed(
+              listener,
               new WorkReturnError(`unit of work for "${this.key}" completed without a value`, {
                 key: this.key,
                 received: undefined,
@@ -103,7 +101,11 @@ export class RunningUnit<Entry> implements WorkContext {
         }),
     );
     if (timeout !== undefined && !this.#over) {
-      this.#hold(timeout.scheduler.schedule(() => listener.timedOut(entry, this), timeout.ms));
+      this.#hold(
+        timeout.scheduler.schedule(() => {
+          if (!this.#over) listener.timedOut(this.#entry, this);
+        }, timeout.ms),
+      );
     }
   }
 
@@ -120,6 +122,26 @@ export class RunningUnit<Entry> implements WorkContext {
     this.#letGoBecause = reason;
     this.end();
     this.#controller?.abort(reason);
+  }
+
+  /** Reads what the unit gave as a `WorkReturn`; anything else fails the unit. */
+  #settled(listener: UnitListener<Entry>, value: unknown): void {
+    if (this.#over) return;
+    const settlement = toSettlement(value);
+    if (settlement !== undefined) {
+      listener.settled(this.#entry, this, settlement);
+      return;
+    }
+    const { key } = this;
+    const error = new WorkReturnError(
+      `unit of work for "${key}" returned ${describeValue(value)}; expected a WorkResult or { result, retry }`,
+      { key, received: value },
+    );
+    listener.failed(this.#entry, this, error);
+  }
+
+  #failed(listener: UnitListener<Entry>, error: unknown): void {
+    if (!this.#over) listener.failed(this.#entry, this, error);
   }
 
   /** Keeps `teardown` until the unit is over; ends it at once if it already is. */
