@@ -341,6 +341,15 @@ export class LeaseModel {
     }
   }
 
+  /**
+   * Rules 16 and 17: every key due later than `at` is due at `at` (the
+   * lease keeps their order among them; rule 2 only asks earliest first).
+   * The test calls it for `expire({ wake: true })` without the spread.
+   */
+  wakeWaiting(at: number): void {
+    for (const [key, due] of this.due) if (due > at) this.due.set(key, at);
+  }
+
   /** Called right after the lease call returned; `lease` is what the public API shows. */
   end(lease: { size: number; pendingKeys(): string[]; state: { state: string; expires: number; tick: number } }): void {
     const command = this.#command;
@@ -768,7 +777,7 @@ export class LeaseModel {
     }
     // Rule 16: a replica that wins the election with the spread wakes the keys that waited for its delay.
     if (this.options.spread === true && previous.state === 'election' && snapshot.state === 'leader') {
-      for (const [key, due] of this.due) if (due > at) this.due.set(key, at);
+      this.wakeWaiting(at);
     }
     // Rule 9: the election ends with the first state other than election: a settled extend or release,
     // or (rules 13, 16) an extend that counts as a release.
