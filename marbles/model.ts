@@ -44,7 +44,7 @@ export type BackoffSpec =
  * the cap is checked after every multiplication, and the first excess
  * returns the lease duration.
  */
-function exponentialDuration(
+export function exponentialDuration(
   spec: Extract<BackoffSpec, { kind: 'exponential' }>,
   tick: number,
   leaseDuration: number,

@@ -1,4 +1,4 @@
-import { distinctUntilChanged, map } from 'rxjs';
+import { NEVER, distinctUntilChanged, filter, map } from 'rxjs';
 import { LeaseState, WorkResult } from '../src';
 import { createLease, eventsOf, extend, labelledUnits, marbles, none, record, release, runs } from './support';
 
@@ -642,6 +642,71 @@ describe('re-entrancy: a unit that calls the lease while it runs', () => {
           distinctUntilChanged(),
         ),
       ).toBe('0 10ms 1', { 0: 0, 1: 1 });
+    });
+  });
+});
+
+describe('re-entrancy: an event listener that calls the lease', () => {
+  /** The events of key `key`, as `type` or `type:detail`, recorded from now on. */
+  const eventsOfKey = (lease: ReturnType<typeof createLease>, key: string) =>
+    record(
+      lease.events$.pipe(
+        filter((event) => 'key' in event && event.key === key),
+        map((event) => (event.type === 'let-go' ? `let-go:${event.reason}` : event.type)),
+      ),
+    );
+
+  it('removing the key on its error event: the unit ends once, its worker is free, nothing is retried', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 1 });
+      const a = eventsOfKey(lease, 'a');
+      lease.events$.pipe(filter((event) => event.type === 'error')).subscribe(() => lease.remove('a'));
+      lease.run();
+      lease.try('a', () => {
+        throw new Error('boom');
+      });
+      lease.try('b', () => NEVER); // holds the only worker from then on
+      lease.try('c', extend);
+      expectObservable(a).toBe('(01234)', { 0: 'submitted', 1: 'started', 2: 'error', 3: 'dropped', 4: 'settled' });
+      // The failure counts as a release: b waits for the other writer's lease (backoff 5); c never gets the worker.
+      expectObservable(runs(lease)).toBe('a 4ms b');
+    });
+  });
+
+  it('removing the key when its unit times out: one let-go, one error, the worker free for the next key', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 1, workTimeout: 5 });
+      const a = eventsOfKey(lease, 'a');
+      lease.events$
+        .pipe(filter((event) => event.type === 'let-go' && event.reason === 'timeout'))
+        .subscribe(() => lease.remove('a'));
+      lease.run();
+      lease.try('a', () => NEVER);
+      lease.try('b', extend);
+      expectObservable(a).toBe('(01) 1ms (2345)', {
+        0: 'submitted',
+        1: 'started',
+        2: 'let-go:timeout',
+        3: 'dropped',
+        4: 'error',
+        5: 'settled',
+      });
+      // The timeout counts as a release: b waits for the other writer's lease (backoff 5), from 5 to 10.
+      expectObservable(runs(lease)).toBe('a 9ms b');
+      expectObservable(eventsOf(lease, 'let-go')).toBe('5ms x', { x: expect.objectContaining({ key: 'a' }) });
+    });
+  });
+
+  it('removing the key on its started event: the lease lets go of the unit before its work is called', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler);
+      const a = eventsOfKey(lease, 'a');
+      lease.events$.pipe(filter((event) => event.type === 'started')).subscribe(({ key }) => lease.remove(key));
+      const work = jest.fn(extend);
+      lease.run();
+      lease.try('a', work);
+      expectObservable(a).toBe('(0123)', { 0: 'submitted', 1: 'started', 2: 'dropped', 3: 'let-go:removed' });
+      scheduler.schedule(() => expect(work).not.toHaveBeenCalled(), 1);
     });
   });
 });

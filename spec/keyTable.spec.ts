@@ -79,6 +79,21 @@ describe('KeyTable', () => {
       expect(keys.entryCount).toBe(1);
     });
 
+    it('forgets an entry that went idle twice in the pass, and keeps the others', () => {
+      const { keys, submit, finishNext } = table();
+      submit('a');
+      submit('b', 100);
+      keys.deferForgetting();
+      finishNext();
+      submit('a');
+      finishNext();
+      expect(keys.entryCount).toBe(2);
+      keys.forgetIdle();
+      expect(keys.entryCount).toBe(1);
+      expect(keys.get('a')).toBeUndefined();
+      expect(keys.pendingKeys()).toEqual(['b']);
+    });
+
     it('deletes at once again after forgetIdle', () => {
       const { keys, submit, finishNext } = table();
       submit('a');

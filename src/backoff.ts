@@ -122,6 +122,7 @@ export function exponentialBackoff(options: ExponentialBackoffOptions = {}): Bac
       d = jittered(d) * factor;
       if (d > cap) return cap;
     }
+    // Only tick 0 can be above the cap here: an `initial` above it.
     return Math.min(d, cap);
   };
 }

@@ -542,7 +542,7 @@ export class WriterLease {
 
   #call(command: Command): void {
     // The call's name is built only for the error: this is the path of every try().
-    if (this.#disposed) this.#assertNotDisposed(`${command.type}()`);
+    if (this.#disposed) throw new LeaseDisposedError({ lease: this.#name, call: `${command.type}()` });
     this.#calls.next(command);
   }
 
@@ -716,31 +716,39 @@ export class WriterLease {
   }
 
   #fail(entry: KeyEntry, unit: RunningUnit<KeyEntry>, error: unknown): void {
-    this.#emit({ type: 'error', key: entry.key, id: unit.id, error, at: this.#scheduler.now() });
-    this.#finish(entry, unit, RELEASE_AND_RETRY);
+    this.#finish(entry, unit, RELEASE_AND_RETRY, { error, timedOut: false });
   }
 
   /** Rule 12. */
   #timedOut(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
     const error = new WorkTimeoutError({ key: entry.key, id: unit.id, timeout: this.#workTimeout?.ms ?? 0 });
     unit.letGo(error);
-    const now = this.#scheduler.now();
-    this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason: 'timeout', started: unit.started, at: now });
-    this.#emit({ type: 'error', key: entry.key, id: unit.id, error, at: now });
-    this.#finish(entry, unit, RELEASE_AND_RETRY);
+    this.#finish(entry, unit, RELEASE_AND_RETRY, { error, timedOut: true });
   }
 
-  /** Rule 3: apply the result, then retry, forget, or leave a newer submission in place. */
-  #finish(entry: KeyEntry, unit: RunningUnit<KeyEntry>, { result, retry }: Settlement): void {
+  /**
+   * Rule 3: apply the result, then retry, forget, or leave a newer
+   * submission in place. The key table and the worker count are settled
+   * before the first event: a listener that calls back in (`remove` on an
+   * `error`, say) finds the unit over and its worker free.
+   */
+  #finish(
+    entry: KeyEntry,
+    unit: RunningUnit<KeyEntry>,
+    { result, retry }: Settlement,
+    failure?: { readonly error: unknown; readonly timedOut: boolean },
+  ): void {
     unit.end();
     const { key } = entry;
     const now = this.#scheduler.now();
-    const { submission, started } = unit;
+    const { id, submission, started } = unit;
     // A retry is taken over by a newer submission made while the unit ran.
     const retried = retry ? entry.pending : undefined;
     if (retried !== undefined) this.#keys.queue(entry, now + this.#retryInterval);
     this.#keys.ended(entry, retried === undefined ? submission : undefined);
-    this.#emit({ type: 'settled', key, id: submission.id, result, retry, started, at: now });
+    if (failure?.timedOut === true) this.#emit({ type: 'let-go', key, id, reason: 'timeout', started, at: now });
+    if (failure !== undefined) this.#emit({ type: 'error', key, id, error: failure.error, at: now });
+    this.#emit({ type: 'settled', key, id, result, retry, started, at: now });
     const before = this.#state.value;
     const after = afterResult(before, result, now, this.#rules);
     this.#setState(after, now);
@@ -749,7 +757,8 @@ export class WriterLease {
     if (this.#random !== undefined && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
       this.#keys.wakeWaiting(now);
     }
-    if (retried !== undefined) {
+    // Unless a listener of the events above removed or replaced it meanwhile.
+    if (retried !== undefined && entry.pending === retried) {
       this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
     this.#startDueWork();

@@ -3,7 +3,8 @@ import type { RunningUnit, Submission } from './runningUnit.js';
 
 /**
  * Everything the lease holds for one key, and its place in the due queue.
- * It lives while the key has pending work, is queued, or runs.
+ * It lives while the key has pending work, is queued, or runs, and until
+ * the end of the pass in which it went idle ({@link KeyTable.deferForgetting}).
  */
 export interface KeyEntry extends QueueSlot {
   readonly key: string;
@@ -21,7 +22,8 @@ export interface KeyEntry extends QueueSlot {
 
 /**
  * The lease's keys: one entry per key that has pending work, is queued or
- * runs; the due queue over them; and the counts that make `size` and the
+ * runs (or went idle in a pass not yet ended: `get()` may return such an
+ * entry, with nothing pending or running); the due queue over them; and the counts that make `size` and the
  * worker limit O(1). It keeps the bookkeeping consistent and decides
  * nothing: when a key is due, what a result does, whether a unit runs is the
  * lease's (and its rules').
@@ -34,6 +36,8 @@ export class KeyTable {
   /**
    * Entries that went idle (nothing pending, running or queued) while
    * forgetting is deferred ({@link deferForgetting}); undefined otherwise.
+   * An entry that got work again and went idle again is here twice: the
+   * second delete finds nothing.
    */
   #idle: KeyEntry[] | undefined;
 

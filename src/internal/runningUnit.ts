@@ -72,6 +72,8 @@ export class RunningUnit<Entry> implements WorkContext {
    * `timeout.scheduler` goes to `listener.timedOut`.
    */
   run(listener: UnitListener<Entry>, timeout?: { readonly ms: number; readonly scheduler: SchedulerLike }): void {
+    // Let go of before it ran (a listener of the lease's `started` event removed its key): its work is not wanted.
+    if (this.#over) return;
     let returned: unknown;
     try {
       returned = this.submission.work(this);
