@@ -24,7 +24,7 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
-import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
+import { exponentialBackoff } from './backoff.js';
 import { LeaseDisposedError, LeaseRunningError, WorkTimeoutError } from './errors.js';
 import type { LeaseEvent, LetGoReason } from './events.js';
 import { atTime } from './internal/atTime.js';
@@ -34,16 +34,12 @@ import {
   afterExpire,
   afterExtend,
   afterResult,
-  cappedBackoff,
   deferredUntil,
   dueTimeOfNewWork,
-  ELECTION_SPREAD_STEPS,
-  FOLLOWER_SPREAD_STEPS,
-  NO_SPREAD,
-  type RuleOptions,
   type Spread,
 } from './internal/rules.js';
 import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
+import { LeaseTiming } from './internal/timing.js';
 import { tryOutcomes } from './internal/tryOutcomes.js';
 import {
   assertDuration,
@@ -93,8 +89,10 @@ const LET_GO_BECAUSE: Readonly<Record<Exclude<LetGoReason, 'timeout'>, string>> 
  * input (`try`, `extend`, `remove`, `expire`, and the key streams merged in
  * by `extend(keys$)` / `remove(keys$)`) is a command on one merged stream,
  * applied in order by one reducer that asks the pure rules
- * (`internal/rules.ts`) what to do. Keys live in the key table
- * (`internal/keyTable.ts`), units run in `internal/runningUnit.ts`, and
+ * (`internal/rules.ts`) what to do, with the durations of
+ * `internal/timing.ts` (the guarded backoff, rule 16's delays). Keys live in
+ * the key table (`internal/keyTable.ts`), units run in
+ * `internal/runningUnit.ts`, and
  * `run()` turns the due time of the earliest key into one scheduler timer.
  * Every reading of the clock goes through the `scheduler` option, so the
  * whole lease runs in virtual time inside `TestScheduler.run()`.
@@ -113,16 +111,12 @@ const LET_GO_BECAUSE: Readonly<Record<Exclude<LetGoReason, 'timeout'>, string>> 
  */
 export class WriterLease {
   readonly #retryInterval: number;
-  readonly #backoff: BackoffPolicy;
   readonly #workers: number;
   readonly #workTimeout: { readonly ms: number; readonly scheduler: SchedulerLike } | undefined;
   readonly #scheduler: SchedulerLike;
   readonly #name: string;
-  readonly #rules: RuleOptions;
-  /** Rule 16's source of randomness; undefined with `spread: false`. */
-  readonly #random: (() => number) | undefined;
-  /** Rule 16's delays, drawn again each time the other writer's lease is renewed (`expires` changes). */
-  #spread: (Spread & { readonly expires: number }) | undefined;
+  /** The durations the rules read: the guarded backoff policy and rule 16's delays. */
+  readonly #timing: LeaseTiming;
 
   /** The one place the lease's snapshot lives. */
   readonly #state: BehaviorSubject<LeaseSnapshot>;
@@ -198,13 +192,13 @@ export class WriterLease {
       throw new TypeError(`${OWNER}: options.name must be a string, received ${describeValue(name)}`);
     }
     this.#retryInterval = retryInterval;
-    this.#backoff = backoff;
     this.#workers = workers;
     this.#workTimeout = workTimeout === undefined ? undefined : { ms: workTimeout, scheduler };
     this.#scheduler = scheduler;
     this.#name = name;
-    this.#rules = { leaseDuration, backoffDuration: (tick) => this.#backoffDuration(tick, leaseDuration), spread };
-    this.#random = spread ? random : undefined;
+    this.#timing = new LeaseTiming(leaseDuration, backoff, spread, random, (tick, received) =>
+      this.#emit({ type: 'backoff-error', tick, received, at: scheduler.now() }),
+    );
 
     this.#state = new BehaviorSubject<LeaseSnapshot>({
       state: LeaseState.Election,
@@ -586,7 +580,7 @@ export class WriterLease {
     switch (command.type) {
       case 'try': {
         const { key, id, work } = command;
-        const due = dueTimeOfNewWork(this.#state.value, now, this.#rules, this.#currentSpread());
+        const due = dueTimeOfNewWork(this.#state.value, now, this.#timing, this.#currentSpread());
         const previous = this.#keys.submit(key, { id, work }, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
         // A running unit still settles and its result applies (rule 15), but its submission is over.
@@ -599,7 +593,7 @@ export class WriterLease {
         if (entry === undefined) return;
         const letGo = entry.running !== undefined && entry.pending !== undefined;
         if (!this.#drop(entry, 'extended', now)) return;
-        this.#setState(afterExtend(this.#state.value, now, this.#rules, { at: command.at, letGo }), now);
+        this.#setState(afterExtend(this.#state.value, now, this.#timing, { at: command.at, letGo }), now);
         return;
       }
       case 'remove': {
@@ -750,11 +744,11 @@ export class WriterLease {
     if (failure !== undefined) this.#emit({ type: 'error', key, id, error: failure.error, at: now });
     this.#emit({ type: 'settled', key, id, result, retry, started, at: now });
     const before = this.#state.value;
-    const after = afterResult(before, result, now, this.#rules);
+    const after = afterResult(before, result, now, this.#timing);
     this.#setState(after, now);
     // Rule 16: the election's delay ends with the election. Keys submitted while this winning unit was in
     // flight waited for it; a leader's work is due at once (rule 1), before any follower's.
-    if (this.#random !== undefined && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
+    if (this.#timing.spread && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
       this.#keys.wakeWaiting(now);
     }
     // Unless a listener of the events above removed or replaced it meanwhile.
@@ -764,38 +758,9 @@ export class WriterLease {
     this.#startDueWork();
   }
 
-  /**
-   * Rule 16's delays for the snapshot now: the election's, drawn once, and
-   * the follower's, drawn once per renewal of the other lease. One draw
-   * serves every key, so keys keep the order they became due in.
-   */
+  /** Rule 16's delays for the snapshot now. */
   #currentSpread(): Spread {
-    const random = this.#random;
-    const { state, expires } = this.#state.value;
-    if (random === undefined || state === LeaseState.Leader) return NO_SPREAD;
-    const drawn = this.#spread;
-    if (drawn?.expires === expires) return drawn;
-    const step = this.#rules.backoffDuration(0);
-    this.#spread = {
-      expires,
-      electionMs: drawn?.electionMs ?? random() * ELECTION_SPREAD_STEPS * step,
-      followerMs: random() * FOLLOWER_SPREAD_STEPS * step,
-    };
-    return this.#spread;
-  }
-
-  /** The policy's value, capped at the lease duration; a value that is not a number >= 0 is reported. */
-  #backoffDuration(tick: number, leaseDuration: number): number {
-    let value: unknown;
-    try {
-      value = this.#backoff(tick);
-    } catch (error) {
-      value = error;
-    }
-    const capped = cappedBackoff(value, leaseDuration);
-    if (capped !== undefined) return capped;
-    this.#emit({ type: 'backoff-error', tick, received: value, at: this.#scheduler.now() });
-    return leaseDuration;
+    return this.#timing.spreadFor(this.#state.value);
   }
 
   /** Publishes a new snapshot; one equal to the current is no change, and `state$` emits only changes. */
