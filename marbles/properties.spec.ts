@@ -42,14 +42,8 @@ import {
   type UnitSpec,
   type Violation,
 } from './model';
+import { PROPERTY_REPLAY as REPLAY, PROPERTY_RUNS as RUNS, weighted } from '../test-support/properties';
 
-const RUNS = process.env.CI ? 1000 : 200;
-/**
- * Replays a failure: `FC_SEED=<seed> FC_PATH=<path> npx jest marbles/properties -t '<name>'`
- * with the seed and path fast-check printed.
- */
-const REPLAY =
-  process.env.FC_SEED === undefined ? {} : { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH };
 // One property's 1000 runs take about a second; the default 5 s is too tight on a busy machine.
 jest.setTimeout(60_000);
 
@@ -87,9 +81,6 @@ const GARBAGE: unknown[] = [
   { result: 'nope' },
   { then: 5 },
 ];
-
-const weighted = <T>(...options: [number, fc.Arbitrary<T>][]) =>
-  fc.oneof(...options.map(([weight, arbitrary]) => ({ weight, arbitrary })));
 
 const unitArb = (maxDelay: number): fc.Arbitrary<UnitSpec> =>
   fc.record({

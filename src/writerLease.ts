@@ -617,36 +617,24 @@ export class WriterLease {
   /**
    * Rules 5, 6 and 13: forgets the pending work of an entry, and lets go of
    * its running unit: what it would write is no longer wanted. False when
-   * there was no pending work.
+   * there was no pending work. The events come once the key's work is
+   * forgotten and its worker free: a listener may call back in.
    */
   #drop(entry: KeyEntry, reason: 'removed' | 'extended', now: number): boolean {
-    const { running } = entry;
+    const { key, running } = entry;
     const pending = this.#keys.forgetPending(entry);
     if (pending === undefined) return false;
-    this.#emit({ type: 'dropped', key: entry.key, id: pending.id, reason, at: now });
     if (running !== undefined) {
-      this.#letGo(entry, running, reason, now, () => this.#keys.ended(entry));
+      running.letGo(letGoError(key, LET_GO_BECAUSE[reason]));
+      this.#keys.ended(entry);
+    }
+    this.#emit({ type: 'dropped', key, id: pending.id, reason, at: now });
+    if (running !== undefined) {
+      this.#emitLetGo(running, reason, now);
       // The freed worker is taken in a scheduled action, never inside this call.
       this.#armTimer();
     }
     return true;
-  }
-
-  /**
-   * Aborts a running unit (nothing it returns later is applied), frees its
-   * worker with `free` (the key table's part), then says so in a `let-go`
-   * event: a listener that counts running units sees the count it announces.
-   */
-  #letGo(
-    entry: KeyEntry,
-    unit: RunningUnit<KeyEntry>,
-    reason: Exclude<LetGoReason, 'timeout'>,
-    now: number,
-    free: () => void,
-  ): void {
-    unit.letGo(letGoError(entry.key, LET_GO_BECAUSE[reason]));
-    free();
-    this.#emit({ type: 'let-go', key: entry.key, id: unit.id, reason, started: unit.started, at: now });
   }
 
   // ---- processing ---------------------------------------------------------
@@ -740,7 +728,7 @@ export class WriterLease {
     const retried = retry ? entry.pending : undefined;
     if (retried !== undefined) this.#keys.queue(entry, now + this.#retryInterval);
     this.#keys.ended(entry, retried === undefined ? submission : undefined);
-    if (failure?.timedOut === true) this.#emit({ type: 'let-go', key, id, reason: 'timeout', started, at: now });
+    if (failure?.timedOut === true) this.#emitLetGo(unit, 'timeout', now);
     if (failure !== undefined) this.#emit({ type: 'error', key, id, error: failure.error, at: now });
     this.#emit({ type: 'settled', key, id, result, retry, started, at: now });
     const before = this.#state.value;
@@ -788,12 +776,22 @@ export class WriterLease {
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
     for (const entry of this.#keys.entriesRunning()) {
-      this.#letGo(entry, entry.running!, 'stopped', now, () => this.#keys.stopped(entry, now));
+      const unit = entry.running;
+      // A listener of an earlier let-go may have let go of this one already (remove, extend).
+      if (unit === undefined) continue;
+      unit.letGo(letGoError(entry.key, LET_GO_BECAUSE.stopped));
+      this.#keys.stopped(entry, now);
+      this.#emitLetGo(unit, 'stopped', now);
     }
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });
   }
 
   // ---- helpers ------------------------------------------------------------
+
+  /** Says the lease let go of `unit`; emitted once the key table is settled (its worker free). */
+  #emitLetGo(unit: RunningUnit<KeyEntry>, reason: LetGoReason, now: number): void {
+    this.#emit({ type: 'let-go', key: unit.key, id: unit.id, reason, started: unit.started, at: now });
+  }
 
   #emit(event: DistributiveOmit<LeaseEvent, 'lease'>): void {
     if (this.#events.observed) this.#events.next({ ...event, lease: this.#name });
