@@ -1,17 +1,61 @@
 import { VirtualTimeScheduler, asyncScheduler } from 'rxjs';
 import { WorkResult, WriterLease, constantBackoff, type WorkFunc } from '../src';
 
-/** Median of `rounds` timings of `run`, in ms; `setup` is not timed. */
-function timeMedian<T>(rounds: number, setup: () => T, run: (state: T) => void): number {
-  const times: number[] = [];
-  for (let round = 0; round < rounds; round++) {
+/** One side of a comparison: `setup` makes a fresh state (not timed), `run` is timed on it. */
+interface Timed<T> {
+  setup: () => T;
+  run: (state: T) => void;
+}
+
+/** Throughputs of a comparison, in operations per second, and their ratio. */
+export interface Compared {
+  ours: number;
+  baseline: number;
+  /** The median, over the rounds, of ours / baseline in that round. */
+  ratio: number;
+}
+
+/**
+ * Times `ours` and `baseline` on `operations` each, in pairs: each round
+ * runs both back to back, in alternating order, so that a moment when the
+ * machine is slower weighs on both sides of that round's ratio. Throughputs
+ * are the medians of the rounds; the ratio is the median of the rounds'
+ * ratios.
+ */
+function comparePaired<A, B>(rounds: number, operations: number, ours: Timed<A>, baseline: Timed<B>): Compared {
+  const time = <T>({ setup, run }: Timed<T>): number => {
     const state = setup();
     const started = process.hrtime.bigint();
     run(state);
-    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  };
+  const oursMs: number[] = [];
+  const baselineMs: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    let a: number;
+    let b: number;
+    if (round % 2 === 0) {
+      a = time(ours);
+      b = time(baseline);
+    } else {
+      b = time(baseline);
+      a = time(ours);
+    }
+    oursMs.push(a);
+    baselineMs.push(b);
+    ratios.push(b / a);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return {
+    ours: (operations / median(oursMs)) * 1e3,
+    baseline: (operations / median(baselineMs)) * 1e3,
+    ratio: median(ratios),
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 /** The bare baseline of `try`: a Map of pending work and a binary min-heap of due keys. */
@@ -70,51 +114,53 @@ function keysOf(count: number): string[] {
   return Array.from({ length: count }, (_, i) => `route/ns-${i % 97}/name-${i}`);
 }
 
-export function tryThroughput(keys: string[], rounds: number): { ours: number; baseline: number } {
-  const ours = timeMedian(
+export function tryThroughput(keys: string[], rounds: number): Compared {
+  return comparePaired(
     rounds,
-    () => follower().lease,
-    (lease) => {
-      for (const key of keys) lease.try(key, extend);
+    keys.length,
+    {
+      setup: () => follower().lease,
+      run: (lease) => {
+        for (const key of keys) lease.try(key, extend);
+      },
+    },
+    {
+      setup: () => new BareQueue(),
+      run: (queue) => {
+        let now = 0;
+        for (const key of keys) queue.add(key, extend, now++ + 40);
+      },
     },
   );
-  const baseline = timeMedian(
-    rounds,
-    () => new BareQueue(),
-    (queue) => {
-      let now = 0;
-      for (const key of keys) queue.add(key, extend, now++ + 40);
-    },
-  );
-  return { ours: (keys.length / ours) * 1e3, baseline: (keys.length / baseline) * 1e3 };
 }
 
-export function processThroughput(keys: string[], rounds: number): { ours: number; baseline: number } {
-  const ours = timeMedian(
+export function processThroughput(keys: string[], rounds: number): Compared {
+  return comparePaired(
     rounds,
-    () => {
-      const scheduler = new VirtualTimeScheduler();
-      const lease = new WriterLease({ leaseDuration: 1e12, retryInterval: 10, scheduler });
-      for (const key of keys) lease.try(key, extend);
-      return { lease, scheduler };
+    keys.length,
+    {
+      setup: () => {
+        const scheduler = new VirtualTimeScheduler();
+        const lease = new WriterLease({ leaseDuration: 1e12, retryInterval: 10, scheduler });
+        for (const key of keys) lease.try(key, extend);
+        return { lease, scheduler };
+      },
+      run: ({ lease, scheduler }) => {
+        lease.run();
+        scheduler.flush();
+        if (lease.size !== 0) throw new Error(`processing left ${lease.size} keys`);
+      },
     },
-    ({ lease, scheduler }) => {
-      lease.run();
-      scheduler.flush();
-      if (lease.size !== 0) throw new Error(`processing left ${lease.size} keys`);
+    {
+      setup: () => new Map(keys.map((key) => [key, extend])),
+      run: (pending) => {
+        for (const [key, work] of pending) {
+          work(CONTEXT);
+          pending.delete(key);
+        }
+      },
     },
   );
-  const baseline = timeMedian(
-    rounds,
-    () => new Map(keys.map((key) => [key, extend])),
-    (pending) => {
-      for (const [key, work] of pending) {
-        work(CONTEXT);
-        pending.delete(key);
-      }
-    },
-  );
-  return { ours: (keys.length / ours) * 1e3, baseline: (keys.length / baseline) * 1e3 };
 }
 
 /** Heap bytes per pending key (the keys' own strings not counted: they are the caller's). Needs --expose-gc. */
@@ -176,10 +222,10 @@ export async function micro(quick: boolean): Promise<MicroFigures> {
     keys: count,
     tryOpsPerSec: Math.round(tried.ours),
     tryBaselineOpsPerSec: Math.round(tried.baseline),
-    tryRatio: round2(tried.ours / tried.baseline),
+    tryRatio: round2(tried.ratio),
     processOpsPerSec: Math.round(processed.ours),
     processBaselineOpsPerSec: Math.round(processed.baseline),
-    processRatio: round2(processed.ours / processed.baseline),
+    processRatio: round2(processed.ratio),
     bytesPerPendingKey: bytes,
     timersAt100k: await timersWhilePending(100_000),
   };
