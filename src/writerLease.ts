@@ -739,7 +739,7 @@ export class WriterLease {
     if (this.#timing.spread && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
       this.#keys.wakeWaiting(now);
     }
-    // Unless a listener of the events above removed or replaced it meanwhile.
+    // The retry is announced unless a listener of the events above removed or replaced it meanwhile.
     if (retried !== undefined && entry.pending === retried) {
       this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
