@@ -39,11 +39,13 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
     expect(writerLease.failoverMs).toBeNull();
   });
 
-  it('uncoordinated, same seed: about one attempt per replica per update, still converged', () => {
+  it('uncoordinated, same seed: the replicas race (more attempts, ten times the conflicts), still converged', () => {
     expect(uncoordinated.converged).toBe(true);
     expect(uncoordinated.updates).toBe(100);
-    expect(uncoordinated.attemptsPerUpdate).toBeGreaterThanOrEqual(2);
-    expect(uncoordinated.attemptsPerUpdate).toBeGreaterThan(writerLease.attemptsPerUpdate + 1);
+    // In real time a replica that hears a change a few ms after the others finds it written and makes no
+    // attempt: usually 2-3 attempts per update here, but 1.32 once in a clean-clone CI run on a busy
+    // 2-core machine. One attempt per replica per change is checked in virtual time (spec/bench.spec.ts).
+    expect(uncoordinated.attemptsPerUpdate).toBeGreaterThan(writerLease.attemptsPerUpdate);
     expect(uncoordinated.conflicts).toBeGreaterThan(10 * Math.max(writerLease.conflicts, 1));
     expect(uncoordinated.idleWrites).toBe(0);
   });
