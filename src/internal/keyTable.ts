@@ -23,8 +23,8 @@ export interface KeyEntry extends QueueSlot {
 /**
  * The lease's keys: one entry per key that has pending work, is queued or
  * runs (or went idle in a pass not yet ended: `get()` may return such an
- * entry, with nothing pending or running); the due queue over them; and the counts that make `size` and the
- * worker limit O(1). It keeps the bookkeeping consistent and decides
+ * entry, with nothing pending or running); the due queue over them; and the
+ * counts that make `size` and the worker limit O(1). It keeps the bookkeeping consistent and decides
  * nothing: when a key is due, what a result does, whether a unit runs is the
  * lease's (and its rules').
  */

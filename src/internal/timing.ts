@@ -16,8 +16,8 @@ import {
  */
 export class LeaseTiming implements RuleOptions {
   readonly #policy: BackoffPolicy;
-  /** Rule 16's source of randomness; undefined with `spread: false`. */
-  readonly #random: (() => number) | undefined;
+  /** Rule 16's source of randomness, drawn only with `spread`. */
+  readonly #random: () => number;
   readonly #onBackoffError: (tick: number, received: unknown) => void;
   /** The delays drawn for the other writer's lease that runs out at `expires`. */
   #drawn: (Spread & { readonly expires: number }) | undefined;
@@ -34,7 +34,7 @@ export class LeaseTiming implements RuleOptions {
     onBackoffError: (tick: number, received: unknown) => void,
   ) {
     this.#policy = policy;
-    this.#random = spread ? random : undefined;
+    this.#random = random;
     this.#onBackoffError = onBackoffError;
   }
 
@@ -59,8 +59,8 @@ export class LeaseTiming implements RuleOptions {
    * every key, so keys keep the order they became due in.
    */
   spreadFor({ state, expires }: LeaseSnapshot): Spread {
+    if (!this.spread || state === LeaseState.Leader) return NO_SPREAD;
     const random = this.#random;
-    if (random === undefined || state === LeaseState.Leader) return NO_SPREAD;
     const drawn = this.#drawn;
     if (drawn?.expires === expires) return drawn;
     const step = this.backoffDuration(0);
