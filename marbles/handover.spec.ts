@@ -34,9 +34,14 @@ describe('rule 17: expire({ wake: true }) makes the keys that wait for the other
 
   it('with the spread (rule 16), woken keys wait their share of 2 × backoff(0), all the same share', () => {
     marbles(({ scheduler, expectObservable }) => {
-      const lease = createLease(scheduler, { backoff: constantBackoff(50), spread: true, random: () => 0.1 });
+      const lease = createLease(scheduler, {
+        leaseDuration: 2_000,
+        backoff: constantBackoff(50),
+        spread: true,
+        random: () => 0.1,
+      });
       lease.run();
-      lease.try('x', release); // election: due at 0 + 0.1 × 8 × 50 = 40; follower from 40, expires 90
+      lease.try('x', release); // election: due at 0 + 0.1 × 8 × 50 = 40 (bound 500); follower from 40, expires 90
       scheduler.schedule(() => {
         lease.try('a', extend);
         lease.try('b', extend);
@@ -93,8 +98,8 @@ describe('drain(timeoutMs): no unit starts, running units may settle, then the l
 describe("rule 16: the election's delay ends with the election", () => {
   it('keys submitted while the winning unit was in flight run as soon as it wins, not at the election delay', () => {
     marbles(({ scheduler, cold, expectObservable }) => {
-      // backoff(0) = 5: the election's delay is 0.5 × 8 × 5 = 20 frames.
-      const lease = createLease(scheduler, { spread: true, random: () => 0.5 });
+      // backoff(0) = 5: the election's delay is 0.5 × 8 × 5 = 20 frames (the bound, 250, is far).
+      const lease = createLease(scheduler, { leaseDuration: 1_000, spread: true, random: () => 0.5 });
       lease.run();
       lease.try('a', () => cold('--(r|)', { r })); // due at 20, writes at 22
       scheduler.schedule(() => lease.try('b', extend), 21); // in the election: due at 21 + 20 = 41
@@ -102,6 +107,36 @@ describe("rule 16: the election's delay ends with the election", () => {
         a: 'a@20',
         b: 'b@22',
       });
+    });
+  });
+});
+
+describe('rule 16: no delay it adds exceeds min(leaseDuration / 4, 1 s)', () => {
+  it('a backoff of a minute delays the first unit of a lone replica by less than a second, not minutes', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, {
+        leaseDuration: 60_000,
+        retryInterval: 0,
+        backoff: constantBackoff(60_000),
+        spread: true,
+        random: () => 0.999,
+      });
+      lease.run();
+      lease.try('a', extend); // 0.999 × min(8 × 60 000, 1 000)
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ at }) => at))).toBe('999ms a', { a: 999 });
+    });
+  });
+
+  it("a follower's share is bounded by a quarter of a short lease", () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const lease = createLease(scheduler, { backoff: constantBackoff(50), spread: true, random: () => 0.999 });
+      lease.run();
+      lease.try('x', release); // election: 0.999 × min(8 × 50, 100 / 4) = 24.975; follower, expires 74.975
+      scheduler.schedule(() => lease.try('a', extend), 30); // due at 30 + 100 + 0.999 × min(2 × 50, 25)
+      expectObservable(eventsOf(lease, 'started').pipe(map(({ key, at }) => `${key}@${at}`))).toBe(
+        '24.975ms x 129ms a',
+        { x: 'x@24.975', a: 'a@154.975' },
+      );
     });
   });
 });

@@ -26,7 +26,6 @@ export function createLease(scheduler: TestScheduler, options: Partial<WriterLea
     leaseDuration: 100,
     retryInterval: 10,
     backoff: constantBackoff(5),
-    spread: false,
     scheduler,
     ...options,
   });

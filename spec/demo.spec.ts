@@ -90,12 +90,19 @@ describe('command line', () => {
       leaseDuration: 1000,
       retryInterval: 100,
       strategy: 'writer-lease',
+      spread: true,
       killLeaderAfter: undefined,
       prefix: 'wl',
       json: false,
       seed: 1,
       latency: undefined,
     });
+  });
+
+  it('spreads by default (rule 16), and --no-spread gives the reference timing, for demo and replica', () => {
+    expect(parseDemoArgs(['--no-spread']).spread).toBe(false);
+    expect(parseReplicaArgs(['--store', 'redis://127.0.0.1:6379']).spread).toBe(true);
+    expect(parseReplicaArgs(['--store', 'redis://127.0.0.1:6379', '--no-spread']).spread).toBe(false);
   });
 
   it('reads --flag value and --flag=value', () => {

@@ -2,14 +2,17 @@ import { LeaseTiming } from '../src/internal/timing';
 import { ELECTION_SPREAD_STEPS, FOLLOWER_SPREAD_STEPS } from '../src/internal/rules';
 import { LeaseState } from '../src/types';
 
-/** A timing with backoff 10 at every tick and draws 0.5, 0.25, 0.75, ... from `draws`. */
-function timing(spread: boolean, draws: number[] = [0.5, 0.25, 0.75, 0.1]) {
+/**
+ * A timing with a lease of `leaseDuration`, backoff `step` at every tick, and
+ * draws 0.5, 0.25, 0.75, ... from `draws`.
+ */
+function timing(spread: boolean, { draws = [0.5, 0.25, 0.75, 0.1], leaseDuration = 1_000, step = 10 } = {}) {
   const errors: [number, unknown][] = [];
   let next = 0;
   const random = jest.fn(() => draws[next++ % draws.length]);
   const value = new LeaseTiming(
-    100,
-    () => 10,
+    leaseDuration,
+    () => step,
     spread,
     random,
     (tick, received) => errors.push([tick, received]),
@@ -58,6 +61,19 @@ describe('LeaseTiming', () => {
     expect(renewed).toMatchObject({ electionMs: first.electionMs, followerMs: 0.75 * FOLLOWER_SPREAD_STEPS * 10 });
     expect(t.spreadFor(follower(50))).toBe(renewed);
     expect(random).toHaveBeenCalledTimes(3);
+  });
+
+  it.each([
+    // [lease, backoff(0), bound]: a quarter of the lease, and never more than a second
+    [100, 10, 25],
+    [400, 100, 100],
+    [60_000, 60_000, 1_000],
+  ])('bounds each delay by min(lease / 4, 1 s): lease %d, backoff(0) %d', (leaseDuration, step, bound) => {
+    const { timing: t } = timing(true, { draws: [0.999], leaseDuration, step });
+    const { electionMs, followerMs } = t.spreadFor(election(0));
+    expect(electionMs).toBeCloseTo(0.999 * Math.min(ELECTION_SPREAD_STEPS * step, bound));
+    expect(followerMs).toBeCloseTo(0.999 * Math.min(FOLLOWER_SPREAD_STEPS * step, bound));
+    expect(Math.max(electionMs, followerMs)).toBeLessThanOrEqual(bound);
   });
 
   it('has no spread for a leader, nor with spread off', () => {

@@ -118,14 +118,16 @@ export interface WriterLeaseOptions {
    */
   workTimeout?: number;
   /**
-   * Rule 16 (docs/lease.md, "No herd"): replicas that learn the same thing
-   * at the same moment do not all write at once. Work of the election waits
-   * a random share of `8 × backoff(0)`; a follower's work runs a random share
-   * of `2 × backoff(0)` after the other lease runs out; and another writer seen
-   * during the election (`extend(key)`) makes this replica a follower.
-   * `false`: the reference rules exactly, where every capped follower wakes
-   * at the same instant when a leader dies.
-   * @default true
+   * Rule 16 (docs/lease.md, "No herd"), for large fleets: replicas that learn
+   * the same thing at the same moment do not all write at once. Work of the
+   * election waits a random share of `8 × backoff(0)`; a follower's work runs
+   * a random share of `2 × backoff(0)` after the other lease runs out; and
+   * another writer seen during the election (`extend(key)`) makes this
+   * replica a follower. Each of these delays is at most
+   * `min(leaseDuration / 4, 1000)` ms, whatever the backoff policy.
+   * `false`: the reference rules exactly (the Go package's timing), where
+   * every capped follower wakes at the same instant when a leader dies.
+   * @default false
    */
   spread?: boolean;
   /**

@@ -171,7 +171,7 @@ export class WriterLease {
       backoff: givenBackoff,
       workers = 1,
       workTimeout,
-      spread = true,
+      spread = false,
       random = Math.random,
       scheduler = monotonicScheduler,
       name = 'writer-lease',

@@ -114,7 +114,7 @@ async function restartRun(server: TestServer, prefix: string): Promise<RestartRu
           if (restartedAt !== undefined) changesSeenAfterRestart[i]++;
         }),
       );
-      const replica = new Replica({ store, name: `r${i + 1}`, ...LEASE, strategy: 'writer-lease' });
+      const replica = new Replica({ store, name: `r${i + 1}`, ...LEASE, strategy: 'writer-lease', spread: true });
       watching.push(
         replica.reports$.subscribe((report) => {
           reports[report.type]++;

@@ -94,7 +94,7 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
           if (kind === 'spec') views[i].set(key, (value as SpecValue | undefined)?.generation ?? 0);
         }),
       );
-      const replica = new Replica({ store, name: `r${i + 1}`, ...LEASE, strategy: 'writer-lease' });
+      const replica = new Replica({ store, name: `r${i + 1}`, ...LEASE, strategy: 'writer-lease', spread: true });
       watching.push(
         replica.reports$.subscribe((report) => {
           reports[report.type]++;

@@ -32,6 +32,8 @@ export interface DemoOptions {
   retryInterval: number;
   /** @default 'writer-lease' */
   strategy: Strategy;
+  /** Rule 16's spread (docs/lease.md, "No herd"); `--no-spread` gives the reference timing. @default true */
+  spread: boolean;
   /** Milliseconds after the driver's first change when the leading replica is killed; undefined: never. */
   killLeaderAfter: number | undefined;
   /** Milliseconds after the driver's first change when the leading replica stops gracefully and hands over; undefined: never. */
@@ -68,6 +70,8 @@ export interface ReplicaOptions {
   retryInterval: number;
   /** @default 'writer-lease' */
   strategy: Strategy;
+  /** Rule 16's spread; `--no-spread` gives the reference timing. @default true */
+  spread: boolean;
   /** @default 'wl' */
   prefix: string;
 }
@@ -107,13 +111,13 @@ const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
 export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H:P|etcd://H:P|postgres://U@H:P/DB]
                           [--replicas 3] [--keys 10] [--updates 100] [--rate 50]
                           [--lease-duration 1000] [--retry-interval 100]
-                          [--strategy writer-lease|uncoordinated]
+                          [--strategy writer-lease|uncoordinated] [--no-spread]
                           [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
 
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
                              [--name NAME] [--lease-duration 1000] [--retry-interval 100]
-                             [--strategy writer-lease|uncoordinated] [--prefix wl]`;
+                             [--strategy writer-lease|uncoordinated] [--no-spread] [--prefix wl]`;
 
 // ---- flags ----------------------------------------------------------------
 
@@ -183,6 +187,13 @@ const LEASE_FLAGS = {
     value: 'NAME',
     help: "the records' namespace in the store (Redis key prefix, etcd directory, PostgreSQL <prefix>_records)",
     default: 'wl',
+  },
+  'no-spread': {
+    kind: SWITCH,
+    help:
+      "the reference timing exactly (the library's default): no random delay at the election nor when a lease " +
+      'runs out. The CLI spreads by default (rule 16), so that many replicas do not write at the same instant',
+    default: 'spread on',
   },
 } satisfies Record<string, Flag>;
 
@@ -283,6 +294,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     leaseDuration: (flags['lease-duration'] as number | undefined) ?? DEFAULT_LEASE_DURATION,
     retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
+    spread: flags['no-spread'] !== true,
     killLeaderAfter: flags['kill-leader-after'] as number | undefined,
     handoverAfter: flags['handover-after'] as number | undefined,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
@@ -349,6 +361,7 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
     leaseDuration: (flags['lease-duration'] as number | undefined) ?? DEFAULT_LEASE_DURATION,
     retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
+    spread: flags['no-spread'] !== true,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
   };
 }

@@ -96,6 +96,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     leaseDuration,
     retryInterval,
     strategy,
+    spread,
     killLeaderAfter,
     handoverAfter,
     prefix,
@@ -116,7 +117,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     const names = Array.from({ length: replicaCount }, (_, i) => `r${i + 1}`);
     const counter = new FigureCounter(names);
     for (const name of names) {
-      const settings = { name, leaseDuration, retryInterval, strategy };
+      const settings = { name, leaseDuration, retryInterval, strategy, spread };
       const handle = memory
         ? inProcessReplica({ ...settings, store, latency: options.latency ?? DEFAULT_MEMORY_LATENCY })
         : spawnReplica({ ...settings, command: replicaCommand, store: options.store, prefix });

@@ -19,6 +19,7 @@ export interface InProcessReplicaOptions {
   leaseDuration: number;
   retryInterval: number;
   strategy: Strategy;
+  spread: boolean;
   /** Milliseconds added to every store call (see {@link linkStore}). */
   latency: number;
 }

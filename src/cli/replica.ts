@@ -89,6 +89,8 @@ export interface ReplicaConfig {
   retryInterval: number;
   /** `uncoordinated` runs the same work with no lease, for comparison. */
   strategy: Strategy;
+  /** Rule 16's spread (docs/lease.md, "No herd"); uncoordinated replicas never spread. */
+  spread: boolean;
 }
 
 /** How long a clean stop waits for a unit in flight to hear back from the store. */
@@ -133,7 +135,7 @@ export class Replica {
    * @param config The store, the name, the lease's durations and the strategy.
    */
   constructor(config: ReplicaConfig) {
-    const { store, name, leaseDuration, retryInterval, strategy } = config;
+    const { store, name, leaseDuration, retryInterval, strategy, spread } = config;
     this.#name = name;
     // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
     // go of and retried, instead of holding the replica's only worker for good; and a write that
@@ -144,7 +146,7 @@ export class Replica {
       name,
       workTimeout: leaseDuration,
       // Uncoordinated replicas never leave the election: its spread would only delay them.
-      spread: strategy === 'writer-lease',
+      spread: spread && strategy === 'writer-lease',
     });
     this.#tracker = new ContentionTracker();
     this.#writer = new StatusWriter({

@@ -42,7 +42,7 @@ let exitHookInstalled = false;
  * @returns The handle of the running process.
  */
 export function spawnReplica(options: ReplicaProcessOptions): ReplicaHandle {
-  const { command, store, name, leaseDuration, retryInterval, strategy, prefix } = options;
+  const { command, store, name, leaseDuration, retryInterval, strategy, spread, prefix } = options;
   installExitHook();
   const [program, ...firstArgs] = command;
   const child = spawn(
@@ -62,6 +62,7 @@ export function spawnReplica(options: ReplicaProcessOptions): ReplicaHandle {
       strategy,
       '--prefix',
       prefix,
+      ...(spread ? [] : ['--no-spread']),
     ],
     { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
   );

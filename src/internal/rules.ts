@@ -34,6 +34,18 @@ export const ELECTION_SPREAD_STEPS = 8;
 export const FOLLOWER_SPREAD_STEPS = 2;
 
 /**
+ * The longest delay rule 16 may add, whatever the backoff policy: a quarter
+ * of the lease (so that the failover stays within its bound) and never more
+ * than a second (a policy of minutes must not hold a lone replica's first
+ * write for minutes).
+ */
+export function spreadBound(leaseDuration: number): number {
+  return Math.min(leaseDuration / 4, MAX_SPREAD_MS);
+}
+
+const MAX_SPREAD_MS = 1_000;
+
+/**
  * Rule 16's delays, drawn by the lease (the only randomness of the rules):
  * one for the election, a share of {@link ELECTION_SPREAD_STEPS} ×
  * `backoff(0)`, and one per renewal of the other writer's lease, a share of

@@ -6,6 +6,7 @@ import {
   FOLLOWER_SPREAD_STEPS,
   NO_SPREAD,
   type RuleOptions,
+  spreadBound,
   type Spread,
 } from './rules.js';
 
@@ -55,8 +56,9 @@ export class LeaseTiming implements RuleOptions {
   /**
    * Rule 16's delays for `snapshot`: none for a leader or without the
    * spread; else the election's, drawn once, and the follower's, drawn once
-   * per renewal of the other lease (each new `expires`). One draw serves
-   * every key, so keys keep the order they became due in.
+   * per renewal of the other lease (each new `expires`), each within
+   * {@link spreadBound}. One draw serves every key, so keys keep the order
+   * they became due in.
    */
   spreadFor({ state, expires }: LeaseSnapshot): Spread {
     if (!this.spread || state === LeaseState.Leader) return NO_SPREAD;
@@ -64,10 +66,11 @@ export class LeaseTiming implements RuleOptions {
     const drawn = this.#drawn;
     if (drawn?.expires === expires) return drawn;
     const step = this.backoffDuration(0);
+    const bound = spreadBound(this.leaseDuration);
     this.#drawn = {
       expires,
-      electionMs: drawn?.electionMs ?? random() * ELECTION_SPREAD_STEPS * step,
-      followerMs: random() * FOLLOWER_SPREAD_STEPS * step,
+      electionMs: drawn?.electionMs ?? random() * Math.min(ELECTION_SPREAD_STEPS * step, bound),
+      followerMs: random() * Math.min(FOLLOWER_SPREAD_STEPS * step, bound),
     };
     return this.#drawn;
   }
