@@ -71,6 +71,14 @@ const CLUSTER_WRITE_DEADLINE_MS = 1000;
  * (the unit is retried); the watch resumes on another member from the last
  * revision it delivered.
  *
+ * A member that fails 3 calls in a row is left alone for 100 ms, then for
+ * 200 ms, 400 ms... at most 2 s each time a call to it fails again (the
+ * reconnect delays of every store); meanwhile its calls go to another member
+ * or, if none is left, fail at once with {@link EtcdMemberRestingError}. The
+ * watch asks every 100 ms and reaches a member only when it is not left
+ * alone. So a member that comes back is used again within 2 s, and the first
+ * call that succeeds ends the rests.
+ *
  * @example
  * ```ts
  * const store = await openEtcdStore('etcd://127.0.0.1:2379,127.0.0.1:22379,127.0.0.1:32379');
@@ -85,7 +93,8 @@ const CLUSTER_WRITE_DEADLINE_MS = 1000;
  */
 export async function openEtcdStore(url: string, options: EtcdStoreOptions = {}): Promise<RecordStore> {
   const { prefix = 'wl', callTimeout = 5000 } = options;
-  const { Etcd3 } = await loadClient<typeof import('etcd3')>('etcd3', url);
+  const etcd3 = await loadClient<typeof import('etcd3')>('etcd3', url);
+  const { Etcd3 } = etcd3;
   const { hosts } = parseClusterUrl(url, DEFAULT_ETCD_PORT, CLUSTER_URL_FORMS.etcd);
   const client = new Etcd3({
     // etcd3 sends each call to a member picked at random and, when a member
@@ -100,7 +109,11 @@ export async function openEtcdStore(url: string, options: EtcdStoreOptions = {})
       const write = hosts.length > 1 && call.method !== 'range';
       return { deadline: Date.now() + (write ? Math.min(callTimeout, CLUSTER_WRITE_DEADLINE_MS) : callTimeout) };
     },
-    faultHandling: { watchBackoff: watchBackoff(0) },
+    faultHandling: {
+      host: (member) =>
+        new MemberRest(redactUrl(url), member.replace(/^\w+:\/\//, ''), (error) => isOutage(etcd3, error)),
+      watchBackoff: WATCH_RETRY,
+    },
   });
   const store = new EtcdStore(url, recordLayout(`/${prefix}/`, '/'), client);
   await store.open(callTimeout);
@@ -308,13 +321,149 @@ class EtcdStore implements RecordStore {
   }
 }
 
-type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+/**
+ * A call to an etcd member that is being left alone after failing: it failed
+ * 3 calls in a row, or a call after its last rest (see {@link openEtcdStore}).
+ * The call was not sent. etcd3 sends it to another member instead, so a
+ * caller sees this error only when every member of the URL is resting.
+ *
+ * @example
+ * ```ts
+ * await store.get('status', 'a').catch((e: EtcdMemberRestingError) => e.info);
+ * // { url: 'etcd://127.0.0.1:2379', member: '127.0.0.1:2379', restMs: 387, cause: GRPCUnavailableError }
+ * ```
+ */
+export class EtcdMemberRestingError extends Error {
+  override readonly name = 'EtcdMemberRestingError';
+
+  constructor(
+    readonly info: {
+      /** The store, password as `***`. */
+      readonly url: string;
+      /** The member, `HOST:PORT` as etcd3 names it. */
+      readonly member: string;
+      /** Milliseconds until a call is sent to it again, rounded up. */
+      readonly restMs: number;
+      /** The failure that started the rest. */
+      readonly cause: unknown;
+    },
+  ) {
+    super(
+      `etcd member ${info.member} of ${info.url} failed and is left alone for ${info.restMs} ms more ` +
+        `(last failure: ${info.cause instanceof Error ? info.cause.message : String(info.cause)})`,
+      { cause: info.cause },
+    );
+  }
+}
 
 /**
- * The watch reconnects with the same delays as the other stores; etcd3's
- * default grows to 30 s, which would leave the feed silent that long after
- * a short outage.
+ * How many calls to a member must fail in a row before it is left alone, as
+ * in etcd3's own breaker: a call that finds its member down is tried three
+ * times, so one such call is enough.
  */
-function watchBackoff(attempt: number): WatchBackoff {
-  return { duration: reconnectDelay(attempt), next: () => watchBackoff(attempt + 1) };
+const MEMBER_FAILURES_TO_REST = 3;
+
+type MemberPolicy = ReturnType<NonNullable<NonNullable<IOptions['faultHandling']>['host']>>;
+/** cockatiel's types as etcd3 names them: cockatiel is etcd3's dependency, not ours. */
+type PolicyContext = Parameters<Parameters<MemberPolicy['execute']>[0]>[0];
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
+/** Nobody subscribes to a member policy's events: etcd3 only calls `execute`. */
+const noEvents = (): { dispose(): void } => ({ dispose: () => undefined });
+
+/**
+ * etcd3's fault handling for one member, in place of its default circuit
+ * breaker, which left a failed member alone 5 s at a time: a store then
+ * stayed unusable up to 5 s after the member was back, though the stores
+ * promise reconnects within 2 s. Here the rests follow {@link reconnectDelay}:
+ * 100 ms after {@link MEMBER_FAILURES_TO_REST} failures in a row, doubling with
+ * each failure after a rest, up to 2 s. A call that succeeds ends the rests.
+ * Only failures that {@link isOutage} count. Unlike a circuit breaker's
+ * half-open state, every call may go once a rest is over: the first failure
+ * starts the next rest.
+ */
+class MemberRest implements MemberPolicy {
+  declare readonly _altReturn: never;
+  readonly onSuccess = noEvents;
+  readonly onFailure = noEvents;
+  readonly #url: string;
+  readonly #member: string;
+  readonly #isOutage: (error: Error) => boolean;
+  /** Failures in a row, until the first rest. */
+  #failures = 0;
+  /** Rests in a row: the next one lasts `reconnectDelay(#rests)`. */
+  #rests = 0;
+  /** When the rest in force ends, on `performance.now()`'s clock: a moved wall clock must not end it. */
+  #restUntil = 0;
+  #lastFailure: unknown;
+
+  constructor(url: string, member: string, isOutage: (error: Error) => boolean) {
+    this.#url = url;
+    this.#member = member;
+    this.#isOutage = isOutage;
+  }
+
+  async execute<T>(fn: (context: PolicyContext) => PromiseLike<T> | T, signal?: AbortSignal): Promise<T> {
+    const restMs = this.#restUntil - performance.now();
+    if (restMs > 0) {
+      throw new EtcdMemberRestingError({
+        url: this.#url,
+        member: this.#member,
+        restMs: Math.ceil(restMs),
+        cause: this.#lastFailure,
+      });
+    }
+    try {
+      const result = fn({ signal: signal ?? new AbortController().signal });
+      // A watch stream is returned before it connects: its failure comes later, through
+      // etcd3's markFailed (an `execute` that throws), and its creation proves nothing.
+      if (!isPromiseLike(result)) return result;
+      const value = await result;
+      this.#failures = 0;
+      this.#rests = 0;
+      return value;
+    } catch (error) {
+      if (error instanceof Error && this.#isOutage(error)) this.#failed(error);
+      throw error;
+    }
+  }
+
+  #failed(error: Error): void {
+    this.#lastFailure = error;
+    const now = performance.now();
+    // Calls sent before the rest began may fail during it: one rest for them all.
+    if (now < this.#restUntil) return;
+    if (this.#rests === 0 && ++this.#failures < MEMBER_FAILURES_TO_REST) return;
+    this.#restUntil = now + reconnectDelay(this.#rests++);
+  }
 }
+
+/**
+ * Whether a failed call says that its member is out of reach: one of etcd3's
+ * recoverable errors (unavailable, deadline exceeded...), as its breaker
+ * counts, but neither a cancellation (ours, when a watch or the store
+ * closes) nor an error the member sent itself: during an election every
+ * member answers "etcdserver: leader changed" or "no leader" for a while, and
+ * resting a member for it would keep calls off the cluster just when its new
+ * leader is elected.
+ */
+function isOutage(etcd3: typeof import('etcd3'), error: Error): boolean {
+  return (
+    etcd3.isRecoverableError(error) &&
+    !(error instanceof etcd3.GRPCCancelledError) &&
+    !error.message.includes('etcdserver:')
+  );
+}
+
+function isPromiseLike<T>(value: PromiseLike<T> | T): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T> | undefined)?.then === 'function';
+}
+
+/**
+ * The watch asks to reconnect every 100 ms, and {@link MemberRest} decides
+ * whether the member is asked: the watch's reconnects then follow the same
+ * rests as the calls. With a backoff of its own (etcd3's default grows to
+ * 30 s, ours to 2 s) it could wake just before a rest ends and sleep through
+ * the member's return.
+ */
+const WATCH_RETRY: WatchBackoff = { duration: reconnectDelay(0), next: () => WATCH_RETRY };
