@@ -1,5 +1,6 @@
 import type { Client, Pool } from 'pg';
 import type { Observable } from 'rxjs';
+import { describeValue } from '../internal/validate.js';
 import { ChangeFeed } from './changeFeed.js';
 import { redactUrl, StoreClosedError } from './errors.js';
 import { decodeHandover, encodeHandover, handoverFailed, HandoverFeed } from './handoverFeed.js';
@@ -20,18 +21,39 @@ import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, V
 export interface PostgresStoreOptions {
   /**
    * The table of the records, created when missing together with the
-   * sequence `<table>_version`, the trigger function `<table>_notify` and
-   * its trigger; changes are notified on the channel `<table>_changes`,
-   * handovers on `<table>_handovers`.
+   * sequence `<table>_version` and two trigger functions with their
+   * triggers: `<table>_version_bump` gives an `UPDATE` that left the version
+   * alone a new one, `<table>_notify` notifies every change on the channel
+   * `<table>_changes`; handovers go on `<table>_handovers`.
    * A lowercase SQL identifier.
    * @default 'wl_records'
    */
   table?: string;
   /**
-   * Milliseconds to wait for a connection.
+   * Milliseconds to wait for a connection (for the listening connection:
+   * until it `LISTEN`s).
    * @default 5000
    */
   connectTimeout?: number;
+  /**
+   * Milliseconds between two checks that the listening connection still
+   * answers: a `SELECT 1` on it, which must answer before the next check is
+   * due. A connection that went silent without being closed (a NAT or a
+   * firewall that forgot it, a stuck proxy) delivers no notification and
+   * reports no error: the check finds it within twice this, and the feed
+   * drops it, connects again and re-reads the table. Keep it under half the
+   * lease duration.
+   * @default 1000
+   */
+  listenCheckInterval?: number;
+  /**
+   * The server the listening connection connects to, when it is not `url`'s:
+   * `LISTEN` needs a session of its own, which a pooler in transaction mode
+   * (PgBouncer's `pool_mode = transaction`) does not keep, so name the
+   * server itself here.
+   * @default url
+   */
+  listenUrl?: string;
 }
 
 /**
@@ -41,9 +63,11 @@ export interface PostgresStoreOptions {
  * Compare-and-set is `UPDATE ... WHERE version = $expected` (`INSERT ... ON
  * CONFLICT DO NOTHING` for a record that must not exist); versions come from
  * one sequence, so a version is never reused, even after a deletion. A
- * trigger notifies every change, whoever made it; the feed LISTENs on a
- * connection of its own and, when that connection is lost, connects again
- * and re-reads the table, since notifications sent meanwhile are lost.
+ * trigger notifies every change, whoever made it (another trigger gives a
+ * plain SQL `UPDATE` of a value a new version); the feed LISTENs on a
+ * connection of its own and, when that connection is lost or stops
+ * answering (checked every `listenCheckInterval`), connects again and
+ * re-reads the table, since notifications sent meanwhile are lost.
  * A handover is a NOTIFY on `<table>_handovers`, which the same connection
  * LISTENs on: PostgreSQL delivers notifications in commit order, so a
  * writer's changes come before its handover.
@@ -55,23 +79,43 @@ export interface PostgresStoreOptions {
  * await store.close();
  * ```
  * @param url `postgres://USER[:PASSWORD]@HOST[:PORT]/DB`.
- * @param options Table name and connect timeout.
+ * @param options Table name, connect timeout, and the listening connection's check and server.
  * @returns The store, connected and listening.
- * @throws RangeError when `table` is not a lowercase SQL identifier.
+ * @throws RangeError when `table` is not a lowercase SQL identifier, `listenCheckInterval`
+ *   not a positive number or `listenUrl` not a `postgres://` URL.
  * @throws StoreUnreachableError when the server cannot be reached or refuses us.
  * @throws StoreClientMissingError when `pg` is not installed.
  */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<RecordStore> {
-  const { table = 'wl_records', connectTimeout = 5000 } = options;
+  const { table = 'wl_records', connectTimeout = 5000, listenCheckInterval = 1000, listenUrl = url } = options;
   if (!/^[a-z_][a-z0-9_]{0,47}$/.test(table)) {
     throw new RangeError(
       'openPostgresStore: options.table must be a lowercase SQL identifier of at most 48 characters, ' +
         `received ${JSON.stringify(table)}`,
     );
   }
+  if (typeof listenCheckInterval !== 'number' || !Number.isFinite(listenCheckInterval) || listenCheckInterval <= 0) {
+    throw new RangeError(
+      'openPostgresStore: options.listenCheckInterval must be a finite number of milliseconds > 0, ' +
+        `received ${describeValue(listenCheckInterval)}`,
+    );
+  }
+  if (typeof listenUrl !== 'string' || !/^postgres(ql)?:\/\//.test(listenUrl)) {
+    throw new RangeError(
+      'openPostgresStore: options.listenUrl must be a postgres:// or postgresql:// URL, ' +
+        `received ${describeValue(typeof listenUrl === 'string' ? redactUrl(listenUrl) : listenUrl)}`,
+    );
+  }
   const pg = await loadClient<typeof import('pg')>('pg', url);
-  const config = { connectionString: url, connectionTimeoutMillis: connectTimeout, keepAlive: true };
-  const store = new PostgresStore(url, table, new pg.Pool({ ...config, max: 4 }), () => new pg.Client(config));
+  const config = { connectionTimeoutMillis: connectTimeout, keepAlive: true };
+  const store = new PostgresStore({
+    url,
+    table,
+    pool: new pg.Pool({ ...config, connectionString: url, max: 4 }),
+    newListener: () => new pg.Client({ ...config, connectionString: listenUrl }),
+    connectTimeout,
+    listenCheckInterval,
+  });
   await store.open(connectTimeout);
   return store;
 }
@@ -90,6 +134,16 @@ CREATE TABLE IF NOT EXISTS ${table} (
   version bigint NOT NULL DEFAULT nextval('${table}_version'),
   PRIMARY KEY (kind, key)
 );
+-- An UPDATE by another tool that changes a value and leaves the version alone gets a new
+-- version: otherwise the feed would drop its notification (a version it already saw) and a
+-- compare-and-set against the old version would overwrite the change.
+CREATE OR REPLACE FUNCTION ${table}_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.version = OLD.version AND NEW.value IS DISTINCT FROM OLD.value THEN
+    NEW.version := nextval('${table}_version');
+  END IF;
+  RETURN NEW;
+END $$;
 CREATE OR REPLACE FUNCTION ${table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   changed ${table};
@@ -107,6 +161,10 @@ BEGIN
   RETURN NULL;
 END $$;
 DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${table}_version_bump' AND tgrelid = '${table}'::regclass) THEN
+    CREATE TRIGGER ${table}_version_bump BEFORE UPDATE ON ${table}
+      FOR EACH ROW EXECUTE FUNCTION ${table}_version_bump();
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '${table}_notify' AND tgrelid = '${table}'::regclass) THEN
     CREATE TRIGGER ${table}_notify AFTER INSERT OR UPDATE OR DELETE ON ${table}
       FOR EACH ROW EXECUTE FUNCTION ${table}_notify();
@@ -124,26 +182,42 @@ interface Notification {
   readonly large?: boolean;
 }
 
+interface PostgresStoreParts {
+  readonly url: string;
+  readonly table: string;
+  readonly pool: Pool;
+  /** A client for the listening connection, not connected yet. */
+  readonly newListener: () => Client;
+  readonly connectTimeout: number;
+  readonly listenCheckInterval: number;
+}
+
 class PostgresStore implements RecordStore {
   readonly url: string;
   readonly #table: string;
   readonly #handoverChannel: string;
   readonly #pool: Pool;
-  readonly #newClient: () => Client;
+  readonly #newListener: () => Client;
+  readonly #connectTimeout: number;
+  readonly #listenCheckInterval: number;
   readonly #handovers = new HandoverFeed();
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #listener: Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The next check of the listening connection, or the deadline of the one in flight. */
+  #checkTimer: ReturnType<typeof setTimeout> | undefined;
   /** Notifications are handled in order, even those that must read a large value first. */
   #notified: Promise<void> = Promise.resolve();
   #closed = false;
 
-  constructor(url: string, table: string, pool: Pool, newClient: () => Client) {
+  constructor({ url, table, pool, newListener, connectTimeout, listenCheckInterval }: PostgresStoreParts) {
     this.url = redactUrl(url);
     this.#table = table;
     this.#handoverChannel = `${table}_handovers`;
     this.#pool = pool;
-    this.#newClient = newClient;
+    this.#newListener = newListener;
+    this.#connectTimeout = connectTimeout;
+    this.#listenCheckInterval = listenCheckInterval;
     // An idle pooled connection that the server drops emits 'error'; the pool
     // discards it and connects again on the next query, so there is nothing to do.
     this.#pool.on('error', () => undefined);
@@ -259,9 +333,14 @@ class PostgresStore implements RecordStore {
     this.#feed.close();
     this.#handovers.close();
     clearTimeout(this.#relistenTimer);
+    clearTimeout(this.#checkTimer);
     const listener = this.#listener;
     this.#listener = undefined;
-    await Promise.all([listener?.end().catch(() => undefined), this.#pool.end().catch(() => undefined)]);
+    // A connection gone silent since its last check would wait for ever for the server's
+    // side of end()'s goodbye.
+    const ended =
+      listener && within(this.#connectTimeout, listener.end()).catch(() => listener.connection.stream.destroy());
+    await Promise.all([ended, this.#pool.end().catch(() => undefined)]);
   }
 
   async #createSchema(): Promise<void> {
@@ -281,27 +360,29 @@ class PostgresStore implements RecordStore {
     }
   }
 
-  /** Connects the feed's own connection and LISTENs; a lost connection is replaced by {@link #relisten}. */
+  /**
+   * Connects the feed's own connection and LISTENs, within `connectTimeout`;
+   * a connection lost or gone silent is replaced by {@link #relisten}.
+   */
   async #listen(): Promise<void> {
-    const client = this.#newClient();
-    const lost = (): void => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      client.end().catch(() => undefined);
-      this.#relisten(0);
-    };
-    client.on('error', lost);
-    client.on('end', lost);
+    const client = this.#newListener();
+    client.on('error', () => this.#dropListener(client));
+    client.on('end', () => this.#dropListener(client));
     client.on('notification', ({ channel, payload }) => {
       if (!payload) return;
       if (channel === this.#handoverChannel) this.#onHandover(payload);
       else this.#onNotification(payload);
     });
     try {
-      await client.connect();
-      await client.query(`LISTEN ${this.#table}_changes; LISTEN ${this.#handoverChannel}`);
+      await within(
+        this.#connectTimeout,
+        (async () => {
+          await client.connect();
+          await client.query(`LISTEN ${this.#table}_changes; LISTEN ${this.#handoverChannel}`);
+        })(),
+      );
     } catch (error) {
-      await client.end().catch(() => undefined);
+      client.connection.stream.destroy();
       throw error;
     }
     if (this.#closed) {
@@ -309,6 +390,33 @@ class PostgresStore implements RecordStore {
       return;
     }
     this.#listener = client;
+    this.#scheduleCheck(client);
+  }
+
+  /**
+   * The listening connection only receives: a connection that went silent
+   * without being closed would go unnoticed, and every notification with it.
+   * So it must answer a `SELECT 1` before the next check is due.
+   */
+  #scheduleCheck(client: Client): void {
+    this.#checkTimer = setTimeout(() => {
+      within(this.#listenCheckInterval, client.query('SELECT 1')).then(
+        () => {
+          if (this.#listener === client) this.#scheduleCheck(client);
+        },
+        () => this.#dropListener(client),
+      );
+    }, this.#listenCheckInterval);
+  }
+
+  /** Replaces the listening connection, unless `client` was replaced already. */
+  #dropListener(client: Client): void {
+    if (this.#listener !== client) return;
+    this.#listener = undefined;
+    clearTimeout(this.#checkTimer);
+    // A silent connection would never answer end()'s goodbye: close the socket itself.
+    client.connection.stream.destroy();
+    this.#relisten(0);
   }
 
   #relisten(attempt: number): void {
@@ -373,5 +481,21 @@ class PostgresStore implements RecordStore {
 
   #assertOpen(call: string): void {
     if (this.#closed) throw new StoreClosedError({ url: this.url, call });
+  }
+}
+
+/**
+ * Settles as `work` does, or rejects once `ms` have passed: a silent
+ * connection answers neither yes nor no.
+ */
+async function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
