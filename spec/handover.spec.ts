@@ -39,6 +39,7 @@ function setUp(names: readonly string[]) {
       leaseDuration: LEASE_MS,
       retryInterval: 100,
       backoff: constantBackoff(STEP_MS),
+      spread: true,
       random: ((n) => () => ((n = (n * 9301 + 49297) % 233280), n / 233280))(++seed),
       scheduler: clock.scheduler,
       name,

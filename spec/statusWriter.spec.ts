@@ -44,6 +44,17 @@ function wrap(store: RecordStore, overrides: Partial<RecordStore>): RecordStore 
   };
 }
 
+/** Resolves once the status of `key` satisfies `test` (at once if it already does). */
+async function waitForStatus(store: RecordStore, key: string, test: (status: StatusValue) => boolean): Promise<void> {
+  const matches = (value: unknown) => value !== undefined && test(value as StatusValue);
+  const seen = firstValueFrom(
+    store.changes().pipe(filter((c) => c.kind === 'status' && c.key === key && matches(c.value))),
+  );
+  const now = await store.get<StatusValue>('status', key);
+  if (now !== undefined && test(now.value)) return;
+  await seen;
+}
+
 function replica(
   store: RecordStore,
   writer: string,
@@ -136,10 +147,10 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
 
   it('version conflict: release with retry, and the other write stands', async () => {
     await store.put('spec', 'a', spec(1));
-    // Another replica writes between our read and our compare-and-set.
+    // Another replica writes another value between our read and each compare-and-set of ours.
     const racing = wrap(store, {
       compareAndSet: async (kind, key, value, expected) => {
-        await store.put('status', 'a', status(1, 'r2'));
+        await store.put('status', 'a', status(1, 'r2', 'theirs'));
         return store.compareAndSet(kind, key, value, expected);
       },
     });
@@ -151,12 +162,17 @@ describe('StatusWriter: one unit, row by row of the scenario table', () => {
   });
 
   it('contended: release without retry, and nothing written', async () => {
-    const contention = new ContentionTracker({ threshold: 1 });
-    const { statusWriter } = replica(store, 'r1', { contention });
+    const contention = new ContentionTracker();
+    const { lease, statusWriter } = replica(store, 'r1', { contention });
+    const running = [lease.run(), statusWriter.run()];
+    const written = firstValueFrom(statusWriter.events$.pipe(filter((e) => e.type === 'written')));
     await store.put('spec', 'a', spec(1));
-    await store.put('status', 'a', status(1, 'r2', 'theirs'));
+    await written; // the tracker holds our value
+    await store.put('status', 'a', status(1, 'r2', 'theirs')); // a change away from it: contended
+    expect(contention.isContended('a')).toBe(true);
     await expect(statusWriter.unit('a')(workContext())).resolves.toBe(WorkResult.Release);
     expect((await store.get<StatusValue>('status', 'a'))?.value.value).toBe('theirs');
+    running.forEach((subscription) => subscription.unsubscribe());
     contention.dispose();
   });
 

@@ -454,8 +454,9 @@ class RouterRule implements Rule {
   }
 
   changed(key: string, value: string, ours: string, now: number): void {
-    // Another writer wrote what we would: that confirms our value as our own write does.
-    if (value === ours) {
+    // Our value, written by us or another writer: that confirms it as our own write does. Seen
+    // first, it makes the key a candidate holding it, as the router's informer does with our writes.
+    if (value === ours && this.#records.has(key)) {
       this.written(key, value);
       return;
     }

@@ -37,8 +37,10 @@ export type {
   StatusValue,
   CasOutcome,
   CallOptions,
+  Versioning,
 } from './stores/store.js';
 export { MemoryStore } from './stores/memory.js';
+export type { MemoryStoreOptions } from './stores/memory.js';
 export { openStore } from './stores/openStore.js';
 export type { OpenStoreOptions } from './stores/openStore.js';
 export {

@@ -1,8 +1,10 @@
 import { Subject, filter, map, share, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
 import type { ContentionTracker } from './contentionTracker.js';
+import { RecordCache, type CachedPart, type CachedRecord } from './internal/recordCache.js';
 import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
-import type { RecordChange, RecordStore, SpecValue, StatusValue } from './stores/store.js';
+import { StoreValueError } from './stores/errors.js';
+import type { CallOptions, RecordChange, RecordKind, RecordStore, SpecValue, StatusValue } from './stores/store.js';
 import { LeaseState, WorkResult, type WorkFunc, type WorkReturn } from './types.js';
 import type { WriterLease } from './writerLease.js';
 
@@ -64,7 +66,17 @@ export interface StatusWriterOptions {
  */
 export type StatusWriterEvent =
   | { readonly type: 'written'; readonly key: string; readonly generation: number }
-  | { readonly type: 'conflict'; readonly key: string; readonly generation: number }
+  | {
+      readonly type: 'conflict';
+      readonly key: string;
+      readonly generation: number;
+      /**
+       * The other writer whose status made the store refuse ours; undefined
+       * when none did (the spec moved, on a store with one version per
+       * record): then the lease is not told of a release.
+       */
+      readonly writer: string | undefined;
+    }
   | { readonly type: 'current'; readonly key: string; readonly generation: number; readonly writer: string }
   | { readonly type: 'gone'; readonly key: string }
   | { readonly type: 'contended'; readonly key: string }
@@ -126,13 +138,10 @@ export class StatusWriter {
   readonly #scheduler: SchedulerLike;
   readonly #wallClock: () => number;
   readonly #events = new Subject<StatusWriterEvent>();
-  /**
-   * The latest spec generation seen per key, to tell a current status from a
-   * stale one, and when this replica first saw it, on its own clock.
-   */
+  /** What the store's feed said of every record: units work from it, and read only to recover. */
+  readonly #cache = new RecordCache();
+  /** When this replica first saw each key's latest spec generation, on its own clock. */
   readonly #seen = new Map<string, { readonly generation: number; readonly at: number }>();
-  /** The latest status generation seen per key, to notice a status that went back. */
-  readonly #statusGenerations = new Map<string, { readonly generation: number; readonly version: number }>();
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
   /** The other writer whose write renewed our lease last: the one this replica follows. */
@@ -189,9 +198,20 @@ export class StatusWriter {
   }
 
   /**
+   * How many records this replica holds in its cache of the store (about
+   * 300 bytes each beside the values themselves: docs/benchmarks.md).
+   */
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  /**
    * Watches the store: spec changes become submissions, other replicas'
    * status writes extend their lease (merged into the lease's inputs), and a
    * handover from the writer this replica follows wakes its keys (rule 17).
+   * Every change also goes into this replica's cache of the store, which
+   * its units work from; with a store that can `list`, the cache is filled
+   * at once and records whose status is behind their spec are submitted.
    * A key this replica stood down on while it was contended is submitted
    * again once the contention ends, so that the change made meanwhile is not
    * left unwritten; a status the store lost (it went back) is written again.
@@ -200,23 +220,22 @@ export class StatusWriter {
    */
   run(): Subscription {
     const changes$ = this.#store.changes().pipe(share());
+    // Every change updates the cache first: whatever reacts to it below sees it there.
+    const watch = changes$.subscribe((change) => this.#observe(change));
     const statuses$ = changes$.pipe(filter((change): change is RecordChange<StatusValue> => change.kind === 'status'));
     // Writes of the current generation by other replicas, merged into the lease's inputs as extend(key).
-    const watch = this.#lease.extend(
-      statuses$.pipe(
-        filter((change) => this.#othersCurrentWrite(change)),
-        map(({ key }) => key),
-      ),
-    );
     watch.add(
-      statuses$.subscribe((change) => {
-        if (this.#statusWentBack(change)) this.sync(change.key);
-      }),
+      this.#lease.extend(
+        statuses$.pipe(
+          filter((change) => this.#othersCurrentWrite(change)),
+          map(({ key }) => key),
+        ),
+      ),
     );
     watch.add(
       changes$
         .pipe(filter((change): change is RecordChange<SpecValue> => change.kind === 'spec'))
-        .subscribe((change) => this.#specChanged(change)),
+        .subscribe(({ key }) => this.sync(key)),
     );
     const contention = this.#contention;
     if (contention !== undefined) {
@@ -233,6 +252,7 @@ export class StatusWriter {
     const handovers$ = this.#coordinate ? this.#store.handovers?.() : undefined;
     if (handovers$ !== undefined) watch.add(handovers$.subscribe((writer) => this.#handedOver(writer)));
     this.#watch = watch;
+    void this.#list(watch);
     return watch;
   }
 
@@ -264,6 +284,59 @@ export class StatusWriter {
   }
 
   /**
+   * Submits the work for `key` (for example for records that existed before
+   * `run()` on a store that cannot list them).
+   *
+   * @param key The record.
+   */
+  sync(key: string): void {
+    this.#lease.try(key, this.unit(key));
+  }
+
+  /**
+   * The unit of work for `key`: write the status with compare-and-set when
+   * it is not current, from what the cache holds (reading the store only
+   * when the cache cannot answer).
+   *
+   * @param key The record.
+   * @returns A unit for `lease.try`.
+   */
+  unit(key: string): WorkFunc {
+    const submittedAt = this.#scheduler.now();
+    return async ({ signal }) => this.#report(await this.#write(key, { signal }, submittedAt));
+  }
+
+  // ---- the feed -----------------------------------------------------------
+
+  /**
+   * Takes one change of the feed into the cache. A status of the spec's
+   * generation, ours or another writer's, is told to the contention tracker
+   * once per version observed (as the router's informer does), never per
+   * read: a change away from the value last seen or written is a fight.
+   */
+  #observe(change: RecordChange): void {
+    const before = this.#cache.apply(change);
+    if (before === null) return;
+    const { kind, key, value } = change;
+    if (kind === 'spec') {
+      const generation = isSpecValue(value) ? value.generation : undefined;
+      if (generation === undefined) {
+        this.#seen.delete(key);
+        if (value === undefined) this.#contention?.clear(key);
+      } else if (this.#seen.get(key)?.generation !== generation) {
+        this.#seen.set(key, { generation, at: this.#scheduler.now() });
+      }
+      return;
+    }
+    if (this.#statusWentBack(key, before, change)) this.sync(key);
+    if (!isStatusValue(value)) return;
+    const spec = this.#cache.peek(key)?.spec?.value;
+    if (isSpecValue(spec) && value.generation === spec.generation) {
+      this.#contention?.changed(key, value.value, this.#statusOf(spec));
+    }
+  }
+
+  /**
    * A writer handed over. Only the one this replica follows matters: its
    * lease counts as run out and the keys waiting for it are due now (rule
    * 17). A handover from another writer, a repeated one, or a late one (this
@@ -281,43 +354,11 @@ export class StatusWriter {
   }
 
   /**
-   * Submits the work for `key` (for example for records that existed before
-   * `run()`).
-   *
-   * @param key The record.
-   */
-  sync(key: string): void {
-    this.#lease.try(key, this.unit(key));
-  }
-
-  /**
-   * The unit of work for `key`: read spec and status, and write the status
-   * with compare-and-set when it is not current.
-   *
-   * @param key The record.
-   * @returns A unit for `lease.try`.
-   */
-  unit(key: string): WorkFunc {
-    const submittedAt = this.#scheduler.now();
-    return async ({ signal }) => this.#report(await this.#write(key, signal, submittedAt));
-  }
-
-  #specChanged({ key, value }: RecordChange<SpecValue>): void {
-    if (value === undefined) {
-      this.#seen.delete(key);
-      this.#contention?.clear(key);
-    } else if (this.#seen.get(key)?.generation !== value.generation) {
-      this.#seen.set(key, { generation: value.generation, at: this.#scheduler.now() });
-    }
-    this.sync(key);
-  }
-
-  /**
    * Another replica's write of the generation this replica knows, heard as
    * it happened: that writer's lease is renewed from now, on our clock.
    */
   #othersCurrentWrite({ key, value }: RecordChange<StatusValue>): boolean {
-    if (value === undefined || value.writer === this.#writer || !this.#coordinate) return false;
+    if (!isStatusValue(value) || value.writer === this.#writer || !this.#coordinate) return false;
     // Heard writing after its handover (the feed keeps their order): it is back.
     this.#departed.delete(value.writer);
     const seen = this.#seen.get(key);
@@ -327,34 +368,52 @@ export class StatusWriter {
   }
 
   /**
-   * Records a status change; true when the status went back a generation, or
-   * disappeared, while its spec stands: the store lost status writes it had
-   * acknowledged (a Redis replica promoted before it received them). Nobody
-   * writes it again unless someone notices, and no spec change may come to
-   * trigger it.
+   * True when the status went back a generation, or disappeared, while its
+   * spec stands: the store lost status writes it had acknowledged (a Redis
+   * replica promoted before it received them). Nobody writes it again unless
+   * someone notices, and no spec change may come to trigger it.
    */
-  #statusWentBack({ key, value, version }: RecordChange<StatusValue>): boolean {
-    const before = this.#statusGenerations.get(key);
-    // Versions only grow (a deletion carries the version it had): an older one is a late or repeated
-    // delivery of the feed, not the store going back.
-    if (before !== undefined && (value === undefined ? version < before.version : version <= before.version)) {
-      return false;
-    }
-    if (value === undefined) this.#statusGenerations.delete(key);
-    else this.#statusGenerations.set(key, { generation: value.generation, version });
-    return before !== undefined && (value?.generation ?? 0) < before.generation && this.#seen.has(key);
+  #statusWentBack(key: string, before: CachedPart | undefined, { value }: RecordChange): boolean {
+    if (!isStatusValue(before?.value) || !this.#seen.has(key)) return false;
+    return (isStatusValue(value) ? value.generation : 0) < before.value.generation;
   }
 
   /**
+   * On start, with a store that can list: fills the cache with every record,
+   * and submits those whose status is behind their spec (they changed while
+   * no replica watched). A list that fails leaves the cache to fill record
+   * by record, each read when first needed.
+   */
+  async #list(watch: Subscription): Promise<void> {
+    let records: RecordChange[];
+    try {
+      const list = await this.#store.list?.();
+      if (list === undefined || watch.closed) return;
+      records = list;
+    } catch {
+      return;
+    }
+    for (const change of records) this.#observe(change);
+    this.#cache.markListed();
+    for (const change of records) {
+      if (change.kind !== 'spec' || !isSpecValue(change.value)) continue;
+      const status = this.#cache.peek(change.key)?.status?.value;
+      if (!isStatusValue(status) || status.generation < change.value.generation) this.sync(change.key);
+    }
+  }
+
+  // ---- a unit -------------------------------------------------------------
+
+  /**
    * As of when, on this replica's clock, to renew the lease of another writer
-   * whose write of `generation` this unit found by reading. The write
-   * reflects a spec generation this replica saw at `seen.at`, so it was made
-   * then or later, give or take the feed's delay: renewing as of then holds
-   * this replica past the other writer's real lease by that delay at most. A
-   * generation never seen on the feed is of unknown age: it renews as of when
-   * the unit was submitted, so that old writes found one after another hold
-   * this replica back for one lease at most, not one per write. The status's
-   * own `at` (another machine's wall clock) is never read.
+   * whose write of `generation` this unit found in the cache or by reading.
+   * The write reflects a spec generation this replica saw at `seen.at`, so it
+   * was made then or later, give or take the feed's delay: renewing as of
+   * then holds this replica past the other writer's real lease by that delay
+   * at most. A generation never seen on the feed is of unknown age: it renews
+   * as of when the unit was submitted, so that old writes found one after
+   * another hold this replica back for one lease at most, not one per write.
+   * The status's own `at` (another machine's wall clock) is never read.
    */
   #observedAt(key: string, generation: number, submittedAt: number): number {
     const seen = this.#seen.get(key);
@@ -362,62 +421,215 @@ export class StatusWriter {
     return Math.min(at, this.#scheduler.now());
   }
 
-  async #write(
-    key: string,
-    signal: AbortSignal,
-    submittedAt: number,
-  ): Promise<{ event: StatusWriterEvent; returned: WorkReturn }> {
-    const call = { signal };
+  /**
+   * One unit: decide from the cache (reading only when it cannot answer) and
+   * write. A refused write means the cache was wrong: the record is read
+   * again and the decision made once more on what the store holds (the
+   * status may be current by now, or the write may go through on the
+   * version read). A second refusal is a race lost: see {@link #refused}.
+   */
+  async #write(key: string, call: CallOptions, submittedAt: number): Promise<Outcome> {
     try {
-      let spec = await this.#store.get<SpecValue>('spec', key, call);
-      if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
-      const status = await this.#store.get<StatusValue>('status', key, call);
-      if (status !== undefined && status.value.generation > spec.value.generation) {
-        // Ahead of the spec read: the spec changed since (its change is on its way), or the status
-        // outlived a record deleted and created again with generations starting over. A second
-        // read tells them apart; in the second case the status is rewritten for the new record.
-        spec = await this.#store.get<SpecValue>('spec', key, call);
-        if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
+      let record = this.#cache.held(key) ?? (await this.#read(key, call));
+      for (let attempt = 1; ; attempt++) {
+        const step = await this.#attempt(key, record, call, submittedAt);
+        if (!('refused' in step)) return step;
+        this.#cache.doubt(key);
+        record = await this.#read(key, call);
+        const outcome = this.#refused(key, step.refused, record.status, submittedAt);
+        if (attempt === 2 || outcome.returned === WorkResult.None) return outcome;
+        this.#events.next(outcome.event);
       }
-      const { generation } = spec.value;
-      const ours = this.#statusOf(spec.value);
-      if (status !== undefined && status.value.generation >= generation) {
-        const { writer, value } = status.value;
-        // Only a different value for the same generation is a fight; a newer one is progress.
-        if (writer !== this.#writer && value !== ours && status.value.generation === generation) {
-          this.#contention?.changed(key, value, ours);
-        }
-        if (value === ours && status.value.generation === generation) {
-          // Found by reading, maybe long after it was written. This extend also lets go of this very
-          // unit (its key's work is done by another writer), so what it returns is not applied.
-          // A writer that handed over renews nothing: its lease ended when it said so.
-          if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
-            this.#following = writer;
-            this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
-          }
-          return { event: { type: 'current', key, generation, writer }, returned: WorkResult.None };
-        }
-      }
-      if (this.#contention?.isContended(key)) {
-        this.#stoodDown.add(key);
-        return { event: { type: 'contended', key }, returned: WorkResult.Release };
-      }
-      // A unit the lease let go of (timed out, removed, stopped) must not write.
-      signal.throwIfAborted();
-      const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
-      const written = await this.#store.compareAndSet('status', key, next, status?.version ?? null, call);
-      if (written.ok) return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };
-      return { event: { type: 'conflict', key, generation }, returned: { result: WorkResult.Release, retry: true } };
     } catch (error) {
       return { event: { type: 'error', key, error }, returned: { result: WorkResult.Release, retry: true } };
     }
   }
 
-  #report({ event, returned }: { event: StatusWriterEvent; returned: WorkReturn }): WorkReturn {
+  /** Decides from `record` and writes when the status is not current; `refused` when the store said no. */
+  async #attempt(
+    key: string,
+    record: CachedRecord,
+    call: CallOptions,
+    submittedAt: number,
+  ): Promise<Outcome | { readonly refused: RefusedWrite }> {
+    if (isStatusValue(record.status?.value) && isSpecValue(record.spec?.value)) {
+      if (record.status.value.generation > record.spec.value.generation) {
+        // Ahead of the spec held: the spec changed since (its change is on its way), or the status
+        // outlived a record deleted and created again with generations starting over. A read tells
+        // them apart; in the second case the status is rewritten for the new record.
+        record = await this.#read(key, call);
+      }
+    }
+    const spec = record.spec;
+    if (spec === undefined) return { event: { type: 'gone', key }, returned: WorkResult.Release };
+    if (!isSpecValue(spec.value)) {
+      // Nothing to write from until the spec changes: its change submits the key again.
+      const error = new StoreValueError({ url: this.#store.url, record: `spec ${key}`, received: spec.value });
+      return { event: { type: 'error', key, error }, returned: WorkResult.None };
+    }
+    const { generation } = spec.value;
+    const ours = this.#statusOf(spec.value);
+    const status = this.#statusIn(key, record);
+    if (this.#isCurrent(key, status, generation, ours, submittedAt)) {
+      return { event: { type: 'current', key, generation, writer: status!.writer }, returned: WorkResult.None };
+    }
+    if (this.#contention?.isContended(key)) {
+      this.#stoodDown.add(key);
+      return { event: { type: 'contended', key }, returned: WorkResult.Release };
+    }
+    // A unit the lease let go of (timed out, removed, stopped) must not write.
+    call.signal?.throwIfAborted();
+    const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
+    const changesBefore = this.#cache.changesOf(key);
+    const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);
+    if (!written.ok) return { refused: { generation, ours, before: record.status } };
+    // Held as written unless the feed said something since: our write's own echo, or a later change.
+    if (this.#cache.changesOf(key) === changesBefore) {
+      this.#cache.apply({ kind: 'status', key, value: next, version: written.version });
+    }
+    this.#contention?.written(key, ours);
+    return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };
+  }
+
+  /**
+   * What a refused write means, from the status read after it (`now`):
+   * another writer's status that was not there before is a conflict with
+   * that writer (release: it leads), unless it says what we would have
+   * written (its lease is renewed, the work is done: none). Anything else
+   * (the spec moved, on a store with one version per record; a status
+   * deleted) is no writer's doing: retry without release, as the router does
+   * for a conflict that no other writer caused.
+   */
+  #refused(
+    key: string,
+    { generation, ours, before }: RefusedWrite,
+    after: CachedPart | undefined,
+    submittedAt: number,
+  ): Outcome {
+    const now = isStatusValue(after?.value) ? after.value : undefined;
+    const changed =
+      this.#store.versioning === 'record'
+        ? !sameStatus(now, before?.value) // the record's version moves with the spec too
+        : after?.version !== before?.version;
+    const writer = now !== undefined && now.writer !== this.#writer && changed ? now.writer : undefined;
+    const event: StatusWriterEvent = { type: 'conflict', key, generation, writer };
+    if (this.#isCurrent(key, now, generation, ours, submittedAt)) return { event, returned: WorkResult.None };
+    return { event, returned: { result: writer === undefined ? WorkResult.None : WorkResult.Release, retry: true } };
+  }
+
+  /**
+   * Whether `status` already says what we would write for `generation`.
+   * Written by another writer, found in the cache or by reading, maybe long
+   * after it was written: that writer's lease is renewed (as of when this
+   * replica saw the generation), which also lets go of the unit asking (its
+   * key's work is done by another writer), so what that unit returns is not
+   * applied. A writer that handed over renews nothing: its lease ended when
+   * it said so.
+   */
+  #isCurrent(
+    key: string,
+    status: StatusValue | undefined,
+    generation: number,
+    ours: string,
+    submittedAt: number,
+  ): boolean {
+    if (status === undefined || status.generation !== generation || status.value !== ours) return false;
+    const { writer } = status;
+    if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
+      this.#following = writer;
+      this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
+    }
+    return true;
+  }
+
+  /**
+   * The record's status, or undefined when it has none or one that cannot be
+   * decoded: that one is treated as no status and overwritten on its
+   * version, after an `error` event saying what was found.
+   */
+  #statusIn(key: string, record: CachedRecord): StatusValue | undefined {
+    const status = record.status;
+    if (status === undefined || isStatusValue(status.value)) return status?.value as StatusValue | undefined;
+    const error = new StoreValueError({
+      url: this.#store.url,
+      record: `status ${key}`,
+      received: status.value,
+      version: status.version,
+    });
+    this.#events.next({ type: 'error', key, error });
+    return undefined;
+  }
+
+  /** The version a status write must find: the status's own, or the record's when one version covers both. */
+  #versionToWrite({ spec, status }: CachedRecord): number | null {
+    if (this.#store.versioning === 'record') return Math.max(spec?.version ?? 0, status?.version ?? 0) || null;
+    return status?.version ?? null;
+  }
+
+  /**
+   * Reads both parts of a record from the store (recovery) into the cache.
+   * A part that cannot be decoded is kept with its version, as found.
+   */
+  async #read(key: string, call: CallOptions): Promise<CachedRecord> {
+    const changesBefore = this.#cache.changesOf(key);
+    const [spec, status] = await Promise.all([this.#readPart('spec', key, call), this.#readPart('status', key, call)]);
+    return this.#cache.applyRead(key, { spec, status }, changesBefore);
+  }
+
+  async #readPart(kind: RecordKind, key: string, call: CallOptions): Promise<CachedPart | undefined> {
+    try {
+      return await this.#store.get(kind, key, call);
+    } catch (error) {
+      const version = error instanceof StoreValueError ? error.info.version : undefined;
+      if (version === undefined) throw error;
+      return { value: (error as StoreValueError).info.received, version };
+    }
+  }
+
+  #report({ event, returned }: Outcome): WorkReturn {
     this.#events.next(event);
     if (this.#coordinate) return returned;
     // Uncoordinated: the same work, but the lease never learns who writes.
     const retry = typeof returned === 'object' && returned.retry === true;
     return { result: WorkResult.None, retry };
   }
+}
+
+/** A write the store refused, with what the unit knew when it wrote. */
+interface RefusedWrite {
+  readonly generation: number;
+  readonly ours: string;
+  /** The status part the write was to replace. */
+  readonly before: CachedPart | undefined;
+}
+
+/** What one unit did, and what it tells the lease. */
+interface Outcome {
+  readonly event: StatusWriterEvent;
+  readonly returned: WorkReturn;
+}
+
+function isSpecValue(value: unknown): value is SpecValue {
+  const spec = value as Partial<SpecValue> | null | undefined;
+  return typeof spec === 'object' && spec !== null && isGeneration(spec.generation) && typeof spec.value === 'string';
+}
+
+function isStatusValue(value: unknown): value is StatusValue {
+  const status = value as Partial<StatusValue> | null | undefined;
+  return (
+    typeof status === 'object' &&
+    status !== null &&
+    isGeneration(status.generation) &&
+    typeof status.value === 'string' &&
+    typeof status.writer === 'string'
+  );
+}
+
+function isGeneration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+function sameStatus(a: StatusValue | undefined, b: unknown): boolean {
+  if (a === undefined || !isStatusValue(b)) return false;
+  return a.generation === b.generation && a.writer === b.writer && a.value === b.value && a.at === b.at;
 }

@@ -176,7 +176,7 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
     }
   });
 
-  it('5. a replica paused for 2.5 leases between reading a status and writing it', async () => {
+  it('5. a replica paused for 2.5 leases in the middle of a write (its cache of the store goes stale)', async () => {
     const pauseMs = 2.5 * LEASE_DURATION;
     const runs = await onEverySeed(
       'pause',
@@ -185,7 +185,7 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
           if (n !== 100) return;
           const leader = scenario.leader()!;
           leader.link.pauseAfter(
-            (call, kind) => call === 'get' && kind === 'status',
+            (call, kind) => call === 'compareAndSet' && kind === 'status',
             pauseMs,
             () => scenario.startOutage(leader),
           );
@@ -197,10 +197,9 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
       expect(scenario.failoverMs).toBeLessThanOrEqual(BOUND);
     }
     for (const one of runs) {
-      // The paused leader's unit resumes with a status read before the pause. The others' writes,
-      // heard as the pause ends, extended its key: the lease let go of the unit (its signal aborted,
-      // the status writer reports the AbortError), so it never wrote on the stale version. A stale
-      // write that did reach the store would have been refused by the fence.
+      // The paused leader resumes with a cache of the store from before the pause: the others'
+      // writes meanwhile reach it only as the pause ends. Whatever it writes on a version it held
+      // from before is refused by the fence, and it recovers by reading the record again.
       const paused = one.scenario.replicas.find((replica) => replica.link.pauses.length > 0)!;
       const resumedAt = paused.link.pauses[0].to!;
       expect(resumedAt - paused.link.pauses[0].from).toBeCloseTo(pauseMs, 6);
@@ -208,7 +207,6 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
       for (const cas of after.filter(({ expected, current }) => expected !== current)) {
         expect(cas).toMatchObject({ ok: false, kind: 'status' });
       }
-      expect(paused.events.error).toBeGreaterThan(0);
       expectNoStaleWrite(one);
       expectConverged(one);
     }

@@ -74,7 +74,18 @@ export class StoreClientMissingError extends Error {
 export class StoreValueError extends TypeError {
   override readonly name = 'StoreValueError';
 
-  constructor(readonly info: { readonly url: string; readonly record: string; readonly received: unknown }) {
+  /**
+   * @param info The store, the record, what it held, and its version when
+   *   the store read one (a writer overwrites such a status on that version).
+   */
+  constructor(
+    readonly info: {
+      readonly url: string;
+      readonly record: string;
+      readonly received: unknown;
+      readonly version?: number;
+    },
+  ) {
     super(
       `Store ${info.url}, record ${info.record}: expected a JSON object with a numeric ` +
         `"generation", received ${preview(info.received)}`,

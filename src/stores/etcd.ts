@@ -159,7 +159,8 @@ class EtcdStore implements RecordStore {
     this.#assertOpen('get');
     const name = this.#layout.keyOf(kind, key);
     const [kv] = (await this.#client.get(name).exec()).kvs;
-    return kv && { value: decodeRecord<T>(kv.value.toString(), this.url, name), version: Number(kv.mod_revision) };
+    const version = Number(kv?.mod_revision);
+    return kv && { value: decodeRecord<T>(kv.value.toString(), this.url, name, version), version };
   }
 
   async compareAndSet<T extends Generational>(

@@ -9,7 +9,35 @@ import type {
   RecordKind,
   RecordStore,
   Versioned,
+  Versioning,
 } from './store.js';
+
+/**
+ * Options of a {@link MemoryStore}.
+ *
+ * @example
+ * ```ts
+ * new MemoryStore({ versioning: 'record' }); // a store that versions like Kubernetes objects
+ * ```
+ */
+export interface MemoryStoreOptions {
+  /**
+   * `field`: spec and status each have their own version. `record`: one
+   * version per record, bumped by a write of either part, as a Kubernetes
+   * object's `resourceVersion`: a status write against it is refused when
+   * the spec changed since (see {@link RecordStore.versioning}).
+   * @default 'field'
+   */
+  versioning?: Versioning;
+}
+
+/** One part of a record, as the store keeps it: JSON text, so that no caller can change it after writing. */
+interface StoredRecord {
+  readonly kind: RecordKind;
+  readonly key: string;
+  readonly text: string;
+  readonly version: number;
+}
 
 /** One item of the memory store's feed: a change, or a handover. */
 type FeedItem = RecordChange | { readonly handover: string };
@@ -37,7 +65,11 @@ type FeedItem = RecordChange | { readonly handover: string };
 export class MemoryStore implements RecordStore {
   /** Always `memory://`. */
   readonly url = 'memory://';
-  readonly #records = new Map<string, { readonly text: string; readonly version: number }>();
+  /** What one version covers; see {@link MemoryStoreOptions.versioning}. */
+  readonly versioning: Versioning;
+  readonly #records = new Map<string, StoredRecord>();
+  /** With `record` versioning: each record's version, the latest of its parts'. */
+  readonly #recordVersions = new Map<string, number>();
   /** Changes and handovers, on one feed so that every subscriber sees them in the order they were made. */
   readonly #feed = new Subject<FeedItem>();
   /** What waits while a subscriber's reaction to an earlier item is still on the stack. */
@@ -45,6 +77,20 @@ export class MemoryStore implements RecordStore {
   #sending = false;
   #revision = 0;
   #closed = false;
+
+  /**
+   * @param options How versions are kept; see {@link MemoryStoreOptions}.
+   * @throws TypeError when `versioning` is neither `field` nor `record`.
+   */
+  constructor(options: MemoryStoreOptions = {}) {
+    const { versioning = 'field' } = options;
+    if (versioning !== 'field' && versioning !== 'record') {
+      throw new TypeError(
+        `MemoryStore: options.versioning must be 'field' or 'record', received ${JSON.stringify(versioning)}`,
+      );
+    }
+    this.versioning = versioning;
+  }
 
   /**
    * Reads one record.
@@ -62,7 +108,7 @@ export class MemoryStore implements RecordStore {
     return this.#run('get', options, () => {
       const id = recordId({ kind, key });
       const record = this.#records.get(id);
-      return record && { value: decodeRecord<T>(record.text, this.url, id), version: record.version };
+      return record && { value: decodeRecord<T>(record.text, this.url, id), version: this.#versionOf(key, record) };
     });
   }
 
@@ -89,10 +135,34 @@ export class MemoryStore implements RecordStore {
     options?: CallOptions,
   ): Promise<CasOutcome> {
     return this.#run('compareAndSet', options, () => {
-      const current = this.#records.get(recordId({ kind, key }))?.version ?? null;
+      const current =
+        this.versioning === 'record'
+          ? (this.#recordVersions.get(key) ?? null)
+          : (this.#records.get(recordId({ kind, key }))?.version ?? null);
       if (current !== expected) return { ok: false, reason: 'conflict' };
       return { ok: true, version: this.#write(kind, key, value) };
     });
+  }
+
+  /**
+   * Every record now, as changes.
+   *
+   * @example
+   * ```ts
+   * await store.list(); // [{ kind: 'spec', key: 'a', value: { generation: 1, value: 'x' }, version: 1 }]
+   * ```
+   * @param options `signal`: an aborted signal rejects the call with its reason and reads nothing.
+   * @returns One change per existing record part.
+   */
+  list(options?: CallOptions): Promise<RecordChange[]> {
+    return this.#run('list', options, () =>
+      [...this.#records].map(([id, { kind, key, text, version }]) => ({
+        kind,
+        key,
+        value: decodeRecord(text, this.url, id),
+        version: this.#versionOf(key, { version }),
+      })),
+    );
   }
 
   /**
@@ -127,8 +197,11 @@ export class MemoryStore implements RecordStore {
     return this.#run('delete', undefined, () => {
       const record = this.#records.get(recordId({ kind, key }));
       if (!record) return;
+      const version = this.#versionOf(key, record);
       this.#records.delete(recordId({ kind, key }));
-      this.#send({ kind, key, value: undefined, version: record.version });
+      const other: RecordKind = kind === 'spec' ? 'status' : 'spec';
+      if (!this.#records.has(recordId({ kind: other, key }))) this.#recordVersions.delete(key);
+      this.#send({ kind, key, value: undefined, version });
     });
   }
 
@@ -196,7 +269,8 @@ export class MemoryStore implements RecordStore {
   #write(kind: RecordKind, key: string, value: Generational): number {
     const text = encodeRecord(value, this.url, recordId({ kind, key }));
     const version = ++this.#revision;
-    this.#records.set(recordId({ kind, key }), { text, version });
+    this.#records.set(recordId({ kind, key }), { kind, key, text, version });
+    if (this.versioning === 'record') this.#recordVersions.set(key, version);
     this.#send({ kind, key, value: JSON.parse(text), version });
     return version;
   }
@@ -206,6 +280,11 @@ export class MemoryStore implements RecordStore {
    * once would show it to the other subscribers before the change that
    * caused it. Queued, every subscriber sees the changes in write order.
    */
+  /** The version a reader sees: the part's own, or with `record` versioning the record's. */
+  #versionOf(key: string, record: { readonly version: number }): number {
+    return this.#recordVersions.get(key) ?? record.version;
+  }
+
   #send(item: FeedItem): void {
     this.#unsent.push(item);
     if (this.#sending) return;

@@ -244,7 +244,8 @@ class PostgresStore implements RecordStore {
     );
     const [row] = rows;
     if (!row) return undefined;
-    return { value: decodeRecord<T>(row.value, this.url, recordId({ kind, key })), version: Number(row.version) };
+    const version = Number(row.version);
+    return { value: decodeRecord<T>(row.value, this.url, recordId({ kind, key }), version), version };
   }
 
   async compareAndSet<T extends Generational>(

@@ -90,25 +90,31 @@ export function encodeRecord(value: Generational, url: string, record: string): 
  * @param raw JSON text or an already parsed value.
  * @param url The store, for the error message.
  * @param record The record, for the error message.
+ * @param version The version it was read at, carried by the error.
  * @returns The value.
  * @throws StoreValueError when it is not JSON or has no numeric `generation`.
  */
-export function decodeRecord<T extends Generational>(raw: unknown, url: string, record: string): T {
+export function decodeRecord<T extends Generational>(raw: unknown, url: string, record: string, version?: number): T {
   let value = raw;
   if (typeof raw === 'string') {
     try {
       value = JSON.parse(raw);
     } catch {
-      throw new StoreValueError({ url, record, received: raw });
+      throw new StoreValueError({ url, record, received: raw, version });
     }
   }
-  assertGenerational(value, url, record);
+  assertGenerational(value, url, record, version);
   return value as T;
 }
 
-function assertGenerational(value: unknown, url: string, record: string): asserts value is Generational {
+function assertGenerational(
+  value: unknown,
+  url: string,
+  record: string,
+  version?: number,
+): asserts value is Generational {
   const generation = (value as Partial<Generational> | null)?.generation;
   if (typeof value !== 'object' || typeof generation !== 'number' || !Number.isFinite(generation)) {
-    throw new StoreValueError({ url, record, received: value });
+    throw new StoreValueError({ url, record, received: value, version });
   }
 }

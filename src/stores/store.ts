@@ -122,6 +122,18 @@ export interface RecordChange<T = unknown> {
 }
 
 /**
+ * What one version of a store covers: each part of a record (`field`), or
+ * the whole record (`record`, as a Kubernetes object). See
+ * {@link RecordStore.versioning}.
+ *
+ * @example
+ * ```ts
+ * new MemoryStore({ versioning: 'record' }).versioning; // 'record'
+ * ```
+ */
+export type Versioning = 'field' | 'record';
+
+/**
  * A store of versioned records with an atomic compare-and-set and a change feed.
  * Every adapter (memory, Redis, etcd, PostgreSQL) implements it.
  *
@@ -135,6 +147,17 @@ export interface RecordChange<T = unknown> {
 export interface RecordStore {
   /** Where the store lives, for messages (`memory://`, `redis://127.0.0.1:6379`...). */
   readonly url: string;
+  /**
+   * What one version covers. `field` (absent means the same): spec and
+   * status each have their own version, so a status write is refused only
+   * when the status changed. `record`: spec and status share one version, as
+   * a Kubernetes object's `resourceVersion`, so a status write is also
+   * refused when the spec changed; its `expected` is the record's version
+   * (the latest of its parts' versions), and a status write is never refused
+   * because another writer wrote, unless one did.
+   * @default 'field'
+   */
+  readonly versioning?: Versioning;
   /** Reads one record; undefined when it does not exist. */
   get<T extends Generational>(kind: RecordKind, key: string, options?: CallOptions): Promise<Versioned<T> | undefined>;
   /**
@@ -148,6 +171,13 @@ export interface RecordStore {
     expected: number | null,
     options?: CallOptions,
   ): Promise<CasOutcome>;
+  /**
+   * Every record now, as changes (deleted ones left out), in no particular
+   * order: what a replica reads once when it starts, so that it holds what
+   * the feed would have told it had it been watching all along. Optional: a
+   * replica without it reads each record when it first needs it.
+   */
+  list?(options?: CallOptions): Promise<RecordChange[]>;
   /** Writes unconditionally (the driver's spec writes). Returns the new version. */
   put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number>;
   /** Deletes a record; no error when it does not exist. */
