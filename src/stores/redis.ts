@@ -6,6 +6,15 @@ import { decodeHandover, encodeHandover, handoverFailed, HandoverFeed } from './
 import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
+import {
+  ABSENT,
+  ANY,
+  decodeChange,
+  defineRecordCommands,
+  escapeGlob,
+  readVersioned,
+  type RecordCommands,
+} from './redisRecords.js';
 import { parseSentinelUrl, type SentinelAddress } from './sentinelUrl.js';
 import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
@@ -130,81 +139,10 @@ function sentinelOptions({ sentinels, name, db, username, password }: SentinelAd
   };
 }
 
-/**
- * Versions issued by one primary are below 2^32 × (its epoch + 1); each new
- * primary starts a new epoch, so versions fit a double for 2^21 failovers.
- */
-const EPOCH = 2 ** 32;
-
-/** The commands {@link RedisStore} defines from its Lua scripts. */
-interface ScriptedRedis extends Redis {
-  readRecords(keyCount: number, ...keysThenFields: string[]): Promise<string[]>;
-  writeRecord(...keysThenArgs: string[]): Promise<number>;
-}
-
-/**
- * Reads records with their versions in one atomic step.
- * KEYS[1]: the versions hash; KEYS[2..n]: record keys; ARGV: their hash fields.
- * Returns, for each record, its JSON ('' when missing) and its version ('0'
- * when another tool wrote the key without one).
- */
-const READ_RECORDS = `
-local out = {}
-for i = 2, #KEYS do
-  out[#out + 1] = redis.call('GET', KEYS[i]) or ''
-  out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i - 1]) or '0'
-end
-return out`;
-
-/**
- * Writes or deletes one record if its version is as expected, and publishes the change.
- * KEYS: record key, versions hash, revision counter, the replication ID the counter counts under.
- * ARGV: hash field, kind, key, channel, expected ('*': any, '-': absent, else a
- * version), JSON ('' deletes).
- * Returns the new version, the deleted record's version (0 when there was
- * none), or -1 when the version was not as expected.
- */
-const WRITE_RECORD = `
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local current = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
-local expected = ARGV[5]
-if expected == '-' and exists then return -1 end
-if expected ~= '-' and expected ~= '*' and (not exists or current ~= expected) then return -1 end
-local version
-if ARGV[6] == '' then
-  if not exists then return 0 end
-  redis.call('DEL', KEYS[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  version = current
-else
-  -- Redis replicates asynchronously: a promoted replica may lack the last versions the old
-  -- primary issued, and would issue them again for other values, so that a compare-and-set
-  -- against a version read from the old primary could pass. A new primary has a new
-  -- replication ID: its first write moves the counter to the next epoch, above every
-  -- version the old primary can have issued.
-  local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
-  local countedUnder = redis.call('GET', KEYS[4])
-  if countedUnder ~= replid then
-    if countedUnder then
-      local revision = tonumber(redis.call('GET', KEYS[3]) or '0')
-      redis.call('SET', KEYS[3], string.format('%.0f', (math.floor(revision / ${EPOCH}) + 1) * ${EPOCH}))
-    end
-    redis.call('SET', KEYS[4], replid)
-  end
-  version = redis.call('INCR', KEYS[3])
-  redis.call('SET', KEYS[1], ARGV[6])
-  redis.call('HSET', KEYS[2], ARGV[1], version)
-end
-local value = ARGV[6] == '' and 'null' or ARGV[6]
--- Lua prints numbers with 14 significant digits: format the version whole.
-local versionText = string.format('%.0f', tonumber(version))
-redis.call('PUBLISH', ARGV[4], '{"kind":' .. cjson.encode(ARGV[2]) .. ',"key":' .. cjson.encode(ARGV[3]) ..
-  ',"version":' .. versionText .. ',"value":' .. value .. '}')
-return tonumber(version)`;
-
-const ANY = '*';
-const ABSENT = '-';
 const SCAN_BATCH = 500;
+
+/** The connection of {@link RedisStore} that runs commands, with its scripts defined. */
+type ScriptedRedis = Redis & RecordCommands;
 
 class RedisStore implements RecordStore {
   readonly url: string;
@@ -243,9 +181,7 @@ class RedisStore implements RecordStore {
       // The feed subscribes again itself, so that it knows when to re-read.
       autoResubscribe: false,
     };
-    this.#commands = connect(options) as ScriptedRedis;
-    this.#commands.defineCommand('readRecords', { lua: READ_RECORDS });
-    this.#commands.defineCommand('writeRecord', { numberOfKeys: 4, lua: WRITE_RECORD });
+    this.#commands = defineRecordCommands(connect(options), 'redis');
     this.#subscriber = connect(options);
     // Errors reach callers through rejected commands and reconnects are
     // automatic; without a listener ioredis would print every one.
@@ -380,11 +316,12 @@ class RedisStore implements RecordStore {
   }
 
   /** Each record's JSON (undefined when missing) and version, read atomically. */
-  async #read(records: readonly { kind: RecordKind; key: string }[]): Promise<{ json?: string; version: number }[]> {
-    const names = records.map(({ kind, key }) => this.#layout.keyOf(kind, key));
-    const fields = records.map(recordId);
-    const reply = await this.#commands.readRecords(names.length + 1, this.#versionsKey, ...names, ...fields);
-    return names.map((_, i) => ({ json: reply[2 * i] || undefined, version: Number(reply[2 * i + 1]) }));
+  #read(records: readonly { kind: RecordKind; key: string }[]): Promise<{ json?: string; version: number }[]> {
+    return readVersioned(
+      this.#commands,
+      this.#versionsKey,
+      records.map((record) => ({ name: this.#layout.keyOf(record.kind, record.key), field: recordId(record) })),
+    );
   }
 
   async #readAll(): Promise<RecordChange[]> {
@@ -413,15 +350,9 @@ class RedisStore implements RecordStore {
 
   #onMessage(channel: string, message: string): void {
     if (channel === this.#handoverChannel) return this.#handovers.push(decodeHandover(message));
-    let change: RecordChange;
-    try {
-      const { kind, key, version, value } = JSON.parse(message) as Omit<RecordChange, 'value'> & { value: unknown };
-      change = { kind, key, version, value: value === null ? undefined : value };
-    } catch {
-      // Another publisher on our channel: not a change of ours.
-      return;
-    }
-    this.#feed.push(change);
+    // Undefined: another publisher on our channel, not a change of ours.
+    const change = decodeChange(message);
+    if (change !== undefined) this.#feed.push(change);
   }
 
   async #resubscribe(): Promise<void> {
@@ -455,8 +386,4 @@ class RedisStore implements RecordStore {
   #assertOpen(call: string): void {
     if (this.#closed) throw new StoreClosedError({ url: this.url, call });
   }
-}
-
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
