@@ -14,7 +14,8 @@ export type Strategy = 'writer-lease' | 'uncoordinated';
  */
 export interface DemoOptions {
   /**
-   * `memory`, `redis://H:P`, `etcd://H:P` or `postgres://U@H:P/DB`.
+   * `memory`, `redis://H:P`, `redis-sentinel://H:P[,H:P...]/MASTER_NAME`,
+   * `redis-cluster://H:P[,H:P...]`, `etcd://H:P[,H:P...]` or `postgres://U@H:P/DB`.
    * @default 'memory'
    */
   store: string;
@@ -60,7 +61,10 @@ export interface DemoOptions {
  * ```
  */
 export interface ReplicaOptions {
-  /** `redis://H:P`, `etcd://H:P` or `postgres://U@H:P/DB`. */
+  /**
+   * `redis://H:P`, `redis-sentinel://H:P[,H:P...]/MASTER_NAME`, `redis-cluster://H:P[,H:P...]`,
+   * `etcd://H:P[,H:P...]` or `postgres://U@H:P/DB`.
+   */
   store: string;
   /** Written into every status this replica writes. @default `<hostname>-<pid>` */
   name: string;
@@ -202,7 +206,8 @@ const DEMO_FLAGS = {
     kind: TEXT,
     value: 'URL',
     help:
-      'where the records are: memory (every replica in this process), or redis://H:P, etcd://H:P, ' +
+      'where the records are: memory (every replica in this process), or redis://H:P, ' +
+      'redis-sentinel://H:P[,H:P...]/MASTER_NAME, redis-cluster://H:P[,H:P...], etcd://H:P[,H:P...], ' +
       'postgres://U@H:P/DB (a process per replica)',
     default: 'memory',
   },
@@ -241,7 +246,9 @@ const REPLICA_FLAGS = {
   store: {
     kind: TEXT,
     value: 'URL',
-    help: 'the shared store: redis://H:P, etcd://H:P or postgres://U@H:P/DB (required)',
+    help:
+      'the shared store: redis://H:P, redis-sentinel://H:P[,H:P...]/MASTER_NAME, redis-cluster://H:P[,H:P...], ' +
+      'etcd://H:P[,H:P...] or postgres://U@H:P/DB (required)',
   },
   name: {
     kind: TEXT,

@@ -19,6 +19,8 @@ import { parseSentinelUrl, type SentinelAddress } from './sentinelUrl.js';
 import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
 
+export { openRedisClusterStore, type RedisClusterStoreOptions } from './redisCluster.js';
+
 /**
  * Options of {@link openRedisStore}.
  *

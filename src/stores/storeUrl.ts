@@ -48,6 +48,7 @@ export interface ClusterUrl {
 export const CLUSTER_URL_FORMS = {
   etcd: 'etcd://HOST[:PORT][,HOST[:PORT]...]',
   sentinel: 'redis-sentinel://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER_NAME[/DB]',
+  redisCluster: 'redis-cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]',
 } as const;
 
 /**
