@@ -5,7 +5,9 @@ import { ChangeFeed } from '../src/stores/changeFeed';
 import { StoreClosedError, StoreUnreachableError, StoreUrlError, StoreValueError } from '../src/stores/errors';
 import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
+import { parseRedisClusterUrl } from '../src/stores/redisClusterUrl';
 import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
+import { startRedisCluster } from './support/clusters';
 import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
 
 /** Two clients of one store: for a server, two connections; in memory, the one store. */
@@ -62,6 +64,20 @@ async function dropRedisSubscribers(url: string): Promise<void> {
   }
 }
 
+/** Every node: the feed has a subscriber connection on each master. */
+async function dropRedisClusterSubscribers(url: string): Promise<void> {
+  let dropped = 0;
+  for (const { host, port } of parseRedisClusterUrl(url).seeds) {
+    const admin = new Redis({ host, port });
+    try {
+      dropped += Number(await admin.client('KILL', 'TYPE', 'pubsub'));
+    } finally {
+      admin.disconnect();
+    }
+  }
+  expect(dropped).toBeGreaterThan(0);
+}
+
 async function dropPostgresListeners(url: string): Promise<void> {
   const admin = new Client(url);
   await admin.connect();
@@ -78,6 +94,8 @@ async function dropPostgresListeners(url: string): Promise<void> {
 const stores: [string, (() => Promise<TestServer>) | undefined, DropFeeds | undefined][] = [
   ['memory', undefined, undefined],
   ['redis', startRedis, dropRedisSubscribers],
+  // 3 masters without replicas: failover is spec/redisCluster.spec.ts's.
+  ['redis-cluster', () => startRedisCluster({ masters: 3, replicasPerMaster: 0 }), dropRedisClusterSubscribers],
   // etcd3 resumes a dropped watch from the last revision it received: nothing to re-read.
   ['etcd', startEtcd, undefined],
   ['postgres', startPostgres, dropPostgresListeners],
@@ -363,7 +381,7 @@ describe('openStore', () => {
     expect((error as Error).message).toBe(
       'Store URL "mysql://127.0.0.1:3306/db": unknown scheme "mysql:"; ' +
         'expected memory, redis://HOST:PORT, redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME, ' +
-        'etcd://HOST:PORT[,HOST:PORT...] or postgres://USER@HOST:PORT/DB',
+        'redis-cluster://HOST:PORT[,HOST:PORT...], etcd://HOST:PORT[,HOST:PORT...] or postgres://USER@HOST:PORT/DB',
     );
   });
 
@@ -375,6 +393,7 @@ describe('openStore', () => {
 
   it.each([
     ['redis', (port: number) => `redis://127.0.0.1:${port}`],
+    ['redis-cluster', (port: number) => `redis-cluster://127.0.0.1:${port}`],
     ['etcd', (port: number) => `etcd://127.0.0.1:${port}`],
     ['postgres', (port: number) => `postgres://postgres@127.0.0.1:${port}/postgres`],
   ])('fails within seconds with StoreUnreachableError naming the URL when %s is down', async (_name, urlOf) => {

@@ -1,9 +1,19 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { etcdIsHealthy, findBinary, freePort, redisAnswersPing, spawnServer, type ServerProcess } from './servers';
+import {
+  etcdIsHealthy,
+  findBinary,
+  freePort,
+  redisAnswersPing,
+  spawnServer,
+  type ServerProcess,
+  type TestServer,
+} from './servers';
 
 /** How long a cluster may take to form, or a condition on it to come true. */
 const FORM_TIMEOUT_MS = 30_000;
@@ -309,6 +319,224 @@ export async function startSentinelCluster(): Promise<SentinelCluster> {
         const role = await admin(port).info('replication');
         return role.includes('role:master') ? port : undefined;
       });
+    },
+    stop,
+  };
+}
+
+/**
+ * One node of a test Redis Cluster.
+ *
+ * @example
+ * ```ts
+ * const [victim] = await cluster.masters();
+ * await cluster.kill(victim.port);
+ * ```
+ */
+export interface RedisClusterNode {
+  readonly port: number;
+  /** The slot ranges it serves (a master), inclusive. */
+  readonly slots: readonly (readonly [number, number])[];
+  /** The ports of its replicas that are alive and linked to it. */
+  readonly replicas: readonly number[];
+}
+
+/**
+ * A Redis Cluster on 127.0.0.1, every node on a free port with its data in
+ * a temporary directory; also a {@link TestServer} (`restart()` stops every
+ * node and starts it again on its data).
+ *
+ * @example
+ * ```ts
+ * const cluster = await startRedisCluster({ masters: 3, replicasPerMaster: 1 });
+ * const [victim] = await cluster.masters();
+ * await cluster.kill(victim.port);
+ * await cluster.promoted(victim.port); // the port of the replica that took its slots over
+ * ```
+ */
+export interface RedisCluster extends TestServer {
+  /** `redis-cluster://127.0.0.1:P1,...`, every node a seed. */
+  readonly url: string;
+  /** Every node's port, masters first as created. */
+  readonly ports: readonly number[];
+  /** The masters and their replicas, as a live node's `CLUSTER SLOTS` says now. */
+  masters(): Promise<RedisClusterNode[]>;
+  /** The port of the master that serves `slot` now. */
+  masterOf(slot: number): Promise<number>;
+  /**
+   * Makes the master on `port` stop replicating (it asks a password its
+   * replicas do not have, and drops their links): writes it acknowledges
+   * from now on exist only there, as when a master dies before its
+   * replicas received the last writes. Connections already open stay
+   * logged in.
+   */
+  cutReplication(port: number): Promise<void>;
+  /** SIGKILL of the node on `port`. */
+  kill(port: number): Promise<void>;
+  /** Resolves with the port of the node that serves the slots `oldPort` served, once it says it is master. */
+  promoted(oldPort: number): Promise<number>;
+}
+
+/** The cluster settings of the tests: a node that does not answer for 1 s is failing. */
+const CLUSTER_NODE_TIMEOUT_MS = 1000;
+
+/**
+ * Starts `masters` × (1 + `replicasPerMaster`) nodes and joins them with
+ * `redis-cli --cluster create`, then waits until every node says
+ * `cluster_state:ok` and knows every other node, and every replica has
+ * finished its first sync (`master_link_status:up`): a replica that has
+ * not refuses to fail over.
+ *
+ * @example
+ * ```ts
+ * const { url } = await startRedisCluster({ masters: 3, replicasPerMaster: 0 }); // 'redis-cluster://127.0.0.1:40123,...'
+ * ```
+ * @param layout How many masters, and replicas of each.
+ * @returns The running cluster.
+ */
+export async function startRedisCluster(layout: { masters: number; replicasPerMaster: number }): Promise<RedisCluster> {
+  const { masters: masterCount, replicasPerMaster } = layout;
+  const binary = findBinary('redis-server', ['/usr/bin/redis-server', '/usr/local/bin/redis-server'], 'redis-server');
+  const cli = findBinary('redis-cli', ['/usr/bin/redis-cli', '/usr/local/bin/redis-cli'], 'redis-tools');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'wl-redis-cluster-'));
+  const ports: number[] = [];
+  for (let i = 0; i < masterCount * (1 + replicasPerMaster); i++) ports.push(await freePort());
+  const launch = (port: number): ServerProcess =>
+    spawnServer(binary, [
+      '--port',
+      `${port}`,
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      `nodes-${port}.conf`,
+      '--cluster-node-timeout',
+      `${CLUSTER_NODE_TIMEOUT_MS}`,
+      '--dbfilename',
+      `dump-${port}.rdb`,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appenddirname',
+      `aof-${port}`,
+    ]);
+  const nodes = new Map<number, ServerProcess>();
+  /** A killed master's first slot, to tell which node took its slots over. */
+  const firstSlotOf = new Map<number, number>();
+  const admins = new Map<number, Redis>();
+  const admin = (port: number): Redis => {
+    let client = admins.get(port);
+    if (client === undefined) {
+      client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+      client.on('error', () => undefined);
+      admins.set(port, client);
+    }
+    return client;
+  };
+  const forget = (port: number): void => {
+    admins.get(port)?.disconnect();
+    admins.delete(port);
+  };
+  const startAll = async (): Promise<void> => {
+    for (const port of ports) nodes.set(port, launch(port));
+    await Promise.all([...nodes].map(([port, process]) => process.waitUntil(() => redisAnswersPing(port))));
+  };
+  const stopAll = async (signal: NodeJS.Signals): Promise<void> => {
+    [...admins.keys()].forEach(forget);
+    await Promise.all([...nodes.values()].map((process) => process.stop(signal)));
+    nodes.clear();
+  };
+  const stop = async (): Promise<void> => {
+    await stopAll('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  };
+  /** Every live node says the cluster is ok and knows every node; every live replica is in sync. */
+  const settled = async (): Promise<void> => {
+    await until('the Redis Cluster to settle', async () => {
+      for (const port of nodes.keys()) {
+        const [info, replication] = await Promise.all([
+          admin(port).call('CLUSTER', 'INFO') as Promise<string>,
+          admin(port).info('replication'),
+        ]);
+        if (!info.includes('cluster_state:ok') || !info.includes(`cluster_known_nodes:${ports.length}`)) {
+          return undefined;
+        }
+        if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return undefined;
+      }
+      return true;
+    });
+  };
+  const masters = async (): Promise<RedisClusterNode[]> => {
+    for (const port of nodes.keys()) {
+      const slots = (await admin(port)
+        .call('CLUSTER', 'SLOTS')
+        .catch(() => undefined)) as [number, number, [string, number], ...[string, number][]][] | undefined;
+      if (slots === undefined) continue;
+      const byPort = new Map<number, { slots: [number, number][]; replicas: number[] }>();
+      for (const [start, end, [, masterPort], ...replicas] of slots) {
+        const entry = byPort.get(masterPort) ?? { slots: [], replicas: replicas.map(([, replicaPort]) => replicaPort) };
+        entry.slots.push([start, end]);
+        byPort.set(masterPort, entry);
+      }
+      return [...byPort].map(([port, entry]) => ({ port, ...entry }));
+    }
+    throw new Error('no live node answered CLUSTER SLOTS');
+  };
+  try {
+    await startAll();
+    await promisify(execFile)(cli, [
+      '--cluster',
+      'create',
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      '--cluster-replicas',
+      `${replicasPerMaster}`,
+      '--cluster-yes',
+    ]);
+    await settled();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    url: `redis-cluster://${ports.map((port) => `127.0.0.1:${port}`).join(',')}`,
+    ports,
+    masters,
+    async masterOf(slot) {
+      const master = (await masters()).find(({ slots }) => slots.some(([start, end]) => start <= slot && slot <= end));
+      if (master === undefined) throw new Error(`no master serves slot ${slot}`);
+      return master.port;
+    },
+    async cutReplication(port) {
+      await admin(port).config('SET', 'requirepass', `cut-${Date.now()}`);
+      await admin(port).client('KILL', 'TYPE', 'replica');
+    },
+    async kill(port) {
+      const served = (await masters()).find((master) => master.port === port)?.slots[0]?.[0];
+      if (served !== undefined) firstSlotOf.set(port, served);
+      forget(port);
+      await nodes.get(port)?.stop('SIGKILL');
+      nodes.delete(port);
+    },
+    async promoted(oldPort) {
+      const slot = firstSlotOf.get(oldPort);
+      if (slot === undefined) throw new Error(`${oldPort} was not a master when it was killed`);
+      return until(`a replica of ${oldPort} promoted`, async () => {
+        const master = (await masters()).find(({ slots }) =>
+          slots.some(([start, end]) => start <= slot && slot <= end),
+        );
+        if (master === undefined || master.port === oldPort) return undefined;
+        const role = await admin(master.port).info('replication');
+        return role.includes('role:master') ? master.port : undefined;
+      });
+    },
+    async restart() {
+      await stopAll('SIGTERM');
+      await startAll();
+      await settled();
     },
     stop,
   };
