@@ -1,11 +1,12 @@
 /**
- * A reference model of `spec/writer-lease.md`, for the property tests in
- * `properties.spec.ts`. It is written from the spec, not from `src/`: it
- * reads only what the public API shows (the commands a test makes, the
- * `events$` a lease emits, `size`, `pendingKeys()`, `state`) and says, for
- * each of them, whether the spec allows it. What it finds wrong it records
- * as a {@link Violation} tagged with the property it breaks, so that each
- * property test can assert on its own share.
+ * A reference model of the rules of `docs/lease.md` ("Rules", "Backoff";
+ * "the spec" below), for the property tests in `properties.spec.ts`. It is
+ * written from the spec, not from `src/`: it reads only what the public API
+ * shows (the commands a test makes, the `events$` a lease emits, `size`,
+ * `pendingKeys()`, `state`) and says, for each of them, whether the spec
+ * allows it. What it finds wrong it records as a {@link Violation} tagged
+ * with the property it breaks, so that each property test can assert on its
+ * own share.
  */
 import type { LeaseEvent } from '../src';
 
@@ -20,7 +21,7 @@ export interface Snapshot {
   readonly tick: number;
 }
 
-// ---- backoff (spec: "Backoff") -----------------------------------------------
+// ---- backoff (docs/lease.md, "Backoff") -------------------------------------
 
 /** Where a policy's random numbers come from: one fixed value, or a cycle of values. */
 export type RandomSpec =
@@ -200,7 +201,7 @@ export interface ModelOptions {
   readonly spread?: boolean;
 }
 
-/** How a submission ended (spec, TryStatus; `stopped` is not an end: the work stays pending). */
+/** How a submission ended (docs/lease.md, "Work"; `stopped` is not an end: the work stays pending). */
 export type Ending = 'done' | 'superseded' | 'extended' | 'removed';
 
 interface Submission {
@@ -293,8 +294,9 @@ export class LeaseModel {
   }
 
   /**
-   * `backoffDuration(tick)` (spec: "Backoff"): exact when the random draws
-   * of the policy's call for `tick` were observed, else the range it may take.
+   * `backoffDuration(tick)` (docs/lease.md, "Backoff"): exact when the
+   * random draws of the policy's call for `tick` were observed, else the
+   * range it may take.
    */
   backoff(tick: number): [number, number] {
     const { backoff, leaseDuration } = this.options;

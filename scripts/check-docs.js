@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Every export of the public entry points has a summary and an example
-// (STYLE.md rule 8). typedoc checks that a doc comment exists; this checks
-// what is in it, from typedoc's JSON model.
+// (docs/architecture.md, "House conventions", 10). typedoc checks that a
+// doc comment exists; this checks what is in it, from typedoc's JSON model.
 const { execFileSync } = require('node:child_process');
 const { mkdtempSync, readdirSync, readFileSync } = require('node:fs');
 const { join } = require('node:path');

@@ -52,9 +52,10 @@ export interface ExponentialBackoffOptions {
    */
   random?: () => number;
   /**
-   * Largest value returned, checked at every step as the spec's reference
-   * policy checks `leaseDuration`: a step that exceeds it returns `cap` at
-   * once, even where a `factor` below 1 would have shrunk it again. The lease
+   * Largest value returned, checked at every step as the reference policy
+   * (docs/lease.md, "Backoff") checks `leaseDuration`: a step that exceeds
+   * it returns `cap` at once, even where a `factor` below 1 would have
+   * shrunk it again. The lease
    * caps only the value a policy returns, so pass the lease duration here to
    * get the reference policy exactly (the lease's default policy does).
    * @default Infinity
@@ -64,7 +65,7 @@ export interface ExponentialBackoffOptions {
 
 const OWNER = 'exponentialBackoff';
 
-/** The reference defaults (spec/writer-lease.md, "Backoff"). */
+/** The reference defaults (docs/lease.md, "Backoff"). */
 const DEFAULTS = { initial: 20, factor: 4, steps: 5, jitter: 0.5 } as const;
 
 /**
@@ -82,7 +83,7 @@ export const DEFAULT_BACKOFF_STEP_MS = DEFAULTS.initial * (1 + DEFAULTS.jitter);
  * For `tick > steps` it returns `cap`. Otherwise it starts with
  * `d = initial` and repeats `tick` times `d = (d + random() × jitter × d) × factor`,
  * returning `cap` as soon as `d` exceeds it; then it returns `d`, at most `cap`
- * (spec/writer-lease.md, "Backoff", with `cap` for `leaseDuration`).
+ * (docs/lease.md, "Backoff", with `cap` for `leaseDuration`).
  *
  * @example
  * ```ts

@@ -178,7 +178,8 @@ export class WriterLease {
     } = options;
     assertDuration(OWNER, 'options.leaseDuration', leaseDuration);
     assertDuration(OWNER, 'options.retryInterval', retryInterval);
-    // The reference policy caps at every step by the lease duration (spec, "Backoff"); `null` is still refused.
+    // The reference policy caps at every step by the lease duration (docs/lease.md, "Backoff"); `null` is
+    // still refused.
     const backoff = givenBackoff === undefined ? exponentialBackoff({ cap: leaseDuration }) : givenBackoff;
     assertFunction(OWNER, 'options.backoff', backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);

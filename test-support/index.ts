@@ -12,8 +12,8 @@ export { seededRandom } from '../src/cli/seededRandom';
 export { linkStore, type StoreLink } from '../src/cli/storeLink';
 
 /**
- * The failover bound of spec/replicas.md: the lease runs out, a retry, and
- * one step of the default backoff.
+ * The failover bound of docs/replicas.md ("The figures"): the lease runs
+ * out, a retry, and one step of the default backoff.
  *
  * @example
  * ```ts

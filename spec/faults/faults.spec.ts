@@ -1,5 +1,5 @@
 /**
- * Fault runs over the replicas scenario of spec/replicas.md, in virtual time
+ * Fault runs over the replicas scenario of docs/replicas.md, in virtual time
  * on the memory store (see ./scenario.ts): 3 replicas, 10 keys, 300 spec
  * changes at 47/s with the fault on, then the faults stop and the run goes
  * quiet. Every fault runs on ten seeds; each run is exact and repeatable.
@@ -454,9 +454,10 @@ describe('bugs the fault runs found', () => {
   });
 
   // F3 (fixed): the unit of a contended key returns release with no retry (as the table of
-  // spec/replicas.md says) and nothing submitted the key again when the tracker's window ended, so a
-  // change made meanwhile was never written (fault run 8 without the lease, seed 6: 3 keys left
-  // behind). The status writer now submits the keys it stood down on when their contention ends.
+  // docs/architecture.md, "What a unit decides", says) and nothing submitted the key again when the
+  // tracker's window ended, so a change made meanwhile was never written (fault run 8 without the
+  // lease, seed 6: 3 keys left behind). The status writer now submits the keys it stood down on when
+  // their contention ends.
   it('F3: a change made while its key was contended is written after the contention ends', async () => {
     const scenario = new Scenario({ seed: 1, replicas: 1, contention: { window: 2_000, threshold: 3 } });
     const [replica] = scenario.replicas;

@@ -138,7 +138,7 @@ export interface FaultFigures {
 }
 
 /**
- * The replicas scenario of spec/replicas.md in virtual time, on the memory
+ * The replicas scenario of docs/replicas.md in virtual time, on the memory
  * store, from the bench's pieces: its virtual clock, its driver and its
  * severable links, with a {@link FaultyLink} per replica in between.
  *

@@ -1,7 +1,7 @@
 import { LeaseState, WorkResult, type LeaseSnapshot } from '../types.js';
 
 /**
- * The rules of the lease (spec/writer-lease.md; docs/lease.md, "Rules"), as
+ * The rules of the lease (docs/lease.md, "Rules"), as
  * pure functions of (snapshot, input, now, options): no clock, no queue, no
  * unit. `WriterLease` holds the machinery and asks these what to do;
  * spec/rules.spec.ts tests them as tables, and the reference model of the
