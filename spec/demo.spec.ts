@@ -39,6 +39,33 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
     expect(writerLease.failoverMs).toBeNull();
   });
 
+  it(
+    'one version per record (--versioning record): no leader is demoted by the spec moving under its write',
+    async () => {
+      const run = await runDemo(
+        demo(['--versioning', 'record', '--keys', '100', '--updates', '600', '--rate', '300', '--seed', '3']),
+      );
+      expect(run.converged).toBe(true);
+      expect(run.demotions).toBe(0);
+      expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
+    },
+    RUN_MS,
+  );
+
+  it(
+    '--burst: every record changes once, at once; convergeMs and latencyMs say how long the statuses took',
+    async () => {
+      const run = await runDemo(demo(['--burst', '--keys', '500']));
+      expect(run).toMatchObject({ updates: 500, converged: true });
+      expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
+      expect(run.convergeMs).toBe(run.durationMs);
+      expect(run.latencyMs!.p50).toBeLessThanOrEqual(run.latencyMs!.p99);
+      expect(run.latencyMs!.p99).toBeLessThanOrEqual(run.latencyMs!.max);
+      expect(run.latencyMs!.max).toBeLessThanOrEqual(run.convergeMs! + 1);
+    },
+    RUN_MS,
+  );
+
   it('uncoordinated, same seed: the replicas race (more attempts, ten times the conflicts), still converged', () => {
     expect(uncoordinated.converged).toBe(true);
     expect(uncoordinated.updates).toBe(100);
@@ -91,7 +118,10 @@ describe('command line', () => {
       retryInterval: 100,
       strategy: 'writer-lease',
       spread: true,
+      versioning: 'field',
+      burst: false,
       killLeaderAfter: undefined,
+      handoverAfter: undefined,
       prefix: 'wl',
       json: false,
       seed: 1,
@@ -186,6 +216,9 @@ describe('the built CLI', () => {
           'failoverMs',
           'handoverMs',
           'converged',
+          'convergeMs',
+          'latencyMs',
+          'demotions',
           'lostWrites',
         ].sort(),
       );
@@ -209,6 +242,9 @@ describe('the built CLI', () => {
         'idleWrites',
         'failoverMs',
         'converged',
+        'convergeMs',
+        'latencyMs',
+        'demotions',
         'lostWrites',
       ]) {
         expect(stdout).toMatch(new RegExp(`^  ${figure} +\\S+`, 'm'));

@@ -129,6 +129,19 @@ describe.each(stores)('%s store', (name, start, dropFeeds) => {
     expect(await b.get('status', key)).toBeUndefined();
   });
 
+  it('lists every record with its version, and none deleted', async () => {
+    const [kept, gone] = [freshKey(), freshKey()];
+    const specVersion = await a.put('spec', kept, spec(2));
+    const statusVersion = await a.put('status', kept, spec(1));
+    await a.put('spec', gone, spec(1));
+    await a.delete('spec', gone);
+    const listed = (await b.list!()).filter(({ key }) => key === kept || key === gone);
+    expect(listed.sort((x, y) => x.kind.localeCompare(y.kind))).toEqual([
+      { kind: 'spec', key: kept, value: spec(2), version: specVersion },
+      { kind: 'status', key: kept, value: spec(1), version: statusVersion },
+    ]);
+  });
+
   it('increases the version with every put', async () => {
     const key = freshKey();
     const first = await a.put('status', key, spec(1));

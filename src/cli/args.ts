@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { wrapText } from './wrapText.js';
+import type { Versioning } from '../stores/store.js';
 
 /** How the replicas decide who writes. */
 export type Strategy = 'writer-lease' | 'uncoordinated';
@@ -35,6 +36,10 @@ export interface DemoOptions {
   strategy: Strategy;
   /** Rule 16's spread (docs/lease.md, "No herd"); `--no-spread` gives the reference timing. @default true */
   spread: boolean;
+  /** What one version of the memory store covers: `record` as a Kubernetes object. @default 'field' */
+  versioning: Versioning;
+  /** Every record changes once, at once (`updates` is `keys`, `rate` is ignored). @default false */
+  burst: boolean;
   /** Milliseconds after the driver's first change when the leading replica is killed; undefined: never. */
   killLeaderAfter: number | undefined;
   /** Milliseconds after the driver's first change when the leading replica stops gracefully and hands over; undefined: never. */
@@ -110,13 +115,15 @@ export const DEFAULT_MEMORY_LATENCY = 1;
 /** Help lines fit an 80-column terminal. */
 const HELP_WIDTH = 80;
 const STRATEGIES: readonly Strategy[] = ['writer-lease', 'uncoordinated'];
+const VERSIONINGS: readonly Versioning[] = ['field', 'record'];
 
 /** The usage of `rx-writer-lease demo`, printed with every bad argument. */
 export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H:P|etcd://H:P|postgres://U@H:P/DB]
                           [--replicas 3] [--keys 10] [--updates 100] [--rate 50]
                           [--lease-duration 1000] [--retry-interval 100]
                           [--strategy writer-lease|uncoordinated] [--no-spread]
-                          [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS] [--json]`;
+                          [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS]
+                          [--versioning field|record] [--burst] [--json]`;
 
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
@@ -229,6 +236,19 @@ const DEMO_FLAGS = {
     default: 'never',
   },
   seed: { kind: integerAtLeast(0), value: 'N', help: "seed of the driver's choice of keys and values", default: '1' },
+  versioning: {
+    kind: oneOf(VERSIONINGS),
+    value: 'KIND',
+    help:
+      'field: spec and status have a version each; record: one version per record, as a Kubernetes ' +
+      'object, so a status write is refused when the spec moved (--store memory only)',
+    default: 'field',
+  },
+  burst: {
+    kind: SWITCH,
+    help: 'every one of --keys records changes once, at once (as a restart or a config push), instead of --updates at --rate',
+    default: 'off',
+  },
   latency: {
     kind: MILLISECONDS,
     value: 'MS',
@@ -302,6 +322,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     retryInterval: (flags['retry-interval'] as number | undefined) ?? DEFAULT_RETRY_INTERVAL,
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
     spread: flags['no-spread'] !== true,
+    versioning: (flags.versioning as Versioning | undefined) ?? 'field',
+    burst: flags.burst === true,
     killLeaderAfter: flags['kill-leader-after'] as number | undefined,
     handoverAfter: flags['handover-after'] as number | undefined,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
@@ -309,6 +331,14 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     seed: (flags.seed as number | undefined) ?? 1,
     latency: flags.latency as number | undefined,
   };
+  if (options.burst) options.updates = options.keys;
+  if (options.versioning !== 'field' && options.store !== 'memory' && options.store !== 'memory://') {
+    throw new UsageError(`--versioning: applies to --store memory only, received --store ${options.store}`, {
+      flag: '--versioning',
+      expected: '--store memory',
+      received: options.store,
+    });
+  }
   checkOutage(options, '--kill-leader-after', options.killLeaderAfter);
   checkOutage(options, '--handover-after', options.handoverAfter);
   if (options.killLeaderAfter !== undefined && options.handoverAfter !== undefined) {

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'rxjs';
 import { redactUrl } from '../stores/errors.js';
+import { MemoryStore } from '../stores/memory.js';
 import { openStore } from '../stores/openStore.js';
 import { LeaseState } from '../types.js';
 import { DEFAULT_MEMORY_LATENCY, type DemoOptions, type Strategy } from './args.js';
@@ -34,6 +35,8 @@ export interface DemoSummary extends Figures {
   readonly keys: number;
   /** From the driver's first change until every status had converged (or the wait gave up). */
   readonly durationMs: number;
+  /** From the driver's first change until every status was current; null when they never all were. */
+  readonly convergeMs: number | null;
 }
 
 /**
@@ -97,6 +100,8 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     retryInterval,
     strategy,
     spread,
+    versioning,
+    burst,
     killLeaderAfter,
     handoverAfter,
     prefix,
@@ -104,7 +109,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
   } = options;
   const { view, replicaCommand = defaultReplicaCommand() } = run;
   const memory = isMemory(options.store);
-  const store = await openStore(options.store, { prefix });
+  const store = memory ? new MemoryStore({ versioning }) : await openStore(options.store, { prefix });
   const handles: ReplicaHandle[] = [];
   const subscriptions: Subscription[] = [];
   let watch: StatusWatch | undefined;
@@ -146,7 +151,16 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       return `replicas ${waiting.join(', ')} did not report ready within ${READY_TIMEOUT_MS} ms`;
     });
 
-    const driver = new Driver({ store, keys, updates, rate, random: seededRandom(seed) });
+    const driver = new Driver({
+      store,
+      keys,
+      updates,
+      rate,
+      burst,
+      // A single server loses no acknowledged write; a failover of a replicated store may.
+      checkLost: /^(redis-sentinel|redis-cluster):\/\//.test(options.store) || options.store.includes(','),
+      random: seededRandom(seed),
+    });
     subscriptions.push(driver.updates$.subscribe((update) => counter.update(update)));
     phase = 'running';
     started = demoNow();
@@ -187,6 +201,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       keys: keyCount,
       ...counter.figures(),
       durationMs,
+      convergeMs: convergence.converged ? durationMs : null,
     };
   } finally {
     clearTimeout(killTimer);

@@ -33,7 +33,23 @@ export interface DriverOptions {
   rate: number;
   /** Picks keys and values: seed it to repeat a run. */
   random: () => number;
+  /**
+   * Every key changes once, at once, each write issued without waiting for
+   * the others (a restart, a config push); `updates` and `rate` are ignored.
+   * @default false
+   */
+  burst?: boolean;
+  /**
+   * Reads each spec back before changing it again, to count writes the store
+   * acknowledged and lost (a failover of a replicated store). A single
+   * server loses none, and the read would double the driver's commands.
+   * @default true
+   */
+  checkLost?: boolean;
 }
+
+/** How many of a burst's writes are in flight at once. */
+const BURST_IN_FLIGHT = 500;
 
 /**
  * The user's source of truth in the demo: it changes specs at a steady rate,
@@ -61,6 +77,8 @@ export class Driver {
   readonly #updates: number;
   readonly #rate: number;
   readonly #random: () => number;
+  readonly #burst: boolean;
+  readonly #checkLost: boolean;
   readonly #generations = new Map<string, number>();
   /** Per key, the highest generation already counted as lost: a loss is counted once. */
   readonly #countedLost = new Map<string, number>();
@@ -77,7 +95,9 @@ export class Driver {
    * @param options The store, the keys, how many changes and how fast.
    */
   constructor(options: DriverOptions) {
-    const { store, keys, updates, rate, random } = options;
+    const { store, keys, updates, rate, random, burst = false, checkLost = true } = options;
+    this.#burst = burst;
+    this.#checkLost = checkLost;
     this.#store = store;
     this.#keys = keys;
     this.#updates = updates;
@@ -114,12 +134,21 @@ export class Driver {
    * @returns Resolves once the last change is written (or `stop()` was called).
    */
   async run(): Promise<void> {
-    const start = demoNow();
-    const period = 1000 / this.#rate;
-    for (let n = 0; n < this.#updates && !this.#stopped; n++) {
-      await this.#sleepUntil(start + n * period);
-      if (this.#stopped) break;
-      await this.#change();
+    if (this.#burst) {
+      const keys = this.#keys;
+      let next = 0;
+      const writeNext = async (): Promise<void> => {
+        while (next < keys.length && !this.#stopped) await this.#change(keys[next++]);
+      };
+      await Promise.all(Array.from({ length: Math.min(BURST_IN_FLIGHT, keys.length) }, writeNext));
+    } else {
+      const start = demoNow();
+      const period = 1000 / this.#rate;
+      for (let n = 0; n < this.#updates && !this.#stopped; n++) {
+        await this.#sleepUntil(start + n * period);
+        if (this.#stopped) break;
+        await this.#change(this.#keys[Math.floor(this.#random() * this.#keys.length)]);
+      }
     }
     for (const key of [...this.#generations.keys()]) {
       const stored = await this.#countLost(key);
@@ -138,9 +167,8 @@ export class Driver {
     }
   }
 
-  async #change(): Promise<void> {
-    const key = this.#keys[Math.floor(this.#random() * this.#keys.length)];
-    if (this.#generations.has(key)) await this.#countLost(key);
+  async #change(key: string): Promise<void> {
+    if (this.#checkLost && this.#generations.has(key)) await this.#countLost(key);
     // Generations keep counting past a lost one: a generation is never reused for another value.
     const generation = (this.#generations.get(key) ?? 0) + 1;
     const value = `${key}@${generation}-${Math.floor(this.#random() * 36 ** 4).toString(36)}`;

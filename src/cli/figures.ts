@@ -38,6 +38,24 @@ export interface Figures {
    * that replicates asynchronously and failed over (Redis behind Sentinel).
    */
   readonly lostWrites: number;
+  /** Leader → follower transitions, all replicas: 0 when no conflict demotes a leader. */
+  readonly demotions: number;
+  /** Spec write → first status write of that generation or a newer one, over every change; null with none. */
+  readonly latencyMs: LatencyFigures | null;
+}
+
+/**
+ * How late statuses were, in ms: median, 99th percentile and worst.
+ *
+ * @example
+ * ```ts
+ * { p50: 3, p99: 41, max: 57 }
+ * ```
+ */
+export interface LatencyFigures {
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
 }
 
 /** What the demo knows of one replica, from its reports. */
@@ -73,6 +91,10 @@ export class FigureCounter {
   #converged = false;
   #idleWrites = 0;
   #lostWrites = 0;
+  #demotions = 0;
+  /** Per key, the changes not yet written, oldest first: their generation and when the driver made them. */
+  readonly #unwritten = new Map<string, { readonly generation: number; readonly at: number }[]>();
+  readonly #latencies: number[] = [];
 
   /**
    * @param names The replicas, in the order the view lists them.
@@ -98,6 +120,9 @@ export class FigureCounter {
    */
   update({ key, generation, at }: SpecUpdate): void {
     this.#updates++;
+    let unwritten = this.#unwritten.get(key);
+    if (unwritten === undefined) this.#unwritten.set(key, (unwritten = []));
+    unwritten.push({ generation, at });
     if (this.#outage !== undefined && at >= this.#outage.at && !this.#firstAfterOutage.has(key)) {
       this.#firstAfterOutage.set(key, generation);
     }
@@ -113,10 +138,12 @@ export class FigureCounter {
     if (tally === undefined) return;
     switch (report.type) {
       case 'state':
+        if (tally.state === LeaseState.Leader && report.state === LeaseState.Follower) this.#demotions++;
         if (tally.state !== 'killed') tally.state = report.state;
         return;
       case 'written': {
         tally.writes++;
+        this.#written(report.key, report.generation, report.at);
         tally.lastWriteAt = Math.max(tally.lastWriteAt, report.at);
         const first = this.#firstAfterOutage.get(report.key);
         const outage = this.#outage;
@@ -217,6 +244,18 @@ export class FigureCounter {
    *
    * @returns The figures.
    */
+  /** A status write of `generation` covers every change of `key` up to it. */
+  #written(key: string, generation: number, at: number): void {
+    const unwritten = this.#unwritten.get(key);
+    if (unwritten === undefined) return;
+    let covered = 0;
+    while (covered < unwritten.length && unwritten[covered].generation <= generation) {
+      this.#latencies.push(Math.max(0, at - unwritten[covered].at));
+      covered++;
+    }
+    unwritten.splice(0, covered);
+  }
+
   figures(): Figures {
     const writes = this.#tallies.reduce((sum, t) => sum + t.writes, 0);
     const conflicts = this.#tallies.reduce((sum, t) => sum + t.conflicts, 0);
@@ -232,10 +271,19 @@ export class FigureCounter {
       handoverMs: this.#outage?.kind === 'handover' ? this.#outageMs : null,
       converged: this.#converged,
       lostWrites: this.#lostWrites,
+      demotions: this.#demotions,
+      latencyMs: latencyOf(this.#latencies),
     };
   }
 }
 
 function ratio(part: number, whole: number): number {
   return whole === 0 ? 0 : Math.round((part / whole) * 1000) / 1000;
+}
+
+function latencyOf(latencies: number[]): LatencyFigures | null {
+  if (latencies.length === 0) return null;
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (share: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(share * sorted.length) - 1)]);
+  return { p50: at(0.5), p99: at(0.99), max: Math.round(sorted[sorted.length - 1]) };
 }

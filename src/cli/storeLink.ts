@@ -66,6 +66,7 @@ export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): 
 
   const store: RecordStore = {
     url: shared.url,
+    versioning: shared.versioning,
     get: <T extends Generational>(
       kind: RecordKind,
       key: string,
@@ -84,6 +85,7 @@ export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): 
     changes: (): Observable<RecordChange> => shared.changes().pipe(takeUntil(severed$)),
     close: () => Promise.resolve(),
   };
+  if (shared.list !== undefined) store.list = (options) => call(() => shared.list!(options));
   if (shared.handOver !== undefined && shared.handovers !== undefined) {
     store.handOver = (writer) => call(() => shared.handOver!(writer));
     store.handovers = () => shared.handovers!().pipe(takeUntil(severed$));

@@ -52,6 +52,15 @@ export function summaryTable(
       summary.handoverMs === null ? '' : `<= ${handoverBound} + a store round trip`,
     ],
     ['converged', `${summary.converged}`, 'true'],
+    ['convergeMs', summary.convergeMs === null ? '-' : `${Math.round(summary.convergeMs)}`, ''],
+    [
+      'latencyMs',
+      summary.latencyMs === null
+        ? '-'
+        : `${summary.latencyMs.p50} / ${summary.latencyMs.p99} / ${summary.latencyMs.max}`,
+      'p50 / p99 / max',
+    ],
+    ['demotions', `${summary.demotions}`, '0 without outages'],
     ['lostWrites', `${summary.lostWrites}`, '0 (Redis failover: may be more)'],
   ];
   const figureWidth = Math.max(...rows.map(([figure]) => figure.length));

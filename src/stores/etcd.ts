@@ -155,6 +155,11 @@ class EtcdStore implements RecordStore {
     );
   }
 
+  list(): Promise<RecordChange[]> {
+    this.#assertOpen('list');
+    return this.#readAll();
+  }
+
   async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
     this.#assertOpen('get');
     const name = this.#layout.keyOf(kind, key);

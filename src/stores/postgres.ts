@@ -236,6 +236,11 @@ class PostgresStore implements RecordStore {
     );
   }
 
+  list(): Promise<RecordChange[]> {
+    this.#assertOpen('list');
+    return this.#readAll();
+  }
+
   async get<T extends Generational>(kind: RecordKind, key: string): Promise<Versioned<T> | undefined> {
     this.#assertOpen('get');
     const { rows } = await this.#pool.query<{ value: unknown; version: string }>(

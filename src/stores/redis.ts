@@ -221,7 +221,12 @@ class RedisStore implements RecordStore {
     this.#assertOpen('get');
     const [{ json, version }] = await this.#read([{ kind, key }]);
     if (json === undefined) return undefined;
-    return { value: decodeRecord<T>(json, this.url, this.#layout.keyOf(kind, key)), version };
+    return { value: decodeRecord<T>(json, this.url, this.#layout.keyOf(kind, key), version), version };
+  }
+
+  list(): Promise<RecordChange[]> {
+    this.#assertOpen('list');
+    return this.#readAll();
   }
 
   async compareAndSet<T extends Generational>(
