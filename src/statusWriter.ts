@@ -199,7 +199,8 @@ export class StatusWriter {
 
   /**
    * How many records this replica holds in its cache of the store (about
-   * 300 bytes each beside the values themselves: docs/benchmarks.md).
+   * 260 bytes each beside the values themselves: docs/architecture.md,
+   * "The informer").
    */
   get cached(): number {
     return this.#cache.size;
