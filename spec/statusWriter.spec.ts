@@ -44,17 +44,6 @@ function wrap(store: RecordStore, overrides: Partial<RecordStore>): RecordStore 
   };
 }
 
-/** Resolves once the status of `key` satisfies `test` (at once if it already does). */
-async function waitForStatus(store: RecordStore, key: string, test: (status: StatusValue) => boolean): Promise<void> {
-  const matches = (value: unknown) => value !== undefined && test(value as StatusValue);
-  const seen = firstValueFrom(
-    store.changes().pipe(filter((c) => c.kind === 'status' && c.key === key && matches(c.value))),
-  );
-  const now = await store.get<StatusValue>('status', key);
-  if (now !== undefined && test(now.value)) return;
-  await seen;
-}
-
 function replica(
   store: RecordStore,
   writer: string,
