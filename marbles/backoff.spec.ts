@@ -1,5 +1,5 @@
 import { map } from 'rxjs';
-import { exponentialBackoff, LeaseState, WorkResult, type BackoffPolicy } from '../src';
+import { exponentialBackoff, LeaseState, WorkResult, limitRetries, type BackoffPolicy } from '../src';
 import { createLease, eventsOf, marbles, record, release, runs } from './support';
 
 /** Drives `ticks + 1` releases in a row and reports how long each follower lease lasts. */
@@ -131,13 +131,39 @@ describe('backoff: a custom policy is a plain value, testable in virtual time', 
 });
 
 describe('backoff: the lease guards against a policy that returns nonsense', () => {
-  it('uses the lease duration and reports a backoff-error event', () => {
+  it.each([
+    [() => Number.NaN, 'received NaN'],
+    [() => -1, 'received -1'],
+    [() => '5', 'received "5"'],
+    [
+      () => {
+        throw new Error('no table');
+      },
+      'but it threw',
+    ],
+  ])('refuses a policy whose backoff(0) is not a number >= 0 at construction: %s', (backoff, received) => {
+    marbles(({ scheduler }) => {
+      const build = () => createLease(scheduler, { backoff: backoff as (tick: number) => number });
+      expect(build).toThrow(RangeError);
+      expect(build).toThrow(`options.backoff(0) must return a number >= 0, ${received}`);
+    });
+  });
+
+  it('uses the lease duration for a later bad value and reports a backoff-error event that says so', () => {
     marbles(({ scheduler, expectObservable }) => {
-      const lease = createLease(scheduler, { backoff: () => Number.NaN, leaseDuration: 70 });
+      const lease = createLease(scheduler, { backoff: (tick) => (tick === 0 ? 5 : Number.NaN), leaseDuration: 70 });
       lease.run();
-      lease.try('k', release);
-      expectObservable(eventsOf(lease, 'backoff-error').pipe(map(({ tick }) => tick))).toBe('t', { t: 0 });
-      expectObservable(record(lease.state$).pipe(map(({ expires }) => expires))).toBe('(ab)', { a: 0, b: 70 });
+      lease.try('k', limitRetries(1, () => ({ result: WorkResult.Release, retry: true })));
+      expectObservable(eventsOf(lease, 'backoff-error').pipe(map(({ tick, message }) => `${tick}: ${message}`))).toBe(
+        '10ms t',
+        { t: '1: backoff(1) returned NaN, expected a number >= 0: the lease waits its lease duration, 70 ms' },
+      );
+      // Released at 0 (follower until 5), retried at 10 (retryInterval): tick 1 gives NaN, so 10 + 70.
+      expectObservable(record(lease.state$).pipe(map(({ expires }) => expires))).toBe('(ab) 6ms c', {
+        a: 0,
+        b: 5,
+        c: 80,
+      });
     });
   });
 });

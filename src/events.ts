@@ -198,7 +198,8 @@ export interface StateEvent extends EventBase {
  *
  * @example
  * ```ts
- * { type: 'backoff-error', tick: 2, received: NaN, at: 80, lease: 'routes' }
+ * { type: 'backoff-error', tick: 2, received: NaN, at: 80, lease: 'routes',
+ *   message: 'backoff(2) returned NaN, expected a number >= 0: the lease waits its lease duration, 1000 ms' }
  * ```
  */
 export interface BackoffErrorEvent extends EventBase {
@@ -207,6 +208,8 @@ export interface BackoffErrorEvent extends EventBase {
   readonly tick: number;
   /** What the policy returned (or threw). */
   readonly received: unknown;
+  /** What went wrong and what the lease does instead, for logs. */
+  readonly message: string;
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   type SchedulerLike,
 } from 'rxjs';
 import { eachValueFrom } from 'rxjs-for-await';
-import { exponentialBackoff } from './backoff.js';
+import { exponentialBackoff, type BackoffPolicy } from './backoff.js';
 import { LeaseDisposedError, LeaseRunningError, WorkTimeoutError } from './errors.js';
 import type { LeaseEvent, LetGoReason } from './events.js';
 import { atTime } from './internal/atTime.js';
@@ -182,6 +182,7 @@ export class WriterLease {
     // still refused.
     const backoff = givenBackoff === undefined ? exponentialBackoff({ cap: leaseDuration }) : givenBackoff;
     assertFunction(OWNER, 'options.backoff', backoff);
+    assertFirstBackoff(backoff);
     assertInteger(OWNER, 'options.workers', workers, 1);
     if (workTimeout !== undefined) assertDuration(OWNER, 'options.workTimeout', workTimeout);
     if (typeof spread !== 'boolean') {
@@ -198,7 +199,15 @@ export class WriterLease {
     this.#scheduler = scheduler;
     this.#name = name;
     this.#timing = new LeaseTiming(leaseDuration, backoff, spread, random, (tick, received) =>
-      this.#emit({ type: 'backoff-error', tick, received, at: scheduler.now() }),
+      this.#emit({
+        type: 'backoff-error',
+        tick,
+        received,
+        at: scheduler.now(),
+        message:
+          `backoff(${tick}) ${received instanceof Error ? `threw ${received.message}` : `returned ${describeValue(received)}`}, ` +
+          `expected a number >= 0: the lease waits its lease duration, ${leaseDuration} ms`,
+      }),
     );
 
     this.#state = new BehaviorSubject<LeaseSnapshot>({
@@ -833,3 +842,23 @@ export class WriterLease {
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * Asks a backoff policy for tick 0 once, at construction: a policy that
+ * returns `NaN` or `-1` would otherwise only show as events, the lease
+ * silently waiting its lease duration instead.
+ */
+function assertFirstBackoff(backoff: BackoffPolicy): void {
+  let first: unknown;
+  try {
+    first = backoff(0);
+  } catch (error) {
+    throw new RangeError(
+      `${OWNER}: options.backoff(0) must return a number >= 0, but it threw ${describeValue(error)}`,
+      { cause: error },
+    );
+  }
+  if (typeof first !== 'number' || !(first >= 0)) {
+    throw new RangeError(`${OWNER}: options.backoff(0) must return a number >= 0, received ${describeValue(first)}`);
+  }
+}

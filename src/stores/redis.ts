@@ -183,7 +183,8 @@ class RedisStore implements RecordStore {
       // The feed subscribes again itself, so that it knows when to re-read.
       autoResubscribe: false,
     };
-    this.#commands = defineRecordCommands(connect(options), 'redis');
+    // Commands issued in the same tick (a replica's units run concurrently) leave in one socket write.
+    this.#commands = defineRecordCommands(connect({ ...options, enableAutoPipelining: true }), 'redis');
     this.#subscriber = connect(options);
     // Errors reach callers through rejected commands and reconnects are
     // automatic; without a listener ioredis would print every one.
