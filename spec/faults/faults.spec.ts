@@ -307,7 +307,8 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
           coordinate,
           // Each replica wants its own value until the fight is over.
           statusOf: (index) => (spec: SpecValue) => (agree ? spec.value : `${spec.value}/opinion-${index}`),
-          contention: { window: trackerWindow, threshold },
+          // The sliding-window rule, whose threshold this bound is about (the router rule is stricter).
+          contention: { rule: 'window', window: trackerWindow, threshold },
         },
         (scenario, n) => {
           if (n === UPDATES - 1) scenario.clock.scheduler.schedule(() => (agree = true), 1);
@@ -320,13 +321,15 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
 
     for (const one of [...coordinated, ...unleased]) {
       expectNoStaleWrite(one);
-      // Bound: a replica overwrites another's value of a key at most threshold - 1 times in any
-      // window (the threshold-th change it sees makes the key contended for a window, before it writes).
-      // Counted on the store's clock: a write lands up to one call's latency after the read that
-      // counted it, so windows are shortened by that much.
-      expect(maxOverwritesPerWindow(one.scenario.log, window - LATENCY.maxMs)).toBeLessThanOrEqual(threshold - 1);
-      // Hence, over all replicas and keys: (threshold - 1) x keys x replicas in any window.
-      const perWindow = (threshold - 1) * one.scenario.keys.length * one.scenario.replicas.length;
+      // Bound: a replica overwrites another's value of a key at most threshold times in any window.
+      // The tracker counts the changes the feed shows, once each: the threshold-th makes the key
+      // contended for a window, but a write of ours may leave (from the cache, or after a refused
+      // write and a read) before the feed delivered it, so one more overwrite than threshold - 1.
+      // Counted on the store's clock: a write lands up to one call's latency after the change that
+      // counted, so windows are shortened by that much.
+      expect(maxOverwritesPerWindow(one.scenario.log, window - LATENCY.maxMs)).toBeLessThanOrEqual(threshold);
+      // Hence, over all replicas and keys: threshold x keys x replicas in any window.
+      const perWindow = threshold * one.scenario.keys.length * one.scenario.replicas.length;
       expect(maxTotalPerWindow(overwrites(one.scenario.log), window - LATENCY.maxMs)).toBeLessThanOrEqual(perWindow);
     }
     // Generations converge (values cannot: each replica wants its own until the fight ends).
@@ -359,7 +362,7 @@ describe('fault runs: 3 replicas, 10 keys, 300 changes, virtual time', () => {
         `${JSON.stringify({ coordinated: describeRuns(coordinated), unleased: describeRuns(unleased), untracked: describeRuns(untracked) })}\n`,
       );
     }
-  });
+  }, 60_000); // every seed three times over, in virtual time: about 10 s on a busy 2-core machine
 });
 
 describe('bugs the fault runs found', () => {
@@ -459,7 +462,11 @@ describe('bugs the fault runs found', () => {
   // lease, seed 6: 3 keys left behind). The status writer now submits the keys it stood down on when
   // their contention ends.
   it('F3: a change made while its key was contended is written after the contention ends', async () => {
-    const scenario = new Scenario({ seed: 1, replicas: 1, contention: { window: 2_000, threshold: 3 } });
+    const scenario = new Scenario({
+      seed: 1,
+      replicas: 1,
+      contention: { rule: 'window', window: 2_000, threshold: 3 },
+    });
     const [replica] = scenario.replicas;
     scenario.start();
     void scenario.store.put<SpecValue>('spec', 'route', { generation: 1, value: 'v1' });

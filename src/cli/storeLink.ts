@@ -1,4 +1,4 @@
-import { Subject, takeUntil, type Observable } from 'rxjs';
+import { Subject, takeUntil, type Observable, type SchedulerLike } from 'rxjs';
 import type {
   CallOptions,
   CasOutcome,
@@ -38,6 +38,12 @@ export interface StoreLinkOptions {
    * @default 0
    */
   latency?: number;
+  /**
+   * The clock of the latency: a virtual one (a `TestScheduler`, a test's
+   * virtual clock) makes the delays virtual too.
+   * @default timers of this process (`setTimeout`)
+   */
+  scheduler?: SchedulerLike;
 }
 
 /**
@@ -52,7 +58,9 @@ export interface StoreLinkOptions {
  * @returns The link.
  */
 export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): StoreLink {
-  const { latency = 0 } = options;
+  const { latency = 0, scheduler } = options;
+  const delay = (ms: number): Promise<void> =>
+    new Promise((resolve) => (scheduler === undefined ? setTimeout(resolve, ms) : scheduler.schedule(resolve, ms)));
   const severed$ = new Subject<void>();
   let severed = false;
 
@@ -100,10 +108,6 @@ export function linkStore(shared: RecordStore, options: StoreLinkOptions = {}): 
       severed$.complete();
     },
   };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function never<R>(): Promise<R> {
