@@ -6,10 +6,11 @@ import { attemptsChart, outageChart } from './chart';
 import { runMacro, type MacroFigures } from './macro';
 import { micro } from './micro';
 import { realStoreSuite, type RealFigures } from './realStore';
+import { throughputSuite, type ThroughputFigures } from './throughput';
 import { failedTargets, reportTables } from './report';
 import { machine, type BenchResults, type MacroSettings } from './results';
 import { markdownTable, textTable } from './tables';
-import { HANDOVER_BOUND_MS, checkTargets } from './targets';
+import { HANDOVER_BOUND_MS, checkTargets, checkThroughput } from './targets';
 
 const USAGE =
   'Usage: npm run bench [-- [--quick] [--store redis://H:P|etcd://H:P|postgres://U@H:P/DB] [--rate 47] [--seed 1]\n' +
@@ -102,6 +103,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const macroMs = Date.now() - mark;
 
   let real: BenchResults['real'] = null;
+  let throughput: ThroughputFigures | null = null;
   let realMs: number | null = null;
   if (args.store !== undefined) {
     mark = Date.now();
@@ -120,11 +122,20 @@ async function main(argv: readonly string[]): Promise<number> {
       error = caught instanceof Error ? caught.message : String(caught);
       log(`real store: ${error}`);
     }
+    try {
+      throughput = await throughputSuite({ store: args.store, quick: args.quick, progress: log });
+    } catch (caught) {
+      error = caught instanceof Error ? caught.message : String(caught);
+      log(`throughput: ${error}`);
+    }
     real = { store: redactUrl(args.store), ...settings, runs, error };
     realMs = Date.now() - mark;
   }
 
-  const targets = checkTargets(microFigures, macroRuns, real?.runs ?? [], macro, args.store);
+  const targets = [
+    ...checkTargets(microFigures, macroRuns, real?.runs ?? [], macro, args.store),
+    ...(throughput === null ? [] : checkThroughput(throughput)),
+  ];
   const results: BenchResults = {
     schema: 1,
     mode,
@@ -134,6 +145,7 @@ async function main(argv: readonly string[]): Promise<number> {
     micro: microFigures,
     macro: { settings: macro, runs: macroRuns },
     real,
+    throughput,
     targets,
     allTargetsMet: targets.every((check) => check.pass) && real?.error == null,
   };

@@ -14,6 +14,7 @@ import { checkOf, scopeOf, verdict, type TargetCheck } from './targets';
 export function reportTables(results: BenchResults): Table[] {
   const tables = [microTable(results), macroTable(results), attemptsTable(results), outageTable(results)];
   if (results.real !== null && results.real.runs.length > 0) tables.push(realTable(results));
+  if (results.throughput != null) tables.push(throughputTable(results));
   return tables;
 }
 
@@ -227,4 +228,51 @@ function byState(conflicts: Record<string, number>): string {
 
 function int(value: number): string {
   return value.toLocaleString('en');
+}
+
+/** What a fleet writes on the real store, beside the store's own compare-and-set rate. */
+function throughputTable({ throughput, targets }: BenchResults): Table {
+  const t = throughput!;
+  const judged = (figure: string, text: string) => {
+    const v = verdict(targets, 'throughput', t.store, figure);
+    const target = checkOf(targets, 'throughput', t.store, figure)?.target;
+    return [text, target ?? '', v];
+  };
+  const rows: string[][] = [
+    ['raw compare-and-set, 1 client, /s', ...judged('', int(t.rawCas.oneClient))],
+    [`raw compare-and-set, ${t.rawCas.clients} clients, /s`, ...judged('', int(t.rawCas.manyClients))],
+  ];
+  if (t.commandsPerChange !== null) {
+    const c = t.commandsPerChange;
+    rows.push([
+      `commands per change, counted by Redis (driver ${c.driver}, replicas ${c.replicas}, ${c.changes} changes)`,
+      ...judged('commandsPerChange', `${c.perChange}`),
+    ]);
+  }
+  rows.push(
+    [`burst of ${int(t.burst.keys)}: convergeMs`, ...judged('burst.convergeMs', `${t.burst.convergeMs ?? '-'}`)],
+    [
+      `burst of ${int(t.burst.keys)}: attempts per change`,
+      ...judged('burst.attemptsPerUpdate', `${t.burst.attemptsPerUpdate}`),
+    ],
+    ...t.rates.map((row) => [
+      `${int(row.rate)} changes/s, 1000 keys: p99 ms (attempts, converged)`,
+      `${row.p99 ?? '-'} (${row.attemptsPerUpdate}, ${row.converged})`,
+      '<= 100',
+      '',
+    ]),
+    [
+      'ceiling (p99 <= 100 ms), share of the 1-client raw rate',
+      ...judged(
+        'ceiling.ofRawOneClient',
+        t.ceiling === null ? '-' : `${t.ceiling.rate}/s = ${t.ceiling.ofRawOneClient}`,
+      ),
+    ],
+  );
+  return {
+    title: `Throughput on ${t.store} (3 replica processes; real time)`,
+    header: ['figure', 'value', 'target', ''],
+    right: new Set([1]),
+    rows,
+  };
 }

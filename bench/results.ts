@@ -1,3 +1,4 @@
+import type { ThroughputFigures } from './throughput';
 import os from 'node:os';
 import type { MacroFigures } from './macro';
 import type { MicroFigures } from './micro';
@@ -40,6 +41,8 @@ export interface BenchResults {
     runs: RealFigures[];
     error: string | null;
   } | null;
+  /** With `--store URL` only: what a fleet writes beside the store's own rate. */
+  throughput: ThroughputFigures | null;
   targets: TargetCheck[];
   /** Every check passed. */
   allTargetsMet: boolean;

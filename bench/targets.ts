@@ -1,4 +1,5 @@
 import { FOLLOWER_SPREAD_STEPS } from '../src/internal/rules';
+import type { ThroughputFigures } from './throughput';
 import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
 import type { MacroFigures } from './macro';
 import type { MicroFigures } from './micro';
@@ -6,7 +7,7 @@ import type { RealFigures } from './realStore';
 
 /** One target of issue 4 (or of the failover bound of the replicas spec), checked against one figure. */
 export interface TargetCheck {
-  section: 'micro' | 'macro' | 'real';
+  section: 'micro' | 'macro' | 'real' | 'throughput';
   /** The run it applies to, e.g. `writer-lease 10 replicas 1000 keys`; empty for micro figures. */
   scope: string;
   /** The figure's name in results.json (`bytesPerPendingKey.100000` for a nested one). */
@@ -195,4 +196,61 @@ function near(
 ): TargetCheck {
   const target = `≈ ${expected} (±${Math.round(tolerance * 100)} %)`;
   return { section, scope, figure, target, value, pass: Math.abs(value - expected) <= tolerance * expected };
+}
+
+/** The throughput issue's targets, on a real store (docs/benchmarks.md, "Throughput"). */
+export const THROUGHPUT_TARGETS = {
+  /** Redis: client commands per spec change, driver and replicas (3 replicas, 1000 keys, 4000 changes at 500/s). */
+  commandsPerChange: 2.3,
+  /** 10,000 records changing at once, converged within. */
+  burstConvergeMs: 2_000,
+  /** Attempts per change in the burst. */
+  burstAttemptsPerUpdate: 1.05,
+  /** The steady ceiling (p99 within 100 ms) as a share of the one-client raw compare-and-set rate. */
+  ceilingOfRaw: 0.25,
+} as const;
+
+/**
+ * The checks of a throughput run.
+ *
+ * @param figures The run's figures.
+ * @returns One check per target that the run measured.
+ */
+export function checkThroughput(figures: ThroughputFigures): TargetCheck[] {
+  const scope = figures.store;
+  const checks: TargetCheck[] = [];
+  if (figures.commandsPerChange !== null) {
+    checks.push(
+      atMost(
+        'throughput',
+        scope,
+        'commandsPerChange',
+        figures.commandsPerChange.perChange,
+        THROUGHPUT_TARGETS.commandsPerChange,
+      ),
+    );
+  }
+  const { burst, ceiling } = figures;
+  if (burst.keys >= 10_000) {
+    checks.push(
+      atMost('throughput', scope, 'burst.convergeMs', burst.convergeMs ?? Infinity, THROUGHPUT_TARGETS.burstConvergeMs),
+    );
+  }
+  checks.push(
+    atMost(
+      'throughput',
+      scope,
+      'burst.attemptsPerUpdate',
+      burst.attemptsPerUpdate,
+      THROUGHPUT_TARGETS.burstAttemptsPerUpdate,
+    ),
+    atLeast(
+      'throughput',
+      scope,
+      'ceiling.ofRawOneClient',
+      ceiling?.ofRawOneClient ?? 0,
+      THROUGHPUT_TARGETS.ceilingOfRaw,
+    ),
+  );
+  return checks;
 }

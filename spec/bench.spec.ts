@@ -1,7 +1,8 @@
 import { outageChart } from '../bench/chart';
 import { runMacro, type MacroConfig, type MacroFigures } from '../bench/macro';
 import type { MicroFigures } from '../bench/micro';
-import { HANDOVER_BOUND_MS, HERD_CONFLICTS, checkTargets } from '../bench/targets';
+import { HANDOVER_BOUND_MS, HERD_CONFLICTS, checkTargets, checkThroughput } from '../bench/targets';
+import type { ThroughputFigures } from '../bench/throughput';
 
 // One tiny macro configuration per strategy, in virtual time: exact figures, no timing.
 const TINY: Omit<MacroConfig, 'strategy'> = { replicas: 3, keys: 10, updates: 50, rate: 47, seed: 1 };
@@ -136,5 +137,39 @@ describe('bench: macro runs in virtual time', () => {
     expect(svg).toContain(`${Math.round(figures['writer-lease'].failoverMs!)} ms`);
     expect(svg).toContain(`${(figures['lock-lease'].failoverMs! / 1000).toFixed(1)} s`);
     expect(svg).not.toContain('uncoordinated');
+  });
+});
+
+describe('bench: throughput targets', () => {
+  const figures: ThroughputFigures = {
+    store: 'redis://127.0.0.1:6379',
+    rawCas: { oneClient: 8_000, manyClients: 20_000, clients: 50 },
+    commandsPerChange: { changes: 4_000, driver: 4_000, replicas: 4_100, perChange: 2.03, replicasPerChange: 1.03 },
+    burst: { keys: 10_000, convergeMs: 4_500, attemptsPerUpdate: 1.01 },
+    rates: [{ rate: 2_000, p99: 90, attemptsPerUpdate: 1, converged: true }],
+    ceiling: { rate: 2_000, ofRawOneClient: 0.25 },
+  };
+
+  it('checks commands per change, the burst and the ceiling against the throughput targets', () => {
+    const checks = checkThroughput(figures);
+    expect(checks.map(({ figure, pass }) => [figure, pass])).toEqual([
+      ['commandsPerChange', true],
+      ['burst.convergeMs', false],
+      ['burst.attemptsPerUpdate', true],
+      ['ceiling.ofRawOneClient', true],
+    ]);
+  });
+
+  it('fails the ceiling when no rate held its latency, and skips what was not measured', () => {
+    const checks = checkThroughput({
+      ...figures,
+      commandsPerChange: null,
+      burst: { ...figures.burst, keys: 2_000 },
+      ceiling: null,
+    });
+    expect(checks.map(({ figure, pass }) => [figure, pass])).toEqual([
+      ['burst.attemptsPerUpdate', true],
+      ['ceiling.ofRawOneClient', false],
+    ]);
   });
 });
