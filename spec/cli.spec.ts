@@ -169,10 +169,28 @@ describe('the final table', () => {
     );
   });
 
-  it('says why a figure is below its ideal: coalesced changes, conflicts of the election and the failover', () => {
-    const notes = summaryTable(summary, durations).split('\nOff the ideal:\n')[1].replace(/\s+/g, ' ');
+  it('says why a figure is off its ideal, and why fewer writes than changes is not: coalesced changes', () => {
+    const [, rest] = summaryTable(summary, durations).split('\nOff the ideal:\n');
+    const [offIdeal, notes] = rest.split('\nNotes:\n').map((text) => text.replace(/\s+/g, ' '));
+    expect(offIdeal).toMatch(/conflicts 3: writes refused on version, from the election .* and the failover/);
+    expect(offIdeal).not.toMatch(/coalesced/);
     expect(notes).toMatch(/writes 60 for 100 updates \(attemptsPerUpdate 0\.63\): 40 changes were coalesced/);
-    expect(notes).toMatch(/conflicts 3: writes refused on version, from the election .* and the failover/);
+  });
+
+  it('ends with one verdict line, and rounds every millisecond figure', () => {
+    const lines = summaryTable({ ...summary, failoverMs: 993.143310546875 }, durations).split('\n');
+    expect(lines.at(-1)).toBe('Verdict: converged, 0.60 writes per change, 3 conflicts.');
+    expect(lines.find((line) => line.includes('failoverMs'))).toMatch(/failoverMs +993 /);
+    expect(
+      summaryTable({ ...summary, converged: false }, durations)
+        .split('\n')
+        .at(-1),
+    ).toMatch(/^Verdict: NOT converged/);
+  });
+
+  it('has no "Off the ideal" when a run is better than ideal (fewer writes than changes, no conflict)', () => {
+    const better = { ...summary, conflicts: 0, failoverMs: null };
+    expect(summaryTable(better, durations)).not.toContain('Off the ideal');
   });
 
   it('fits its notes in 80 columns', () => {

@@ -181,7 +181,8 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     phase = 'converging';
     const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
     convergedAt = convergence.at;
-    const durationMs = convergence.at - started;
+    // Whole milliseconds: the clocks behind them are not finer than that, and a figure reads better.
+    const durationMs = Math.round(convergence.at - started);
 
     phase = 'idle';
     await sleep(2 * leaseDuration);

@@ -267,8 +267,8 @@ export class FigureCounter {
       attemptsPerUpdate: ratio(writes + conflicts, updates),
       writesPerUpdate: ratio(writes, updates),
       idleWrites: this.#idleWrites,
-      failoverMs: this.#outage?.kind === 'kill' ? this.#outageMs : null,
-      handoverMs: this.#outage?.kind === 'handover' ? this.#outageMs : null,
+      failoverMs: this.#outage?.kind === 'kill' ? roundMs(this.#outageMs) : null,
+      handoverMs: this.#outage?.kind === 'handover' ? roundMs(this.#outageMs) : null,
       converged: this.#converged,
       lostWrites: this.#lostWrites,
       demotions: this.#demotions,
@@ -286,4 +286,8 @@ function latencyOf(latencies: number[]): LatencyFigures | null {
   const sorted = [...latencies].sort((a, b) => a - b);
   const at = (share: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(share * sorted.length) - 1)]);
   return { p50: at(0.5), p99: at(0.99), max: Math.round(sorted[sorted.length - 1]) };
+}
+
+function roundMs(ms: number | null): number | null {
+  return ms === null ? null : Math.round(ms);
 }

@@ -43,12 +43,12 @@ export function summaryTable(
     ['idleWrites', `${summary.idleWrites}`, '0'],
     [
       'failoverMs',
-      summary.failoverMs === null ? '-' : `${summary.failoverMs}`,
+      summary.failoverMs === null ? '-' : `${Math.round(summary.failoverMs)}`,
       summary.failoverMs === null ? '' : `<= ${failoverBound}`,
     ],
     [
       'handoverMs',
-      summary.handoverMs === null ? '-' : `${summary.handoverMs}`,
+      summary.handoverMs === null ? '-' : `${Math.round(summary.handoverMs)}`,
       summary.handoverMs === null ? '' : `<= ${handoverBound} + a store round trip`,
     ],
     ['converged', `${summary.converged}`, 'true'],
@@ -66,6 +66,7 @@ export function summaryTable(
   const figureWidth = Math.max(...rows.map(([figure]) => figure.length));
   const valueWidth = Math.max(5, ...rows.map(([, value]) => value.length));
   const notes = offIdeal(summary, failoverBound);
+  const remarks = coalescing(summary);
   return [
     `${store} · ${strategy} · ${replicas} replicas · ${keys} keys · ${formatDuration(durationMs)}`,
     '',
@@ -73,19 +74,46 @@ export function summaryTable(
     ...rows.map(([figure, value, ideal]) =>
       `  ${figure.padEnd(figureWidth)}  ${value.padStart(valueWidth)}  ${ideal}`.trimEnd(),
     ),
-    ...(notes.length === 0
-      ? []
-      : [
-          '',
-          'Off the ideal:',
-          ...notes.flatMap((note) => wrapText(note, 76).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`)),
-        ]),
+    ...section('Off the ideal:', notes),
+    ...section('Notes:', remarks),
+    '',
+    verdict(summary),
   ].join('\n');
+}
+
+/** A titled list of notes, wrapped to 80 columns; nothing when there is none. */
+function section(title: string, notes: readonly string[]): string[] {
+  if (notes.length === 0) return [];
+  return [
+    '',
+    title,
+    ...notes.flatMap((note) => wrapText(note, 76).map((line, i) => `${i === 0 ? '  ' : '    '}${line}`)),
+  ];
+}
+
+/** The one line that says whether it worked. */
+function verdict({ converged, writesPerUpdate, conflicts, strategy }: DemoSummary): string {
+  const what = `${writesPerUpdate.toFixed(2)} writes per change, ${conflicts} conflict${conflicts === 1 ? '' : 's'}`;
+  return converged
+    ? `Verdict: converged, ${what}${strategy === 'uncoordinated' ? ' (the baseline, no lease)' : ''}.`
+    : `Verdict: NOT converged (some statuses lag their specs), ${what}.`;
+}
+
+/** Fewer writes than changes is better than the ideal: say why, outside the notes on what is off it. */
+function coalescing({ strategy, updates, writes, attemptsPerUpdate, failoverMs }: DemoSummary): string[] {
+  if (strategy === 'uncoordinated' || writes >= updates) return [];
+  return [
+    `writes ${writes} for ${updates} updates (attemptsPerUpdate ${attemptsPerUpdate.toFixed(2)}): ` +
+      `${updates - writes === 1 ? '1 change was' : `${updates - writes} changes were`} coalesced: ` +
+      'a key changed again while its work waited ' +
+      `(a unit running${failoverMs !== null ? ', the failover' : ''}, a follower's deferral), and its latest ` +
+      'generation was written once; the statuses end the same',
+  ];
 }
 
 /** Why each figure that is off its ideal is. */
 function offIdeal(summary: DemoSummary, failoverBound: number): string[] {
-  const { strategy, updates, writes, conflicts, attemptsPerUpdate, idleWrites, failoverMs, converged } = summary;
+  const { strategy, conflicts, attemptsPerUpdate, idleWrites, failoverMs, converged } = summary;
   const notes: string[] = [];
   const killed = failoverMs !== null;
   if (strategy === 'uncoordinated') {
@@ -94,15 +122,6 @@ function offIdeal(summary: DemoSummary, failoverBound: number): string[] {
         'writes every change; this is the baseline the writer lease is measured against',
     );
   } else {
-    if (writes < updates) {
-      notes.push(
-        `writes ${writes} for ${updates} updates (attemptsPerUpdate ${attemptsPerUpdate.toFixed(2)}): ` +
-          `${updates - writes === 1 ? '1 change was' : `${updates - writes} changes were`} coalesced: ` +
-          'a key changed again while its work waited ' +
-          `(a unit running${killed ? ', the failover' : ''}, a follower's deferral), and its latest ` +
-          'generation was written once; the statuses end the same',
-      );
-    }
     if (conflicts > 0) {
       notes.push(
         `conflicts ${conflicts}: writes refused on version, from the election (every replica tries once ` +
