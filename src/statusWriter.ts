@@ -1,4 +1,16 @@
-import { Subject, filter, map, share, type Observable, type SchedulerLike, type Subscription } from 'rxjs';
+import {
+  BehaviorSubject,
+  Subject,
+  combineLatest,
+  defer,
+  distinctUntilChanged,
+  filter,
+  map,
+  share,
+  type Observable,
+  type SchedulerLike,
+  type Subscription,
+} from 'rxjs';
 import type { ContentionTracker } from './contentionTracker.js';
 import { RecordCache, type CachedPart, type CachedRecord } from './internal/recordCache.js';
 import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
@@ -97,7 +109,29 @@ export interface HandoverHeard {
   readonly followed: boolean;
 }
 
+/**
+ * The last status this replica wrote: which record, which generation, and
+ * when (the `at` written into the status, on the writer's wall clock).
+ *
+ * @example
+ * ```ts
+ * writer.lastWritten; // { key: 'route/a', generation: 4, at: 1_795_554_603_686 }
+ * ```
+ */
+export interface LastWritten {
+  readonly key: string;
+  readonly generation: number;
+  /** Milliseconds since the epoch, as written into the status's `at`. */
+  readonly at: number;
+}
+
 const OWNER = 'StatusWriter';
+
+/**
+ * The StatusWriter whose `run()` watches each lease now: two on one lease
+ * would submit every key twice and disagree on whom the lease follows.
+ */
+const runningOn = new WeakMap<WriterLease, StatusWriter>();
 
 /**
  * Keeps the statuses of a store's records up to date, one write per spec
@@ -145,17 +179,45 @@ export class StatusWriter {
   /** Keys whose work stood down while contended: they are submitted again when it ends. */
   readonly #stoodDown = new Set<string>();
   /** The other writer whose write renewed our lease last: the one this replica follows. */
-  #following: string | undefined;
+  readonly #following = new BehaviorSubject<string | undefined>(undefined);
   /** Writers that handed over: their old writes renew nothing, until one is heard writing again. */
   readonly #departed = new Set<string>();
   readonly #handovers = new Subject<HandoverHeard>();
   /** The subscription of `run()`, ended by `handOver()`. */
   #watch: Subscription | undefined;
+  /** When the store last answered (a call that succeeded, a change on its feed), on `#scheduler`. */
+  #storeAnsweredAt: number | undefined;
+  #lastWritten: LastWritten | undefined;
 
   /** What every unit did. */
   readonly events$: Observable<StatusWriterEvent> = this.#events.asObservable();
   /** Every handover heard on the store, and whether this replica acted on it. */
   readonly handovers$: Observable<HandoverHeard> = this.#handovers.asObservable();
+  /**
+   * The writer this replica believes leads, as client-go's `OnNewLeader`
+   * tells it: its own name while its lease leads, the writer it follows
+   * (the one whose write renewed its lease last) while it follows, and
+   * `undefined` during an election or while it follows no writer it knows
+   * (the one it followed handed over). The current value first, then only
+   * changes.
+   *
+   * It is what this replica believes, not a fact: a leader cut off from the
+   * store believes it still leads (its lease has no clock of its own to
+   * lose it by); `serveHealth`'s `/readyz` tells that case apart.
+   *
+   * @example
+   * ```ts
+   * writer.believedLeader$.subscribe((leader) => console.log('leader:', leader ?? 'none'));
+   * // leader: none
+   * // leader: replica-2
+   * ```
+   */
+  readonly believedLeader$: Observable<string | undefined> = defer(() =>
+    combineLatest([this.#lease.state$, this.#following]),
+  ).pipe(
+    map(([{ state }, following]) => this.#leaderOf(state, following)),
+    distinctUntilChanged(),
+  );
 
   /**
    * @param options The store, the lease and this replica's name.
@@ -197,6 +259,38 @@ export class StatusWriter {
     return this.#writer;
   }
 
+  /** The writer this replica believes leads now: see {@link StatusWriter.believedLeader$}. */
+  get believedLeader(): string | undefined {
+    return this.#leaderOf(this.#lease.state.state, this.#following.value);
+  }
+
+  /** True between `run()` and the end of its watch: the store's feed is subscribed. */
+  get watching(): boolean {
+    return this.#watch !== undefined && !this.#watch.closed;
+  }
+
+  /**
+   * Milliseconds since the store last answered, on the writer's scheduler:
+   * a call that succeeded (a read, a compare-and-set, refused or not, the
+   * list) or a change on its feed; `Infinity` before it ever did. A follower
+   * makes no calls while the leader writes: the feed is how it hears the
+   * store. Read by `serveHealth`'s `/readyz`.
+   *
+   * @example
+   * ```ts
+   * writer.storeSilentFor; // 12
+   * ```
+   */
+  get storeSilentFor(): number {
+    const at = this.#storeAnsweredAt;
+    return at === undefined ? Infinity : Math.max(0, this.#scheduler.now() - at);
+  }
+
+  /** The last status this replica wrote; undefined before its first write. */
+  get lastWritten(): LastWritten | undefined {
+    return this.#lastWritten;
+  }
+
   /**
    * How many records this replica holds in its cache of the store (about
    * 260 bytes each beside the values themselves: docs/architecture.md,
@@ -218,11 +312,21 @@ export class StatusWriter {
    * left unwritten; a status the store lost (it went back) is written again.
    *
    * @returns The watch; unsubscribe to stop.
+   * @throws Error when this writer already runs, or another StatusWriter runs on its lease.
    */
   run(): Subscription {
+    this.#assertCanRun();
     const changes$ = this.#store.changes().pipe(share());
     // Every change updates the cache first: whatever reacts to it below sees it there.
-    const watch = changes$.subscribe((change) => this.#observe(change));
+    const watch = changes$.subscribe((change) => {
+      this.#answered();
+      this.#observe(change);
+    });
+    const lease = this.#lease;
+    runningOn.set(lease, this);
+    watch.add(() => {
+      if (runningOn.get(lease) === this) runningOn.delete(lease);
+    });
     const statuses$ = changes$.pipe(filter((change): change is RecordChange<StatusValue> => change.kind === 'status'));
     // Writes of the current generation by other replicas, merged into the lease's inputs as extend(key).
     watch.add(
@@ -251,7 +355,14 @@ export class StatusWriter {
       );
     }
     const handovers$ = this.#coordinate ? this.#store.handovers?.() : undefined;
-    if (handovers$ !== undefined) watch.add(handovers$.subscribe((writer) => this.#handedOver(writer)));
+    if (handovers$ !== undefined) {
+      watch.add(
+        handovers$.subscribe((writer) => {
+          this.#answered();
+          this.#handedOver(writer);
+        }),
+      );
+    }
     this.#watch = watch;
     void this.#list(watch);
     return watch;
@@ -346,9 +457,9 @@ export class StatusWriter {
   #handedOver(writer: string): void {
     if (writer === this.#writer) return;
     this.#departed.add(writer);
-    const followed = writer === this.#following && this.#lease.state.state === LeaseState.Follower;
+    const followed = writer === this.#following.value && this.#lease.state.state === LeaseState.Follower;
     if (followed) {
-      this.#following = undefined;
+      this.#following.next(undefined);
       this.#lease.expire({ wake: true });
     }
     this.#handovers.next({ writer, followed });
@@ -364,7 +475,7 @@ export class StatusWriter {
     this.#departed.delete(value.writer);
     const seen = this.#seen.get(key);
     if (seen === undefined || value.generation < seen.generation) return false;
-    this.#following = value.writer;
+    this.#following.next(value.writer);
     return true;
   }
 
@@ -389,7 +500,9 @@ export class StatusWriter {
     let records: RecordChange[];
     try {
       const list = await this.#store.list?.();
-      if (list === undefined || watch.closed) return;
+      if (list === undefined) return;
+      this.#answered();
+      if (watch.closed) return;
       records = list;
     } catch {
       return;
@@ -483,7 +596,9 @@ export class StatusWriter {
     const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
     const changesBefore = this.#cache.changesOf(key);
     const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);
+    this.#answered();
     if (!written.ok) return { refused: { generation, ours, before: record.status } };
+    this.#lastWritten = { key, generation, at: next.at };
     // Held as written unless the feed said something since: our write's own echo, or a later change.
     if (this.#cache.changesOf(key) === changesBefore) {
       this.#cache.apply({ kind: 'status', key, value: next, version: written.version });
@@ -537,7 +652,7 @@ export class StatusWriter {
     if (status === undefined || status.generation !== generation || status.value !== ours) return false;
     const { writer } = status;
     if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
-      this.#following = writer;
+      this.#following.next(writer);
       this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
     }
     return true;
@@ -579,11 +694,41 @@ export class StatusWriter {
 
   async #readPart(kind: RecordKind, key: string, call: CallOptions): Promise<CachedPart | undefined> {
     try {
-      return await this.#store.get(kind, key, call);
+      const part = await this.#store.get(kind, key, call);
+      this.#answered();
+      return part;
     } catch (error) {
       const version = error instanceof StoreValueError ? error.info.version : undefined;
       if (version === undefined) throw error;
+      this.#answered(); // it answered, with a value that cannot be decoded
       return { value: (error as StoreValueError).info.received, version };
+    }
+  }
+
+  #answered(): void {
+    this.#storeAnsweredAt = this.#scheduler.now();
+  }
+
+  /** Who leads, as this replica sees it, from its lease's state and the writer it follows. */
+  #leaderOf(state: LeaseState, following: string | undefined): string | undefined {
+    if (state === LeaseState.Leader) return this.#writer;
+    return state === LeaseState.Follower ? following : undefined;
+  }
+
+  /** One watch per writer and per lease (bad input fails fast, changing nothing). */
+  #assertCanRun(): void {
+    if (this.watching) {
+      throw new Error(
+        `${OWNER}: run() called on "${this.#writer}" while it already runs; expected one run() at a time ` +
+          '(unsubscribe the first to run again), received a second call',
+      );
+    }
+    const other = runningOn.get(this.#lease);
+    if (other !== undefined && other !== this && other.watching) {
+      throw new Error(
+        `${OWNER}: options.lease "${this.#lease.name}" is already run by StatusWriter "${other.writer}"; ` +
+          `expected one StatusWriter per lease, received a second ("${this.#writer}")`,
+      );
     }
   }
 
