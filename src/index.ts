@@ -1,6 +1,7 @@
 /**
  * The writer lease, its backoff policies, the contention tracker, the status
- * writer and the record stores: `import { WriterLease } from 'rx-writer-lease'`.
+ * writer, its health server and the record stores:
+ * `import { WriterLease } from 'rx-writer-lease'`.
  * Store adapters and the Prometheus reporter are import paths of their own,
  * whose client libraries are optional peer dependencies.
  *
@@ -26,7 +27,9 @@ export type * from './events.js';
 export { ContentionTracker } from './contentionTracker.js';
 export type { ContentionTrackerOptions, ContentionSnapshot } from './contentionTracker.js';
 export { StatusWriter } from './statusWriter.js';
-export type { StatusWriterOptions, StatusWriterEvent, HandoverHeard } from './statusWriter.js';
+export type { StatusWriterOptions, StatusWriterEvent, HandoverHeard, LastWritten } from './statusWriter.js';
+export { serveHealth } from './health.js';
+export type { HealthOptions, HealthServer } from './health.js';
 export type {
   RecordStore,
   RecordKind,

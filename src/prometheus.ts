@@ -1,6 +1,6 @@
 /**
- * Reports a {@link WriterLease} to Prometheus with `prom-client`, an
- * optional peer dependency: `npm install prom-client`.
+ * Reports a {@link WriterLease} and a {@link StatusWriter} to Prometheus with
+ * `prom-client`, an optional peer dependency: `npm install prom-client`.
  *
  * @packageDocumentation
  * @module rx-writer-lease/prometheus
@@ -11,6 +11,7 @@ import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Subscription } from 'rxjs';
 import { describeValue } from './internal/validate.js';
 import { requirePeer } from './requirePeer.js';
+import type { StatusWriter } from './statusWriter.js';
 import { LeaseState, WorkResult } from './types.js';
 import type { WriterLease } from './writerLease.js';
 
@@ -74,8 +75,17 @@ interface MetricSet {
   readonly durations: Histogram<'lease' | 'result'>;
 }
 
+/** The metrics of one registry and prefix, shared by every status writer reported there. */
+interface WriterMetricSet {
+  readonly writers: Map<string, StatusWriter>;
+  readonly believedLeader: Gauge<'writer' | 'leader'>;
+  readonly storeSilence: Gauge<'writer'>;
+  readonly lastWrite: Gauge<'writer'>;
+}
+
 type PromClient = typeof import('prom-client');
 const metricSets = new WeakMap<MetricsRegistry, Map<string, MetricSet>>();
+const writerMetricSets = new WeakMap<MetricsRegistry, Map<string, WriterMetricSet>>();
 const METRIC_PREFIX = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /**
@@ -174,6 +184,108 @@ export function leaseMetrics(lease: WriterLease, options: LeaseMetricsOptions = 
     for (const reason of ['removed', 'extended']) metrics.dropped.remove({ ...labels, reason });
   });
   return reporting;
+}
+
+/**
+ * Reports a {@link StatusWriter} to Prometheus (prom-client): the writer it
+ * believes leads (as client-go's `OnNewLeader`), how long the store has been
+ * silent, and when it last wrote a status. Every metric has a `writer` label
+ * with the writer's name. With {@link leaseMetrics} for its lease, this is
+ * what `serveHealth`'s `/metrics` serves.
+ *
+ * | metric | type | labels |
+ * | --- | --- | --- |
+ * | `<prefix>believed_leader` | gauge, 1 for the writer it believes leads; no series during an election | writer, leader |
+ * | `<prefix>store_silence_seconds` | gauge, read at scrape time; no series before the store first answered | writer |
+ * | `<prefix>last_write_timestamp_seconds` | gauge, wall clock, read at scrape time; no series before the first write | writer |
+ *
+ * @example
+ * ```ts
+ * import { statusWriterMetrics } from 'rx-writer-lease/prometheus';
+ * const reporting = statusWriterMetrics(writer);
+ * // await register.metrics() now includes: writer_lease_believed_leader{writer="replica-1",leader="replica-2"} 1
+ * reporting.unsubscribe(); // stops reporting and removes this writer's series
+ * ```
+ * @param writer The status writer to report.
+ * @param options Registry and prefix (`buckets` is not used).
+ * @returns The reporting; unsubscribe to stop it and remove the writer's series.
+ * @throws TypeError when `writer` is not a StatusWriter or `prefix` is not a valid metric name prefix.
+ * @throws PeerDependencyMissingError when prom-client is not installed.
+ */
+export function statusWriterMetrics(writer: StatusWriter, options: LeaseMetricsOptions = {}): Subscription {
+  const client = requirePeer<PromClient>('prom-client', 'statusWriterMetrics');
+  const { registry = client.register, prefix = 'writer_lease_' } = options;
+  if (typeof writer?.believedLeader$?.subscribe !== 'function') {
+    throw new TypeError(`statusWriterMetrics: writer must be a StatusWriter, received ${describeValue(writer)}`);
+  }
+  if (typeof prefix !== 'string' || (prefix !== '' && !METRIC_PREFIX.test(prefix))) {
+    throw new TypeError(
+      `statusWriterMetrics: options.prefix must match ${METRIC_PREFIX}, received ${describeValue(prefix)}`,
+    );
+  }
+  const metrics = writerMetricSetOf(client, registry, prefix);
+  const name = writer.writer;
+  metrics.writers.set(name, writer);
+
+  let believed: string | undefined;
+  const reporting = writer.believedLeader$.subscribe((leader) => {
+    if (believed !== undefined) metrics.believedLeader.remove({ writer: name, leader: believed });
+    believed = leader;
+    if (leader !== undefined) metrics.believedLeader.set({ writer: name, leader }, 1);
+  });
+  reporting.add(() => {
+    metrics.writers.delete(name);
+    if (believed !== undefined) metrics.believedLeader.remove({ writer: name, leader: believed });
+    metrics.storeSilence.remove({ writer: name });
+    metrics.lastWrite.remove({ writer: name });
+  });
+  return reporting;
+}
+
+function writerMetricSetOf({ Gauge }: PromClient, registry: MetricsRegistry, prefix: string): WriterMetricSet {
+  let byPrefix = writerMetricSets.get(registry);
+  if (byPrefix === undefined) writerMetricSets.set(registry, (byPrefix = new Map<string, WriterMetricSet>()));
+  const known = byPrefix.get(prefix);
+  if (known !== undefined) return known;
+
+  const registers = [registry as Registry];
+  const writers = new Map<string, StatusWriter>();
+  const set: WriterMetricSet = {
+    writers,
+    believedLeader: new Gauge({
+      name: `${prefix}believed_leader`,
+      help: 'The writer this replica believes leads (label leader): itself, the one it follows; none in an election',
+      labelNames: ['writer', 'leader'],
+      registers,
+    }),
+    storeSilence: new Gauge({
+      name: `${prefix}store_silence_seconds`,
+      help: 'Seconds since the store last answered a call or sent a change',
+      labelNames: ['writer'],
+      registers,
+      collect() {
+        for (const [name, writer] of writers) {
+          const silent = writer.storeSilentFor;
+          if (Number.isFinite(silent)) this.set({ writer: name }, silent / 1_000);
+          else this.remove({ writer: name });
+        }
+      },
+    }),
+    lastWrite: new Gauge({
+      name: `${prefix}last_write_timestamp_seconds`,
+      help: 'When this replica last wrote a status, in seconds since the epoch (its wall clock)',
+      labelNames: ['writer'],
+      registers,
+      collect() {
+        for (const [name, writer] of writers) {
+          const written = writer.lastWritten;
+          if (written !== undefined) this.set({ writer: name }, written.at / 1_000);
+        }
+      },
+    }),
+  };
+  byPrefix.set(prefix, set);
+  return set;
 }
 
 function metricSetOf(

@@ -83,6 +83,24 @@ export interface ReplicaOptions {
   spread: boolean;
   /** @default 'wl' */
   prefix: string;
+  /** Where to serve /healthz, /readyz, /metrics and /status; undefined: nowhere. */
+  listen?: ListenAddress;
+}
+
+/**
+ * A host and a port to listen on, from `--listen H:P`.
+ *
+ * @example
+ * ```ts
+ * parseReplicaArgs(['--store', 'redis://127.0.0.1:6379', '--listen', '0.0.0.0:9464']).listen;
+ * // { host: '0.0.0.0', port: 9464 }
+ * ```
+ */
+export interface ListenAddress {
+  /** A name or an address; an IPv6 address without its brackets. */
+  readonly host: string;
+  /** 1 to 65535. */
+  readonly port: number;
 }
 
 /**
@@ -128,7 +146,8 @@ export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
                              [--name NAME] [--lease-duration 1000] [--retry-interval 100]
-                             [--strategy writer-lease|uncoordinated] [--no-spread] [--prefix wl]`;
+                             [--strategy writer-lease|uncoordinated] [--no-spread] [--prefix wl]
+                             [--listen H:P]`;
 
 // ---- flags ----------------------------------------------------------------
 
@@ -158,6 +177,16 @@ const PREFIX: FlagKind = {
   parse: (text) => (/^[a-z_][a-z0-9_]{0,39}$/.test(text) ? text : undefined),
 };
 const SWITCH: FlagKind = { expected: 'no value', parse: () => true, isSwitch: true };
+/** `H:P`, `[IPv6]:P`; a port of 0 is refused: the address must be one that scrapers can be told. */
+const LISTEN: FlagKind = {
+  expected: 'HOST:PORT, a host and a port from 1 to 65535 (e.g. 0.0.0.0:9464 or [::1]:9464)',
+  parse: (text): ListenAddress | undefined => {
+    const match = /^(?:\[([^\]]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+    if (match === null) return undefined;
+    const port = Number(match[3]);
+    return port >= 1 && port <= 65_535 ? { host: match[1] ?? match[2], port } : undefined;
+  },
+};
 const MILLISECONDS: FlagKind = {
   expected: 'milliseconds, a number >= 0',
   parse: (text) => {
@@ -277,6 +306,14 @@ const REPLICA_FLAGS = {
     default: '<hostname>-<pid>',
   },
   ...LEASE_FLAGS,
+  listen: {
+    kind: LISTEN,
+    value: 'H:P',
+    help:
+      'serve /healthz (live), /readyz (ready), /metrics (Prometheus text) and /status (JSON) over HTTP on this ' +
+      'host and port (docs/observability.md)',
+    default: 'off',
+  },
 } satisfies Record<string, Flag>;
 
 /** `rx-writer-lease demo --help`. */
@@ -400,6 +437,7 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
     spread: flags['no-spread'] !== true,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
+    listen: flags.listen as ListenAddress | undefined,
   };
 }
 

@@ -11,11 +11,12 @@ import {
   type Subscription,
 } from 'rxjs';
 import { ContentionTracker } from '../contentionTracker.js';
+import { serveHealth, type HealthServer } from '../health.js';
 import { StatusWriter, type StatusWriterEvent } from '../statusWriter.js';
 import type { RecordStore } from '../stores/store.js';
 import type { LeaseState } from '../types.js';
 import { WriterLease } from '../writerLease.js';
-import type { Strategy } from './args.js';
+import type { ListenAddress, Strategy } from './args.js';
 
 /**
  * What a replica tells the demo, one JSON object per line on the stdout of a
@@ -116,6 +117,8 @@ const DRAIN_TIMEOUT_MS = 5_000;
  */
 export class Replica {
   readonly #name: string;
+  readonly #store: RecordStore;
+  readonly #leaseDuration: number;
   readonly #lease: WriterLease;
   readonly #tracker: ContentionTracker;
   readonly #writer: StatusWriter;
@@ -140,6 +143,8 @@ export class Replica {
   constructor(config: ReplicaConfig) {
     const { store, name, leaseDuration, retryInterval, strategy, spread } = config;
     this.#name = name;
+    this.#store = store;
+    this.#leaseDuration = leaseDuration;
     // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
     // go of and retried, instead of holding the replica's only worker for good; and a write that
     // lands later than a whole lease after it started could not count as renewing ours anyway.
@@ -194,6 +199,25 @@ export class Replica {
         )
         .subscribe((state) => this.#send({ type: 'state', replica: this.#name, state, at: demoNow() })),
     );
+  }
+
+  /**
+   * Serves /healthz, /readyz, /metrics and /status on `listen` (see
+   * `serveHealth`): readiness bounded by this replica's lease, liveness by
+   * its work timeout (one lease), and an idle replica's store probed.
+   *
+   * @param listen The host and port.
+   * @returns The server, once it listens; close it after `stop()`.
+   */
+  serveHealth(listen: ListenAddress): Promise<HealthServer> {
+    return serveHealth({
+      lease: this.#lease,
+      writer: this.#writer,
+      store: this.#store,
+      leaseDuration: this.#leaseDuration,
+      workTimeout: this.#leaseDuration,
+      listen,
+    });
   }
 
   /**

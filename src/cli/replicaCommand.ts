@@ -1,3 +1,4 @@
+import type { HealthServer } from '../health.js';
 import { openStore } from '../stores/openStore.js';
 import type { ReplicaOptions } from './args.js';
 import { Replica } from './replica.js';
@@ -10,7 +11,8 @@ export interface ReplicaCommandIO {
 /**
  * `rx-writer-lease replica`: one replica on a real store, until SIGTERM or
  * SIGINT (or, when the demo spawned it, until the demo goes away). Run it on
- * as many machines as you like against the same store.
+ * as many machines as you like against the same store. With `--listen`, it
+ * serves its health and metrics over HTTP meanwhile (docs/observability.md).
  *
  * @example
  * ```ts
@@ -22,11 +24,21 @@ export interface ReplicaCommandIO {
  * @param io Where reports go.
  * @returns The exit code, 0 once stopped cleanly.
  * @throws StoreUrlError, StoreUnreachableError or StoreClientMissingError when the store cannot be opened.
+ * @throws Error naming `--listen` when it cannot listen there.
  */
 export async function runReplicaCommand(options: ReplicaOptions, io: ReplicaCommandIO = process): Promise<number> {
-  const { store: url, prefix, ...config } = options;
+  const { store: url, prefix, listen, ...config } = options;
   const store = await openStore(url, { prefix });
   const replica = new Replica({ ...config, store });
+  let health: HealthServer | undefined;
+  if (listen !== undefined) {
+    try {
+      health = await replica.serveHealth(listen);
+    } catch (error) {
+      await store.close();
+      throw new Error(`--listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+  }
   const done = new Promise<void>((resolve) => replica.reports$.subscribe({ complete: resolve }));
   replica.reports$.subscribe((report) => io.stdout.write(`${JSON.stringify(report)}\n`));
 
@@ -41,6 +53,7 @@ export async function runReplicaCommand(options: ReplicaOptions, io: ReplicaComm
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
   process.off('disconnect', stop);
+  await health?.close();
   await store.close();
   return 0;
 }
