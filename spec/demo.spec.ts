@@ -129,6 +129,16 @@ describe('command line', () => {
     });
   });
 
+  it('refuses a replica lease of 0, shorter than the retry interval, or a store on port 0, naming the flag', () => {
+    expect(() => parseReplicaArgs(['--store', 'redis://127.0.0.1:6379', '--lease-duration', '0'])).toThrow(
+      '--lease-duration: expected milliseconds, a number > 0',
+    );
+    expect(() =>
+      parseReplicaArgs(['--store', 'redis://127.0.0.1:6379', '--lease-duration', '10', '--retry-interval', '20']),
+    ).toThrow('--lease-duration: expected milliseconds >= --retry-interval (20), received 10');
+    expect(() => parseReplicaArgs(['--store', 'etcd://127.0.0.1:0'])).toThrow(UsageError);
+  });
+
   it('spreads by default (rule 16), and --no-spread gives the reference timing, for demo and replica', () => {
     expect(parseDemoArgs(['--no-spread']).spread).toBe(false);
     expect(parseReplicaArgs(['--store', 'redis://127.0.0.1:6379']).spread).toBe(true);
@@ -152,7 +162,16 @@ describe('command line', () => {
     [['--replicas', '0'], '--replicas: expected an integer >= 1, received "0"'],
     [['--rate', 'fast'], '--rate: expected a number > 0, received "fast"'],
     [['--strategy', 'lock'], '--strategy: expected one of writer-lease, uncoordinated, received "lock"'],
-    [['--lease-duration'], '--lease-duration: expected milliseconds, a number >= 0, received nothing'],
+    [['--lease-duration'], '--lease-duration: expected milliseconds, a number > 0, received nothing'],
+    [['--lease-duration', '0'], '--lease-duration: expected milliseconds, a number > 0, received "0"'],
+    [
+      ['--lease-duration', '50', '--retry-interval', '100'],
+      '--lease-duration: expected milliseconds >= --retry-interval (100), received 50',
+    ],
+    [['--store', 'redis://127.0.0.1:0'], '--store: expected ports from 1 to 65535, received 0'],
+    [['--store', 'postgres://u@127.0.0.1:0/db'], '--store: expected ports from 1 to 65535, received 0'],
+    [['--store', 'etcd://127.0.0.1:2379,127.0.0.1:0'], '--store: expected ports from 1 to 65535, received 0'],
+    [['--store', 'redis-sentinel://127.0.0.1:0/mymaster'], '--store: expected ports from 1 to 65535, received 0'],
     [['--json=yes'], '--json: expected no value, received "yes"'],
     [['--kill-leader-after', '5000'], '--kill-leader-after: expected milliseconds < 1980'],
     [['--kill-leader-after', '100', '--replicas', '1'], '--kill-leader-after: needs --replicas >= 2'],

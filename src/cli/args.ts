@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { wrapText } from './wrapText.js';
+import { redactUrl } from '../stores/errors.js';
 import type { Versioning } from '../stores/store.js';
 
 /** How the replicas decide who writes. */
@@ -194,6 +195,13 @@ const MILLISECONDS: FlagKind = {
     return value !== undefined && value >= 0 ? value : undefined;
   },
 };
+const POSITIVE_MILLISECONDS: FlagKind = {
+  expected: 'milliseconds, a number > 0',
+  parse: (text) => {
+    const value = toNumber(text);
+    return value !== undefined && value > 0 ? value : undefined;
+  },
+};
 const POSITIVE_NUMBER: FlagKind = {
   expected: 'a number > 0',
   parse: (text) => {
@@ -205,7 +213,7 @@ const POSITIVE_NUMBER: FlagKind = {
 /** The flags both commands share. */
 const LEASE_FLAGS = {
   'lease-duration': {
-    kind: MILLISECONDS,
+    kind: POSITIVE_MILLISECONDS,
     value: 'MS',
     help: "milliseconds a leader's write holds the lease; also the longest a follower backs off",
     default: `${DEFAULT_LEASE_DURATION}`,
@@ -368,6 +376,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     seed: (flags.seed as number | undefined) ?? 1,
     latency: flags.latency as number | undefined,
   };
+  checkLease(options);
+  checkStorePorts(options.store);
   if (options.burst) options.updates = options.keys;
   if (options.versioning !== 'field' && options.store !== 'memory' && options.store !== 'memory://') {
     throw new UsageError(`--versioning: applies to --store memory only, received --store ${options.store}`, {
@@ -429,7 +439,7 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
       { flag: '--store', expected: 'a server store URL', received: store },
     );
   }
-  return {
+  const options: ReplicaOptions = {
     store,
     name: (flags.name as string | undefined) ?? `${os.hostname()}-${process.pid}`,
     leaseDuration: (flags['lease-duration'] as number | undefined) ?? DEFAULT_LEASE_DURATION,
@@ -439,6 +449,45 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
     prefix: (flags.prefix as string | undefined) ?? 'wl',
     listen: flags.listen as ListenAddress | undefined,
   };
+  checkLease(options);
+  checkStorePorts(store);
+  return options;
+}
+
+/**
+ * A lease shorter than the retry interval would run out before a refused
+ * write is tried again: every retry would find the other writer's lease
+ * over, and the lease would decide nothing.
+ */
+function checkLease({ leaseDuration, retryInterval }: { leaseDuration: number; retryInterval: number }): void {
+  if (leaseDuration >= retryInterval) return;
+  throw new UsageError(
+    `--lease-duration: expected milliseconds >= --retry-interval (${retryInterval}), received ${leaseDuration}`,
+    { flag: '--lease-duration', expected: `>= ${retryInterval}`, received: `${leaseDuration}` },
+  );
+}
+
+/**
+ * Every host of a store URL names a port from 1 to 65535 or none, whatever
+ * the scheme: port 0 is a bad argument (exit 2), not a server that cannot
+ * be reached.
+ */
+function checkStorePorts(store: string): void {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(store)?.[1];
+  if (authority === undefined) return;
+  const hosts = authority.slice(authority.lastIndexOf('@') + 1);
+  for (const member of hosts.split(',')) {
+    const port = /:(\d*)$/.exec(member.replace(/^\[[^\]]*\]/, ''))?.[1];
+    if (port === undefined || port === '') continue;
+    const number = Number(port);
+    if (number < 1 || number > 65535) {
+      throw new UsageError(`--store: expected ports from 1 to 65535, received ${port} in "${redactUrl(store)}"`, {
+        flag: '--store',
+        expected: 'a port from 1 to 65535',
+        received: port,
+      });
+    }
+  }
 }
 
 /**
