@@ -93,7 +93,7 @@ describe('a cluster none of whose members answers', () => {
 describe('the CLI with a cluster URL', () => {
   it.each([
     [['demo', '--store', 'etcd://127.0.0.1:2379,'], 'Store URL "etcd://127.0.0.1:2379,": an empty member'],
-    [['replica', '--store', 'etcd://127.0.0.1:0'], 'Store URL "etcd://127.0.0.1:0": member "127.0.0.1:0": port'],
+    [['replica', '--store', 'etcd://127.0.0.1:0'], '--store: expected ports from 1 to 65535, received 0'],
     [
       ['demo', '--store', 'redis-sentinel://:secret@127.0.0.1:26379'],
       'Store URL "redis-sentinel://:***@127.0.0.1:26379": no master name',

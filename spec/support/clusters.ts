@@ -302,7 +302,7 @@ export async function startSentinelCluster(): Promise<SentinelCluster> {
       const primary = admin(await primaryPortNow());
       // Connections already open stay logged in: only the replica's next connection is refused.
       await primary.config('SET', 'requirepass', `cut-${Date.now()}`);
-      await primary.client('KILL', 'TYPE', 'replica');
+      await primary.call('CLIENT', 'KILL', 'TYPE', 'replica');
     },
     async killPrimary() {
       const port = await primaryPortNow();
@@ -512,7 +512,7 @@ export async function startRedisCluster(layout: { masters: number; replicasPerMa
     },
     async cutReplication(port) {
       await admin(port).config('SET', 'requirepass', `cut-${Date.now()}`);
-      await admin(port).client('KILL', 'TYPE', 'replica');
+      await admin(port).call('CLIENT', 'KILL', 'TYPE', 'replica');
     },
     async kill(port) {
       const served = (await masters()).find((master) => master.port === port)?.slots[0]?.[0];
