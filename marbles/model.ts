@@ -9,10 +9,11 @@
  * own share.
  */
 import type { LeaseEvent } from '../src';
+import type { Result, UnitSpec } from '../test-support/leaseHarness';
 
 // ---- the spec's vocabulary, restated so the model does not lean on src/ ----
 
-export type Result = 'extend' | 'release' | 'none';
+export type { Result } from '../test-support/leaseHarness';
 export type State = 'election' | 'leader' | 'follower';
 
 export interface Snapshot {
@@ -93,28 +94,9 @@ export function jitterBounds(initial: number, factor: number, jitter: number, ti
 
 // ---- units of work ----------------------------------------------------------
 
-/** How a unit behaves when it is called. */
-export type Fault =
-  | 'ok' // returns its result
-  | 'throw' // throws (sync) or errors (Observable)
-  | 'garbage' // returns something that is not a WorkReturn
-  | 'empty' // an Observable that completes without a value
-  | 'never'; // an Observable that never emits: holds its worker until stopped
-
-/** `sync`: a plain value; `of`: an Observable that emits at once; a number: an Observable that emits after that many frames. */
-export type Delivery = 'sync' | 'of' | number;
-
-export interface UnitSpec {
-  readonly result: Result;
-  /** How many of its calls ask to retry (the first ones). */
-  readonly retries: number;
-  /** Return the bare WorkResult (rather than `{ result, retry: false }`) when not retrying. */
-  readonly bare: boolean;
-  readonly fault: Fault;
-  readonly delivery: Delivery;
-  /** What a `garbage` unit returns. */
-  readonly garbage?: unknown;
-}
+// A unit of work as data (its result, retries, fault, delivery), shared with
+// spec/lease.reentrancy.spec.ts through the property harness.
+export type { Delivery, Fault, UnitSpec } from '../test-support/leaseHarness';
 
 /** What the spec says the lease should make of call number `call` (0-based) of a unit. */
 export interface Expected {

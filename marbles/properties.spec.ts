@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { EMPTY, NEVER, Observable, filter, map, of, throwError, timer, type Subscription } from 'rxjs';
+import { filter } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import {
   constantBackoff,
@@ -39,9 +39,18 @@ import {
   type Invariant,
   type RandomSpec,
   type ModelOptions,
-  type UnitSpec,
   type Violation,
 } from './model';
+import {
+  commandArb,
+  simulate as simulateLease,
+  timedArb,
+  unitArb,
+  type Command,
+  type CommandWeights,
+  type Timed,
+  type UnitWeights,
+} from '../test-support/leaseHarness';
 import { PROPERTY_REPLAY as REPLAY, PROPERTY_RUNS as RUNS, weighted } from '../test-support/properties';
 
 // One property's 1000 runs take about a second; the default 5 s is too tight on a busy machine.
@@ -54,53 +63,19 @@ const LONG = '<10kB key>';
 const LONG_KEY = 'k'.repeat(10_240);
 const keyOf = (token: string) => (token === LONG ? LONG_KEY : token);
 
-type Command =
-  | { readonly op: 'try'; readonly key: string; readonly unit: UnitSpec }
-  | { readonly op: 'extend' | 'remove'; readonly key: string }
-  | { readonly op: 'expire'; readonly wake?: boolean }
-  | { readonly op: 'stop' | 'run' };
-
 interface Scenario {
   readonly options: ModelOptions & { readonly spreadRandom?: RandomSpec };
   readonly startRunning: boolean;
   /** Each command runs `gap` frames after the previous one. */
-  readonly commands: readonly { readonly gap: number; readonly command: Command }[];
+  readonly commands: readonly Timed<Command>[];
 }
 
-const GARBAGE: unknown[] = [
-  'extend ',
-  'EXTEND',
-  42,
-  null,
-  undefined,
-  {},
-  [],
-  NaN,
-  true,
-  { result: 'extend', retry: 'yes' },
-  { result: 'nope' },
-  { then: 5 },
-];
-
-const unitArb = (maxDelay: number): fc.Arbitrary<UnitSpec> =>
-  fc.record({
-    result: fc.constantFrom('extend', 'release', 'none'),
-    retries: weighted([3, fc.constant(0)], [1, fc.integer({ min: 1, max: 2 })]),
-    bare: fc.boolean(),
-    fault: weighted<UnitSpec['fault']>(
-      [12, fc.constant('ok')],
-      [2, fc.constant('throw')],
-      [2, fc.constant('garbage')],
-      [1, fc.constant('empty')],
-      [1, fc.constant('never')],
-    ),
-    delivery: weighted<UnitSpec['delivery']>(
-      [5, fc.constant('sync')],
-      [1, fc.constant('of')],
-      [4, fc.integer({ min: 1, max: maxDelay })],
-    ),
-    garbage: fc.constantFrom(...GARBAGE),
-  });
+/** Units of every fault, delivered at once or up to `maxDelay` frames later. */
+const UNITS: UnitWeights = {
+  maxDelay: 60,
+  fault: { ok: 12, throw: 2, garbage: 2, empty: 1, never: 1 },
+  delivery: { sync: 5, of: 1, timer: 4 },
+};
 
 const randomArb = weighted<Extract<BackoffSpec, { kind: 'exponential' }>['random']>(
   [
@@ -153,22 +128,11 @@ const optionsArb = fc.integer({ min: 1, max: 200 }).chain((leaseDuration) =>
   }),
 );
 
-interface CommandWeights {
-  readonly keys: readonly string[];
-  readonly maxDelay: number;
-  readonly try: number;
-  readonly extend: number;
-  readonly remove: number;
-  readonly expire: number;
-  readonly stop: number;
-  readonly run: number;
-}
-
 const ALL_KEYS = ['a', 'b', 'c', 'd', '__proto__', 'constructor', 'ключ', '🔑', LONG];
 
 const DEFAULT_WEIGHTS: CommandWeights = {
   keys: ALL_KEYS,
-  maxDelay: 60,
+  unit: unitArb(UNITS),
   try: 10,
   extend: 2,
   remove: 1,
@@ -177,29 +141,18 @@ const DEFAULT_WEIGHTS: CommandWeights = {
   run: 1,
 };
 
-const commandArb = (weights: CommandWeights): fc.Arbitrary<Command> => {
-  const key = fc.constantFrom(...weights.keys);
-  return weighted<Command>(
-    [weights.try, fc.record({ op: fc.constant('try' as const), key, unit: unitArb(weights.maxDelay) })],
-    [weights.extend, fc.record({ op: fc.constant('extend' as const), key })],
-    [weights.remove, fc.record({ op: fc.constant('remove' as const), key })],
-    [weights.expire, fc.record({ op: fc.constant('expire' as const), wake: fc.boolean() })],
-    [weights.stop, fc.constant({ op: 'stop' as const })],
-    [weights.run, fc.constant({ op: 'run' as const })],
-  );
-};
-
 const scenarioArb = (weights: CommandWeights = DEFAULT_WEIGHTS): fc.Arbitrary<Scenario> =>
   fc.record({
     options: optionsArb,
     startRunning: weighted([4, fc.constant(true)], [1, fc.constant(false)]),
-    commands: fc.array(
-      fc.record({
-        gap: weighted([2, fc.constant(0)], [4, fc.integer({ min: 1, max: 8 })], [1, fc.integer({ min: 9, max: 120 })]),
-        command: commandArb(weights),
-      }),
-      { minLength: 1, maxLength: 40 },
-    ),
+    commands: timedArb(commandArb(weights), {
+      gaps: [
+        [2, fc.constant(0)],
+        [4, fc.integer({ min: 1, max: 8 })],
+        [1, fc.integer({ min: 9, max: 120 })],
+      ],
+      maxLength: 40,
+    }),
   });
 
 // ---- playing a scenario ---------------------------------------------------------
@@ -241,53 +194,6 @@ function randomOf(spec: RandomSpec | undefined): () => number {
   return () => spec.values[cycle++ % spec.values.length];
 }
 
-/** A unit of work that behaves as `unit` says, and tells the model each time it is called. */
-function workOf(
-  unit: UnitSpec,
-  id: number,
-  model: LeaseModel,
-  scheduler: TestScheduler,
-  contexts: Map<number, WorkContext>,
-): WorkFunc {
-  let calls = 0;
-  return (context) => {
-    model.unitCalled(id, scheduler.now());
-    if (context.id !== id) model.fail('trace', scheduler.now(), `unit ${id} was given the context of ${context.id}`);
-    contexts.set(id, context);
-    const call = calls++;
-    const value =
-      unit.fault === 'garbage'
-        ? unit.garbage
-        : call < unit.retries
-          ? { result: unit.result, retry: true }
-          : unit.bare
-            ? unit.result
-            : { result: unit.result, retry: false };
-    const failure = () => new Error(`unit ${id} fails`);
-    if (unit.fault === 'never') return NEVER;
-    const { delivery } = unit;
-    if (delivery === 'sync') {
-      if (unit.fault === 'throw') throw failure();
-      if (unit.fault === 'empty') return EMPTY;
-      return value as WorkResult;
-    }
-    if (delivery === 'of') {
-      if (unit.fault === 'throw') return throwError(failure);
-      if (unit.fault === 'empty') return EMPTY;
-      return of(value) as Observable<WorkResult>;
-    }
-    const later = timer(delivery, scheduler);
-    if (unit.fault === 'throw')
-      return later.pipe(
-        map(() => {
-          throw failure();
-        }),
-      );
-    if (unit.fault === 'empty') return later.pipe(filter(() => false)) as Observable<never>;
-    return later.pipe(map(() => value)) as Observable<WorkResult>;
-  };
-}
-
 interface Simulation {
   readonly violations: Violation[];
   /** `lease.wait()`, called before anything happened. */
@@ -296,136 +202,126 @@ interface Simulation {
   readonly decision: boolean | undefined;
 }
 
-/** Plays `scenario` in virtual time and returns what the model found. */
+/** Plays `scenario` in virtual time (test-support/leaseHarness.ts) and returns what the model found. */
 function simulate({ options, startRunning, commands }: Scenario): Simulation {
-  const scheduler = new TestScheduler(() => undefined);
-  let played!: { model: LeaseModel; decided: Promise<boolean> };
-  scheduler.run(() => {
-    const model = new LeaseModel(options, scheduler.now());
-    const lease = new WriterLease({
-      leaseDuration: options.leaseDuration,
-      retryInterval: options.retryInterval,
-      workers: options.workers,
-      backoff: policyOf(options.backoff, options.leaseDuration, (tick, draws) => model.observeBackoff(tick, draws)),
-      workTimeout: options.workTimeout,
-      spread: options.spread ?? false,
-      random: randomOf(options.spreadRandom),
-      scheduler,
-    });
-    const events: LeaseEvent[] = [];
-    const stateEvents: LeaseSnapshot[] = [];
-    /** The context each submission's latest call was given: a unit let go of must see its signal aborted. */
-    const contexts = new Map<number, WorkContext>();
-    lease.events$.subscribe((event) => {
-      events.push(event);
-      if (event.type === 'let-go' && contexts.get(event.id)?.signal.aborted !== true) {
-        model.fail('trace', event.at, `let go of ${event.id} of "${event.key}", but its signal is not aborted`);
-      }
-      if (event.type === 'state') stateEvents.push(event.snapshot);
-      model.event(event);
-    });
-    const snapshots: LeaseSnapshot[] = [];
-    lease.state$.subscribe((snapshot) => snapshots.push(snapshot));
-    const decided = lease.wait();
-
-    const mine = new Set<unknown>();
-    const at = (frame: number, action: () => void) => mine.add(scheduler.schedule(action, frame));
-    let processing: Subscription | undefined;
-    const leftBehind = () => scheduler.actions.filter((action) => !mine.has(action) && !action.closed);
-
-    const play = (command: Command) => {
-      const now = scheduler.now();
-      switch (command.op) {
-        case 'try': {
-          const key = keyOf(command.key);
-          const work = workOf(command.unit, model.nextId, model, scheduler, contexts);
-          model.begin('try', now, key, command.unit);
-          lease.try(key, work);
-          break;
-        }
-        case 'extend':
-        case 'remove': {
-          const key = keyOf(command.key);
-          model.begin(command.op, now, key);
-          lease[command.op](key);
-          break;
-        }
-        case 'expire': {
-          // Rule 17 with the reference timing only: with the spread, the keys wake at a random share of
-          // 2 × backoff(0) that no event tells (marbles/handover.spec.ts covers that).
-          const wake = command.wake === true && options.spread !== true;
-          model.begin('expire', now);
-          if (wake) model.wakeWaiting(now);
-          lease.expire({ wake });
-          break;
-        }
-        case 'run':
-          if (processing !== undefined) return;
-          model.begin('run', now);
-          processing = lease.run();
-          break;
-        case 'stop': {
-          if (processing === undefined) return;
-          model.begin('stop', now);
-          processing.unsubscribe();
-          processing = undefined;
+  const model = new LeaseModel(options, 0);
+  /** The context each submission's latest call was given: a unit let go of must see its signal aborted. */
+  const contexts = new Map<number, WorkContext>();
+  const leaseOptions = {
+    leaseDuration: options.leaseDuration,
+    retryInterval: options.retryInterval,
+    workers: options.workers,
+    backoff: policyOf(options.backoff, options.leaseDuration, (tick, draws) => model.observeBackoff(tick, draws)),
+    workTimeout: options.workTimeout,
+    spread: options.spread ?? false,
+    random: randomOf(options.spreadRandom),
+  };
+  // The model hears of each command as it is made, and of each call of a unit's work.
+  const { value: decided, harness } = simulateLease(
+    leaseOptions,
+    {
+      work: (_key, _unit, { scheduler }) => {
+        const id = model.nextId;
+        return (context) => {
+          model.unitCalled(id, scheduler.now());
+          if (context.id !== id) {
+            model.fail('trace', scheduler.now(), `unit ${id} was given the context of ${context.id}`);
+          }
+          contexts.set(id, context);
+        };
+      },
+      before: (command, { now }) => {
+        if (command.op === 'try') model.begin('try', now, command.key, command.unit);
+        else if (command.op === 'extend' || command.op === 'remove') model.begin(command.op, now, command.key);
+        else model.begin(command.op, now);
+        if (command.op === 'expire' && command.wake === true) model.wakeWaiting(now);
+      },
+      after: (command, harness) => {
+        if (command.op === 'stop') {
           // Property 7: no timer of the lease, nor of a unit it let go, is left.
-          const left = leftBehind();
-          if (left.length > 0) model.fail('stop', now, `${left.length} scheduled action(s) left after stop`);
-          break;
+          const left = harness.leftBehind();
+          if (left.length > 0) model.fail('stop', harness.now, `${left.length} scheduled action(s) left after stop`);
         }
-      }
-      model.end(lease);
-    };
+        model.end(harness.lease);
+      },
+    },
+    (harness) => {
+      const { lease, scheduler } = harness;
+      const events: LeaseEvent[] = [];
+      const stateEvents: LeaseSnapshot[] = [];
+      lease.events$.subscribe((event) => {
+        events.push(event);
+        if (event.type === 'let-go' && contexts.get(event.id)?.signal.aborted !== true) {
+          model.fail('trace', event.at, `let go of ${event.id} of "${event.key}", but its signal is not aborted`);
+        }
+        if (event.type === 'state') stateEvents.push(event.snapshot);
+        model.event(event);
+      });
+      const snapshots: LeaseSnapshot[] = [];
+      lease.state$.subscribe((snapshot) => snapshots.push(snapshot));
+      const decided = lease.wait();
 
-    if (startRunning) at(0, () => play({ op: 'run' }));
-    let frame = 0;
-    for (const { gap, command } of commands) {
-      frame += gap;
-      at(frame, () => play(command));
-    }
-    const { leaseDuration, retryInterval } = options;
-    const resumeAt = frame + 1;
-    const endAt = resumeAt + 2 * leaseDuration + retryInterval + 200;
-    const afterAt = endAt + 10 * leaseDuration + 1_000;
-    let eventsAtStop = 0;
-    at(resumeAt, () => play({ op: 'run' }));
-    at(endAt, () => {
-      model.finish(scheduler.now());
-      play({ op: 'stop' });
-      eventsAtStop = events.length;
-    });
-    at(afterAt, () => {
-      // Property 7: long after the last stop, nothing happened and nothing waits.
-      for (const event of events.slice(eventsAtStop)) {
-        model.fail('stop', event.at, `${event.type} event after the lease stopped`);
-      }
-      const left = leftBehind();
-      if (left.length > 0) model.fail('stop', afterAt, `${left.length} scheduled action(s) left long after stop`);
-      model.compare(lease, 'at the end');
-      model.checkAccounts(afterAt);
-      // state$ replays the snapshot, then one value per state event.
-      const expected = [snapshots[0], ...stateEvents];
-      if (snapshots.length !== expected.length || snapshots.some((snapshot, i) => snapshot !== expected[i])) {
-        model.fail(
-          'state',
-          afterAt,
-          `state$ emitted ${snapshots.length} snapshots for ${stateEvents.length} state events`,
-        );
-      }
-      if (process.env.FC_TRACE) {
-        const lines = events.map((event) => JSON.stringify({ ...event, lease: undefined }).slice(0, 300));
-        console.log(
-          [...lines, ...model.violations.map((v) => `VIOLATION ${v.invariant} at ${v.at}: ${v.message}`)].join('\n'),
-        );
-      }
-    });
-    // A lease that keeps scheduling past the end would otherwise flush forever.
-    scheduler.maxFrames = afterAt + 1;
-    played = { model, decided };
-  });
-  const { model, decided } = played;
-  if (scheduler.actions.some((action) => !action.closed)) {
+      const playCommand = (command: Command) => {
+        switch (command.op) {
+          case 'try':
+          case 'extend':
+          case 'remove':
+            harness.play({ ...command, key: keyOf(command.key) });
+            break;
+          case 'expire':
+            // Rule 17 with the reference timing only: with the spread, the keys wake at a random share of
+            // 2 × backoff(0) that no event tells (marbles/handover.spec.ts covers that).
+            harness.play({ op: 'expire', wake: command.wake === true && options.spread !== true });
+            break;
+          default:
+            harness.play(command);
+        }
+      };
+
+      if (startRunning) harness.at(0, () => playCommand({ op: 'run' }));
+      const frame = harness.script(commands, playCommand);
+      const { leaseDuration, retryInterval } = options;
+      const resumeAt = frame + 1;
+      const endAt = resumeAt + 2 * leaseDuration + retryInterval + 200;
+      const afterAt = endAt + 10 * leaseDuration + 1_000;
+      let eventsAtStop = 0;
+      harness.at(resumeAt, () => playCommand({ op: 'run' }));
+      harness.at(endAt, () => {
+        model.finish(scheduler.now());
+        playCommand({ op: 'stop' });
+        eventsAtStop = events.length;
+      });
+      harness.at(afterAt, () => {
+        // Property 7: long after the last stop, nothing happened and nothing waits.
+        for (const event of events.slice(eventsAtStop)) {
+          model.fail('stop', event.at, `${event.type} event after the lease stopped`);
+        }
+        const left = harness.leftBehind();
+        if (left.length > 0) model.fail('stop', afterAt, `${left.length} scheduled action(s) left long after stop`);
+        model.compare(lease, 'at the end');
+        model.checkAccounts(afterAt);
+        // state$ replays the snapshot, then one value per state event.
+        const expected = [snapshots[0], ...stateEvents];
+        if (snapshots.length !== expected.length || snapshots.some((snapshot, i) => snapshot !== expected[i])) {
+          model.fail(
+            'state',
+            afterAt,
+            `state$ emitted ${snapshots.length} snapshots for ${stateEvents.length} state events`,
+          );
+        }
+        if (process.env.FC_TRACE) {
+          const lines = events.map((event) => JSON.stringify({ ...event, lease: undefined }).slice(0, 300));
+          console.log(
+            [...lines, ...model.violations.map((v) => `VIOLATION ${v.invariant} at ${v.at}: ${v.message}`)].join('\n'),
+          );
+        }
+      });
+      // A lease that keeps scheduling past the end would otherwise flush forever.
+      scheduler.maxFrames = afterAt + 1;
+      return decided;
+    },
+  );
+  if (harness.scheduler.actions.some((action) => !action.closed)) {
     model.fail('stop', Infinity, 'actions still scheduled after the run');
   }
   return { violations: model.violations, decided, decision: model.decision };
@@ -484,7 +380,7 @@ describe('properties of the lease against the reference model (virtual time)', (
     const sameKey = scenarioArb({
       ...DEFAULT_WEIGHTS,
       keys: ['a', 'b'],
-      maxDelay: 30,
+      unit: unitArb({ ...UNITS, maxDelay: 30 }),
       try: 20,
       extend: 4,
       remove: 2,

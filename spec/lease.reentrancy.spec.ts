@@ -25,17 +25,16 @@
  * replays it, and `FC_TRACE=1` prints the events of every simulation it plays.
  */
 import fc from 'fast-check';
-import { NEVER, map, timer, type Subscription } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
+import { constantBackoff, type LeaseEvent, type WorkContext, type WriterLease } from '../src';
 import {
-  constantBackoff,
-  WorkResult,
-  WriterLease,
-  type LeaseEvent,
-  type WorkContext,
-  type WorkFunc,
-  type WorkReturn,
-} from '../src';
+  commandArb,
+  simulate as simulateLease,
+  timedArb,
+  unitArb,
+  type Command,
+  type Timed,
+  type UnitSpec,
+} from '../test-support/leaseHarness';
 import { PROPERTY_REPLAY as REPLAY, PROPERTY_RUNS as RUNS, weighted } from '../test-support/properties';
 
 jest.setTimeout(60_000);
@@ -50,26 +49,8 @@ const QUIET_FRAMES = 50;
 const KEYS = ['a', 'b', 'c'] as const;
 type Key = (typeof KEYS)[number];
 
-/** How a unit of work behaves: it asks to retry on its first `retries` calls, then returns `result`. */
-interface Unit {
-  readonly result: WorkResult;
-  readonly retries: number;
-  /** `throw`: throws on every call; `never`: never settles; `timer` / `cold`: settles `frames` later. */
-  readonly delivery: 'sync' | 'timer' | 'cold' | 'throw' | 'never';
-  readonly frames: number;
-}
-
-type Command =
-  | { readonly op: 'try'; readonly key: Key; readonly unit: Unit }
-  | { readonly op: 'extend' | 'remove'; readonly key: Key }
-  | { readonly op: 'expire'; readonly wake: boolean }
-  | { readonly op: 'stop' | 'run' };
-
 /** A call made from a listener; `same` is the key of the event that triggered it. */
-type Call =
-  | { readonly op: 'try'; readonly key: Key | 'same'; readonly unit: Unit }
-  | { readonly op: 'extend' | 'remove'; readonly key: Key | 'same' }
-  | { readonly op: 'expire'; readonly wake: boolean };
+type Call = Command<Key | 'same'>;
 
 const REACTS_TO = [
   'submitted',
@@ -101,39 +82,39 @@ interface Scenario {
     readonly workTimeout: number | undefined;
   };
   /** Each command runs `gap` frames after the previous one. */
-  readonly commands: readonly { readonly gap: number; readonly command: Command }[];
+  readonly commands: readonly Timed<Command<Key>>[];
   readonly reactions: readonly Reaction[];
 }
 
 const keyArb = fc.constantFrom(...KEYS);
 
-const unitArb: fc.Arbitrary<Unit> = fc.record({
-  result: fc.constantFrom(WorkResult.Extend, WorkResult.Release, WorkResult.None),
-  retries: weighted([3, fc.constant(0)], [1, fc.integer({ min: 1, max: 2 })]),
-  delivery: weighted<Unit['delivery']>(
-    [4, fc.constant('sync')],
-    [3, fc.constant('timer')],
-    [2, fc.constant('cold')],
-    [1, fc.constant('throw')],
-    [2, fc.constant('never')],
-  ),
-  frames: fc.integer({ min: 1, max: 6 }),
+/** Units that return at once, settle 1 to 6 frames later (by a timer or a cold marble), throw, or never settle. */
+const unit = unitArb({
+  maxDelay: 6,
+  fault: { ok: 9, throw: 1, never: 2 },
+  delivery: { sync: 4, timer: 3, cold: 2 },
 });
 
-const commandArb: fc.Arbitrary<Command> = weighted<Command>(
-  [8, fc.record({ op: fc.constant('try' as const), key: keyArb, unit: unitArb })],
-  [2, fc.record({ op: fc.constantFrom('extend' as const, 'remove' as const), key: keyArb })],
-  [1, fc.record({ op: fc.constant('expire' as const), wake: fc.boolean() })],
-  [1, fc.record({ op: fc.constantFrom('stop' as const, 'run' as const) })],
+const commandsArb = timedArb(
+  commandArb({ keys: KEYS, unit, try: 16, extend: 2, remove: 2, expire: 2, stop: 1, run: 1 }),
+  {
+    gaps: [
+      [1, fc.constant(0)],
+      [2, fc.integer({ min: 1, max: 8 })],
+    ],
+    maxLength: 15,
+  },
 );
 
-const targetArb = weighted<Key | 'same'>([1, fc.constant('same')], [1, keyArb]);
-
-const callArb: fc.Arbitrary<Call> = weighted<Call>(
-  [2, fc.record({ op: fc.constant('try' as const), key: targetArb, unit: unitArb })],
-  [3, fc.record({ op: fc.constantFrom('remove' as const, 'extend' as const), key: targetArb })],
-  [1, fc.record({ op: fc.constant('expire' as const), wake: fc.boolean() })],
-);
+/** What a listener calls: try, remove, extend or expire; on the event's key half the time. */
+const callArb: fc.Arbitrary<Call> = commandArb<Key | 'same'>({
+  keys: weighted<Key | 'same'>([1, fc.constant('same')], [1, keyArb]),
+  unit,
+  try: 4,
+  extend: 3,
+  remove: 3,
+  expire: 2,
+});
 
 const reactionArb: fc.Arbitrary<Reaction> = fc.record({
   on: fc.constantFrom(...REACTS_TO),
@@ -150,10 +131,7 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
     workers: fc.integer({ min: 1, max: 3 }),
     workTimeout: weighted<number | undefined>([2, fc.constant(undefined)], [1, fc.integer({ min: 1, max: 8 })]),
   }),
-  commands: fc.array(
-    fc.record({ gap: weighted([1, fc.constant(0)], [2, fc.integer({ min: 1, max: 8 })]), command: commandArb }),
-    { minLength: 1, maxLength: 15 },
-  ),
+  commands: commandsArb,
   reactions: fc.array(reactionArb, { minLength: 1, maxLength: 5 }),
 });
 
@@ -334,105 +312,63 @@ function describeEvent(event: LeaseEvent): string {
 
 // ---- playing a scenario ---------------------------------------------------------
 
-/** Plays `scenario` in virtual time; returns what the witness found. */
+/** Plays `scenario` in virtual time (test-support/leaseHarness.ts); returns what the witness found. */
 function simulate({ options, commands, reactions }: Scenario): Witness {
-  const scheduler = new TestScheduler(() => undefined);
   const witness = new Witness(options.workers);
-  scheduler.run(({ cold }) => {
-    const lease = new WriterLease({
-      leaseDuration: options.leaseDuration,
-      retryInterval: options.retryInterval,
-      backoff: constantBackoff(options.backoff),
-      workers: options.workers,
-      workTimeout: options.workTimeout,
-      spread: false,
-      scheduler,
-    });
-
-    const workOf = (key: string, unit: Unit): WorkFunc => {
-      let calls = 0;
-      return (context) => {
-        witness.called(key, context, scheduler.now());
-        const value: WorkReturn = calls++ < unit.retries ? { result: unit.result, retry: true } : unit.result;
-        switch (unit.delivery) {
-          case 'sync':
-            return value;
-          case 'throw':
-            throw new Error(`the unit of "${key}" fails`);
-          case 'never':
-            return NEVER;
-          case 'timer':
-            return timer(unit.frames, scheduler).pipe(map(() => value));
-          case 'cold':
-            return cold<WorkReturn>(`${'-'.repeat(unit.frames)}(r|)`, { r: value });
-        }
+  const leaseOptions = {
+    leaseDuration: options.leaseDuration,
+    retryInterval: options.retryInterval,
+    backoff: constantBackoff(options.backoff),
+    workers: options.workers,
+    workTimeout: options.workTimeout,
+    spread: false,
+  };
+  simulateLease(
+    leaseOptions,
+    {
+      work:
+        (key, _unit, { scheduler }) =>
+        (context) =>
+          witness.called(key, context, scheduler.now()),
+      // None of these calls has bad input: a call that throws is a violation.
+      threw: (what, error, { now }) => witness.fail(now, `${what} threw ${String(error)}`),
+    },
+    (harness) => {
+      const { lease, scheduler } = harness;
+      /** Makes `call`, with `same` for the key of the event that triggered it. */
+      const make = (call: Call, same: string) => {
+        harness.play('key' in call && call.key === 'same' ? { ...call, key: same } : call);
       };
-    };
 
-    /** Calls the lease; a call that throws is a violation (none of these has bad input). */
-    const attempt = (what: string, call: () => void) => {
-      try {
-        call();
-      } catch (error) {
-        witness.fail(scheduler.now(), `${what} threw ${String(error)}`);
-      }
-    };
-
-    const make = (call: Call | Command, same: string) => {
-      switch (call.op) {
-        case 'try': {
-          const key = call.key === 'same' ? same : call.key;
-          return attempt(`try("${key}")`, () => lease.try(key, workOf(key, call.unit)));
-        }
-        case 'extend':
-        case 'remove': {
-          const key = call.key === 'same' ? same : call.key;
-          return attempt(`${call.op}("${key}")`, () => lease[call.op](key));
-        }
-        case 'expire':
-          return attempt(`expire({ wake: ${call.wake} })`, () => lease.expire({ wake: call.wake }));
-      }
-    };
-
-    const left = reactions.map(({ times }) => times);
-    let fired = 0;
-    lease.events$.subscribe((event) => {
-      witness.event(event, lease);
-      reactions.forEach((reaction, i) => {
-        if (left[i] === 0 || fired >= MAX_REACTIONS || reaction.on !== event.type) return;
-        const key = 'key' in event ? event.key : undefined;
-        if (reaction.key !== '*' && reaction.key !== key) return;
-        left[i]--;
-        fired++;
-        if (process.env.FC_TRACE) witness.trace.push(`  reaction: ${JSON.stringify(reaction.call)}`);
-        make(reaction.call, key ?? KEYS[0]);
+      const left = reactions.map(({ times }) => times);
+      let fired = 0;
+      lease.events$.subscribe((event) => {
+        witness.event(event, lease);
+        reactions.forEach((reaction, i) => {
+          if (left[i] === 0 || fired >= MAX_REACTIONS || reaction.on !== event.type) return;
+          const key = 'key' in event ? event.key : undefined;
+          if (reaction.key !== '*' && reaction.key !== key) return;
+          left[i]--;
+          fired++;
+          if (process.env.FC_TRACE) witness.trace.push(`  reaction: ${JSON.stringify(reaction.call)}`);
+          make(reaction.call, key ?? KEYS[0]);
+        });
       });
-    });
 
-    let processing: Subscription | undefined = lease.run();
-    const stop = () => {
-      const running = processing;
-      processing = undefined;
-      if (running !== undefined) attempt('stop', () => running.unsubscribe());
-    };
-    let frame = 0;
-    for (const { gap, command } of commands) {
-      frame += gap;
-      scheduler.schedule(() => {
+      harness.play({ op: 'run' });
+      const frame = harness.script(commands, (command) => {
         if (process.env.FC_TRACE) witness.trace.push(`${scheduler.now()} command: ${JSON.stringify(command)}`);
-        if (command.op === 'stop') stop();
-        else if (command.op === 'run') processing ??= lease.run();
-        else make(command, KEYS[0]);
-      }, frame);
-    }
-    const endAt = frame + QUIET_FRAMES;
-    scheduler.schedule(() => {
-      stop();
-      witness.checkStopped(scheduler.now(), lease);
-    }, endAt);
-    // Units that fail for ever retry for ever: nothing runs after the lease stopped for good.
-    scheduler.maxFrames = endAt;
-  });
+        harness.play(command);
+      });
+      const endAt = frame + QUIET_FRAMES;
+      harness.at(endAt, () => {
+        harness.play({ op: 'stop' });
+        witness.checkStopped(scheduler.now(), lease);
+      });
+      // Units that fail for ever retry for ever: nothing runs after the lease stopped for good.
+      scheduler.maxFrames = endAt;
+    },
+  );
   if (process.env.FC_TRACE) console.log(witness.trace.join('\n'));
   return witness;
 }
@@ -455,8 +391,8 @@ describe('re-entrancy: listeners that call the lease back (docs/lease.md, "Event
 
 // ---- found ------------------------------------------------------------------------
 
-const never: Unit = { result: WorkResult.Extend, retries: 0, delivery: 'never', frames: 1 };
-const quick: Unit = { result: WorkResult.Extend, retries: 0, delivery: 'timer', frames: 1 };
+const never: UnitSpec = { result: 'extend', retries: 0, bare: true, fault: 'never', delivery: 'sync' };
+const quick: UnitSpec = { result: 'extend', retries: 0, bare: true, fault: 'ok', delivery: 1 };
 
 /**
  * Defects of src/ the property finds, written out small: both fail today. The first is what it finds at
