@@ -1,5 +1,5 @@
 /**
- * The writer lease, its backoff policies, the contention tracker, the status
+ * The writer lease (one, or one per shard), its backoff policies, the contention tracker, the status
  * writer, its health server and the record stores:
  * `import { WriterLease } from 'rx-writer-lease'`.
  * Store adapters and the Prometheus reporter are import paths of their own,
@@ -8,6 +8,8 @@
  * @packageDocumentation
  */
 export { WriterLease } from './writerLease.js';
+export { ShardedWriterLease } from './shardedWriterLease.js';
+export type { ShardedWriterLeaseOptions, ShardedLeaseSnapshot } from './shardedWriterLease.js';
 export { WorkResult, LeaseState } from './types.js';
 export type {
   WorkReturn,

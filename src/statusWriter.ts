@@ -6,6 +6,8 @@ import {
   distinctUntilChanged,
   filter,
   map,
+  merge,
+  of,
   share,
   type Observable,
   type SchedulerLike,
@@ -17,6 +19,7 @@ import { assertFunction, assertKey, assertScheduler, describeValue } from './int
 import { monotonicScheduler } from './monotonicScheduler.js';
 import { StoreValueError } from './stores/errors.js';
 import type { CallOptions, RecordChange, RecordKind, RecordStore, SpecValue, StatusValue } from './stores/store.js';
+import { ShardedWriterLease } from './shardedWriterLease.js';
 import { LeaseState, WorkResult, type WorkFunc, type WorkReturn } from './types.js';
 import type { WriterLease } from './writerLease.js';
 
@@ -31,8 +34,15 @@ import type { WriterLease } from './writerLease.js';
 export interface StatusWriterOptions {
   /** Where specs and statuses live. */
   store: RecordStore;
-  /** The lease that decides whether this replica writes. */
-  lease: WriterLease;
+  /**
+   * The lease that decides whether this replica writes. A
+   * {@link ShardedWriterLease} shares the keys out by shard: this writer
+   * tells it who writes what (`saw`), sends its announcements through the
+   * store (`store.handOver(message)`) and passes it every message of the
+   * store's handover channel (`heard`). Call `writer.run()` before
+   * `lease.run()`, so that the announcement of its start goes out.
+   */
+  lease: WriterLease | ShardedWriterLease;
   /** This replica's instance name, written into every status it writes. */
   writer: string;
   /**
@@ -131,7 +141,7 @@ const OWNER = 'StatusWriter';
  * The StatusWriter whose `run()` watches each lease now: two on one lease
  * would submit every key twice and disagree on whom the lease follows.
  */
-const runningOn = new WeakMap<WriterLease, StatusWriter>();
+const runningOn = new WeakMap<WriterLease | ShardedWriterLease, StatusWriter>();
 
 /**
  * Keeps the statuses of a store's records up to date, one write per spec
@@ -164,7 +174,7 @@ const runningOn = new WeakMap<WriterLease, StatusWriter>();
  */
 export class StatusWriter {
   readonly #store: RecordStore;
-  readonly #lease: WriterLease;
+  readonly #lease: WriterLease | ShardedWriterLease;
   readonly #writer: string;
   readonly #statusOf: (spec: SpecValue) => string;
   readonly #contention: ContentionTracker | undefined;
@@ -205,6 +215,11 @@ export class StatusWriter {
    * store believes it still leads (its lease has no clock of its own to
    * lose it by); `serveHealth`'s `/readyz` tells that case apart.
    *
+   * With a {@link ShardedWriterLease} of one shard, the same. With more,
+   * no one writer leads: it is this replica's name while it leads at least
+   * one shard (`lease.leading$` says which), else the writer whose write
+   * renewed a shard's lease here last, else `undefined`.
+   *
    * @example
    * ```ts
    * writer.believedLeader$.subscribe((leader) => console.log('leader:', leader ?? 'none'));
@@ -213,9 +228,9 @@ export class StatusWriter {
    * ```
    */
   readonly believedLeader$: Observable<string | undefined> = defer(() =>
-    combineLatest([this.#lease.state$, this.#following]),
+    combineLatest([leaseStates(this.#lease), this.#following]),
   ).pipe(
-    map(([{ state }, following]) => this.#leaderOf(state, following)),
+    map(([state, following]) => this.#leaderOf(state, following)),
     distinctUntilChanged(),
   );
 
@@ -238,7 +253,9 @@ export class StatusWriter {
       throw new TypeError(`${OWNER}: options.store must be a RecordStore, received ${describeValue(store)}`);
     }
     if (typeof lease?.try !== 'function') {
-      throw new TypeError(`${OWNER}: options.lease must be a WriterLease, received ${describeValue(lease)}`);
+      throw new TypeError(
+        `${OWNER}: options.lease must be a WriterLease or a ShardedWriterLease, received ${describeValue(lease)}`,
+      );
     }
     assertKey(OWNER, 'options.writer', writer);
     assertFunction(OWNER, 'options.statusOf', statusOf);
@@ -329,14 +346,11 @@ export class StatusWriter {
     });
     const statuses$ = changes$.pipe(filter((change): change is RecordChange<StatusValue> => change.kind === 'status'));
     // Writes of the current generation by other replicas, merged into the lease's inputs as extend(key).
-    watch.add(
-      this.#lease.extend(
-        statuses$.pipe(
-          filter((change) => this.#othersCurrentWrite(change)),
-          map(({ key }) => key),
-        ),
-      ),
+    const othersWrites$ = statuses$.pipe(
+      filter((change) => this.#othersCurrentWrite(change)),
+      map(({ key }) => key),
     );
+    watch.add(lease instanceof ShardedWriterLease ? lease.extend(othersWrites$) : lease.extend(othersWrites$));
     watch.add(
       changes$
         .pipe(filter((change): change is RecordChange<SpecValue> => change.kind === 'spec'))
@@ -353,6 +367,11 @@ export class StatusWriter {
           }
         }),
       );
+    }
+    const handOver = this.#store.handOver?.bind(this.#store);
+    if (lease instanceof ShardedWriterLease && this.#coordinate && handOver !== undefined) {
+      // A lost announcement is no harm: the others learn of this replica when they see it write.
+      watch.add(lease.announcements$.subscribe((message) => void handOver(message).catch(() => undefined)));
     }
     const handovers$ = this.#coordinate ? this.#store.handovers?.() : undefined;
     if (handovers$ !== undefined) {
@@ -442,6 +461,7 @@ export class StatusWriter {
     }
     if (this.#statusWentBack(key, before, change)) this.sync(key);
     if (!isStatusValue(value)) return;
+    this.#saw(value.writer, key);
     const spec = this.#cache.peek(key)?.spec?.value;
     if (isSpecValue(spec) && value.generation === spec.generation) {
       this.#contention?.changed(key, value.value, this.#statusOf(spec));
@@ -449,18 +469,24 @@ export class StatusWriter {
   }
 
   /**
-   * A writer handed over. Only the one this replica follows matters: its
-   * lease counts as run out and the keys waiting for it are due now (rule
-   * 17). A handover from another writer, a repeated one, or a late one (this
-   * replica follows someone else by then) changes nothing.
+   * A message of the store's handover channel: a writer that handed over.
+   * Only the one this replica follows matters: its lease counts as run out
+   * and the keys waiting for it are due now (rule 17). A handover from
+   * another writer, a repeated one, or a late one (this replica follows
+   * someone else by then) changes nothing. A sharded lease hears every
+   * message (announcements too) and wakes only the shards that writer held.
    */
-  #handedOver(writer: string): void {
-    if (writer === this.#writer) return;
+  #handedOver(message: string): void {
+    const lease = this.#lease;
+    const sharded = lease instanceof ShardedWriterLease;
+    if (sharded && message.length > 0) lease.heard(message);
+    if (message === this.#writer || (sharded && message.startsWith('{'))) return;
+    const writer = message;
     this.#departed.add(writer);
-    const followed = writer === this.#following.value && this.#lease.state.state === LeaseState.Follower;
+    const followed = writer === this.#following.value && lease.state.state === LeaseState.Follower;
     if (followed) {
       this.#following.next(undefined);
-      this.#lease.expire({ wake: true });
+      if (!sharded) lease.expire({ wake: true });
     }
     this.#handovers.next({ writer, followed });
   }
@@ -653,6 +679,7 @@ export class StatusWriter {
     const { writer } = status;
     if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
       this.#following.next(writer);
+      this.#saw(writer, key);
       this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
     }
     return true;
@@ -705,6 +732,13 @@ export class StatusWriter {
     }
   }
 
+  /** Tells a sharded lease that `writer`, another replica, wrote `key`: who it is, and which shard it holds. */
+  #saw(writer: string, key: string): void {
+    const lease = this.#lease;
+    if (!(lease instanceof ShardedWriterLease) || !this.#coordinate || writer === this.#writer) return;
+    if (writer.length > 0) lease.saw(writer, key);
+  }
+
   #answered(): void {
     this.#storeAnsweredAt = this.#scheduler.now();
   }
@@ -753,6 +787,17 @@ interface RefusedWrite {
 interface Outcome {
   readonly event: StatusWriterEvent;
   readonly returned: WorkReturn;
+}
+
+/** The lease's state, the current one first, then each change. */
+function leaseStates(lease: WriterLease | ShardedWriterLease): Observable<LeaseState> {
+  if (!(lease instanceof ShardedWriterLease)) return lease.state$.pipe(map(({ state }) => state));
+  // No state$ of its own: every shard's state change is an event, and the state is computed when read.
+  const changed$ = lease.events$.pipe(filter((event) => event.type === 'state'));
+  return merge(of(undefined), changed$).pipe(
+    map(() => lease.state.state),
+    distinctUntilChanged(),
+  );
 }
 
 function isSpecValue(value: unknown): value is SpecValue {
