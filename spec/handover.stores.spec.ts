@@ -6,10 +6,9 @@ import { decodeHandover, encodeHandover, HandoverFeed } from '../src/stores/hand
 import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
 import type { RecordChange, RecordStore, StatusValue } from '../src/stores/store';
-import { startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
+import { describeEachStore, SERVER_START_MS, startStoreServers } from './support/describeEachStore';
 import { nextMacrotask, waitFor } from './support/waitFor';
 
-const SERVER_START_MS = 60_000;
 /** How long a message may take to arrive: below jest's 5 s, so that a missing one fails with a message. */
 const ARRIVAL_MS = 4_000;
 
@@ -51,34 +50,17 @@ const status = (generation: number, writer: string): StatusValue => ({
   at: 0,
 });
 
-const starts: Record<string, () => Promise<TestServer>> = {
-  redis: startRedis,
-  etcd: startEtcd,
-  postgres: startPostgres,
-};
-/** The three servers, started at once to keep this file short. */
-const running = new Map<string, TestServer>();
+/** The three servers, started at once to keep this file short; 'handover failures and reconnects' uses them too. */
+const servers = startStoreServers(['redis', 'etcd', 'postgres']);
 
-beforeAll(async () => {
-  const started = await Promise.allSettled(
-    Object.entries(starts).map(async ([name, start]) => running.set(name, await start())),
-  );
-  const failed = started.find((outcome) => outcome.status === 'rejected');
-  if (failed) throw failed.reason;
-}, SERVER_START_MS);
-
-afterAll(async () => {
-  await Promise.all([...running.values()].map((server) => server.stop()));
-}, SERVER_START_MS);
-
-describe.each(['memory', 'redis', 'etcd', 'postgres'])('%s store: handover', (name) => {
-  let server: TestServer | undefined;
+describeEachStore('$kind store: handover', { kinds: ['memory', 'redis', 'etcd', 'postgres'], servers }, (backend) => {
+  const name = backend.kind;
   /** The writer's instance and a follower's: two connections to one server (in memory, the one store). */
   let writer: HandoverStore;
   let follower: HandoverStore;
   const opened: RecordStore[] = [];
   const open = async (): Promise<HandoverStore> => {
-    const store = server ? await openStore(server.url) : new MemoryStore();
+    const store = backend.server ? await openStore(backend.server.url) : new MemoryStore();
     opened.push(store);
     return withHandover(store);
   };
@@ -86,7 +68,6 @@ describe.each(['memory', 'redis', 'etcd', 'postgres'])('%s store: handover', (na
   const freshWriter = (): string => `${name}-writer-${++writers}`;
 
   beforeAll(async () => {
-    server = running.get(name);
     writer = await open();
     follower = name === 'memory' ? writer : await open();
   }, SERVER_START_MS);
@@ -160,7 +141,7 @@ describe.each(['memory', 'redis', 'etcd', 'postgres'])('%s store: handover', (na
 
 describe('handover failures and reconnects', () => {
   it('postgres: a handover the server refuses rejects with an error naming the URL, password masked', async () => {
-    const server = running.get('postgres')!;
+    const server = servers.get('postgres');
     // The test server trusts every local connection, so any password is accepted (and must not be shown).
     const url = server.url.replace('postgres@', 'postgres:secret@');
     const store = withHandover(await openStore(url));
@@ -179,7 +160,7 @@ describe('handover failures and reconnects', () => {
   });
 
   it('redis: after its feed reconnects, an instance shows new handovers and no old one again', async () => {
-    const url = running.get('redis')!.url;
+    const url = servers.get('redis').url;
     const [writer, follower] = (await Promise.all([openStore(url), openStore(url)])).map(withHandover);
     try {
       const seen = watchBoth(follower);

@@ -6,7 +6,8 @@ import { parseDemoArgs } from '../src/cli/args';
 import { runDemo, type DemoSummary } from '../src/cli/demo';
 import { failoverBound } from '../test-support';
 import { openStore } from '../src/stores/openStore';
-import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
+import { describeEachStore, SERVER_KINDS } from './support/describeEachStore';
+import { freePort, startRedis, type TestServer } from './support/servers';
 import { buildCli } from './support/buildCli';
 import { waitFor } from './support/waitFor';
 
@@ -52,23 +53,16 @@ const run = (url: string, flags: string[], lease = LEASE): Promise<DemoSummary> 
     return summary;
   });
 
-describe.each([
-  ['Redis', startRedis],
-  ['etcd', startEtcd],
-  ['PostgreSQL', startPostgres],
-])('%s: 3 replica processes, 10 keys, 200 updates', (_, start) => {
-  let server: TestServer | undefined;
-  beforeAll(async () => {
-    server = await start();
-  }, SERVER_START_MS);
-  afterAll(() => server?.stop());
+describeEachStore('$label: 3 replica processes, 10 keys, 200 updates', { kinds: SERVER_KINDS }, (backend) => {
+  /** The server's URL, once describeEachStore started it. */
+  const url = () => backend.server!.url;
 
   it(
     'writer-lease converges at about one attempt per update; uncoordinated, same seed, costs clearly more',
     async () => {
       // 50/s leaves each change time to be written on its own, so coalescing does not hide the difference.
-      const writerLease = await run(server!.url, ['--rate', '50', '--seed', '3']);
-      const uncoordinated = await run(server!.url, ['--rate', '50', '--seed', '3', '--strategy', 'uncoordinated']);
+      const writerLease = await run(url(), ['--rate', '50', '--seed', '3']);
+      const uncoordinated = await run(url(), ['--rate', '50', '--seed', '3', '--strategy', 'uncoordinated']);
 
       expect(writerLease).toMatchObject({
         strategy: 'writer-lease',
@@ -92,7 +86,7 @@ describe.each([
   it(
     'the leader process gets SIGKILL mid-run: converges, and another replica writes within the bound',
     async () => {
-      const killed = await run(server!.url, ['--rate', '100', '--kill-leader-after', '800']);
+      const killed = await run(url(), ['--rate', '100', '--kill-leader-after', '800']);
       expect(killed.converged).toBe(true);
       expect(killed.failoverMs).not.toBeNull();
       expect(killed.failoverMs).toBeLessThanOrEqual(FAILOVER_BOUND);
@@ -105,7 +99,7 @@ describe.each([
     'the leader process gets SIGTERM mid-run: it hands over, and another replica writes without waiting its lease out',
     async () => {
       const lease = { leaseDuration: 2000, retryInterval: 100 };
-      const handedOver = await run(server!.url, ['--rate', '100', '--handover-after', '800'], lease);
+      const handedOver = await run(url(), ['--rate', '100', '--handover-after', '800'], lease);
       expect(handedOver.converged).toBe(true);
       expect(handedOver.handoverMs).not.toBeNull();
       // Waiting the lease out would take 2000 ms: the handover is heard, not timed out.
@@ -118,12 +112,12 @@ describe.each([
   it(
     '`rx-writer-lease replica` hands over on SIGTERM and exits 0',
     async () => {
-      const store = await openStore(server!.url, { prefix: 'wl_sigterm' });
+      const store = await openStore(url(), { prefix: 'wl_sigterm' });
       try {
         const heard = firstValueFrom(store.handovers!().pipe(timeout(20_000)));
         const replica = spawn(
           process.execPath,
-          [main, 'replica', '--store', server!.url, '--name', 'r-sigterm', '--prefix', 'wl_sigterm'],
+          [main, 'replica', '--store', url(), '--name', 'r-sigterm', '--prefix', 'wl_sigterm'],
           { stdio: ['ignore', 'pipe', 'pipe'] },
         );
         const exited = new Promise<number | null>((resolve) => replica.once('exit', (code) => resolve(code)));

@@ -7,32 +7,25 @@ import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
 import { parseRedisClusterUrl } from '../src/stores/redisClusterUrl';
 import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
-import { startRedisCluster } from './support/clusters';
-import { freePort, startEtcd, startPostgres, startRedis, type TestServer } from './support/servers';
+import { describeEachStore, SERVER_START_MS, type StoreKind } from './support/describeEachStore';
+import { freePort, type TestServer } from './support/servers';
 
 /** Two clients of one store: for a server, two connections; in memory, the one store. */
 interface Harness {
   readonly url: string;
   open(): Promise<RecordStore>;
   restart(): Promise<void>;
-  stop(): Promise<void>;
 }
 
-async function setUp(start: (() => Promise<TestServer>) | undefined): Promise<Harness> {
-  if (!start) {
+/** The harness of a store: `server` is the one describeEachStore started (it stops it); none in memory. */
+function setUp(server: TestServer | undefined): Harness {
+  if (!server) {
     const store = new MemoryStore();
-    return { url: store.url, open: async () => store, restart: async () => undefined, stop: async () => undefined };
+    return { url: store.url, open: async () => store, restart: async () => undefined };
   }
-  const running = await start();
-  return {
-    url: running.url,
-    open: () => openStore(running.url),
-    restart: () => running.restart(),
-    stop: () => running.stop(),
-  };
+  return { url: server.url, open: () => openStore(server.url), restart: () => server.restart() };
 }
 
-const SERVER_START_MS = 60_000;
 /** How long a change may take to arrive: below jest's 5 s, so that a missing one fails with a message. */
 const CHANGE_WAIT_MS = 4_000;
 
@@ -91,17 +84,19 @@ async function dropPostgresListeners(url: string): Promise<void> {
   }
 }
 
-const stores: [string, (() => Promise<TestServer>) | undefined, DropFeeds | undefined][] = [
-  ['memory', undefined, undefined],
-  ['redis', startRedis, dropRedisSubscribers],
-  // 3 masters without replicas: failover is spec/redisCluster.spec.ts's.
-  ['redis-cluster', () => startRedisCluster({ masters: 3, replicasPerMaster: 0 }), dropRedisClusterSubscribers],
-  // etcd3 resumes a dropped watch from the last revision it received: nothing to re-read.
-  ['etcd', startEtcd, undefined],
-  ['postgres', startPostgres, dropPostgresListeners],
-];
+/**
+ * How each store's change feeds are dropped. None for etcd: etcd3 resumes a
+ * dropped watch from the last revision it received, nothing to re-read.
+ */
+const DROP_FEEDS: Partial<Record<StoreKind, DropFeeds>> = {
+  redis: dropRedisSubscribers,
+  'redis-cluster': dropRedisClusterSubscribers,
+  postgres: dropPostgresListeners,
+};
 
-describe.each(stores)('%s store', (name, start, dropFeeds) => {
+describeEachStore('$kind store', (backend) => {
+  const name = backend.kind;
+  const dropFeeds = DROP_FEEDS[name];
   let harness: Harness;
   let a: RecordStore;
   let b: RecordStore;
@@ -109,13 +104,12 @@ describe.each(stores)('%s store', (name, start, dropFeeds) => {
   const freshKey = (): string => `${name}-key-${++keys}`;
 
   beforeAll(async () => {
-    harness = await setUp(start);
+    harness = setUp(backend.server);
     [a, b] = await Promise.all([harness.open(), harness.open()]);
   }, SERVER_START_MS);
 
   afterAll(async () => {
     await Promise.all([a?.close(), b?.close()]);
-    await harness?.stop();
   }, SERVER_START_MS);
 
   it('reads a missing record as undefined', async () => {
@@ -283,7 +277,7 @@ describe.each(stores)('%s store', (name, start, dropFeeds) => {
     expect(await created).toEqual([{ kind: 'spec', key: added, value: spec(2), version: addedVersion }]);
   });
 
-  (start ? it : it.skip)(
+  (name === 'memory' ? it.skip : it)(
     'keeps delivering changes after the server restarts',
     async () => {
       await harness.restart();
