@@ -160,6 +160,9 @@ describe('the final table', () => {
     failoverMs: 985,
     converged: true,
     durationMs: 1986,
+    shardsByReplica: { r2: 1, r3: 0 },
+    movedShards: 1,
+    joinMs: null,
   };
   const durations = { leaseDuration: 1000, retryInterval: 100 };
 

@@ -56,6 +56,12 @@ export interface DemoOptions {
    * for a network round trip; undefined: 1 with `memory`, 0 otherwise.
    */
   latency: number | undefined;
+  /** Shards the keys hash to (docs/lease.md, "Shards"); 1: one lease for every key. @default 1 */
+  shards: number;
+  /** Store calls a second each replica may make (a token bucket, burst the same); undefined: unlimited. */
+  clientQps: number | undefined;
+  /** Milliseconds after the driver's first change when one more replica starts; undefined: never. */
+  joinAfter: number | undefined;
 }
 
 /**
@@ -86,6 +92,10 @@ export interface ReplicaOptions {
   prefix: string;
   /** Where to serve /healthz, /readyz, /metrics and /status; undefined: nowhere. */
   listen?: ListenAddress;
+  /** Shards the keys hash to; 1: one lease for every key. @default 1 */
+  shards: number;
+  /** Store calls a second this replica may make (a token bucket, burst the same); undefined: unlimited. */
+  clientQps: number | undefined;
 }
 
 /**
@@ -142,13 +152,14 @@ export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H
                           [--lease-duration 1000] [--retry-interval 100]
                           [--strategy writer-lease|uncoordinated] [--no-spread]
                           [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS]
-                          [--versioning field|record] [--burst] [--json]`;
+                          [--versioning field|record] [--burst] [--json]
+                          [--shards 1] [--client-qps Q] [--join-after MS]`;
 
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
 export const REPLICA_USAGE = `Usage: rx-writer-lease replica --store redis://H:P|etcd://H:P|postgres://U@H:P/DB
                              [--name NAME] [--lease-duration 1000] [--retry-interval 100]
                              [--strategy writer-lease|uncoordinated] [--no-spread] [--prefix wl]
-                             [--listen H:P]`;
+                             [--listen H:P] [--shards 1] [--client-qps Q]`;
 
 // ---- flags ----------------------------------------------------------------
 
@@ -245,6 +256,26 @@ const LEASE_FLAGS = {
   },
 } satisfies Record<string, Flag>;
 
+/** The flags of sharding and of client-side rate limiting, both commands. */
+const SCALE_FLAGS = {
+  shards: {
+    kind: integerAtLeast(1),
+    value: 'S',
+    help:
+      'shards the keys hash to, each with its own lease, so that each replica writes a share of them ' +
+      '(docs/lease.md, "Shards"); 1 is one lease for every key',
+    default: '1',
+  },
+  'client-qps': {
+    kind: POSITIVE_NUMBER,
+    value: 'Q',
+    help:
+      'store calls a second each replica may make (get, compare-and-set, put, delete, list): a token bucket of Q ' +
+      'a second, burst Q, as a Kubernetes client limits its calls',
+    default: 'unlimited',
+  },
+} satisfies Record<string, Flag>;
+
 const DEMO_FLAGS = {
   store: {
     kind: TEXT,
@@ -297,6 +328,13 @@ const DEMO_FLAGS = {
     help: 'print one JSON object with the figures as the last line of stdout, instead of the table',
     default: 'off',
   },
+  ...SCALE_FLAGS,
+  'join-after': {
+    kind: MILLISECONDS,
+    value: 'MS',
+    help: "milliseconds after the driver's first change when one more replica starts (it takes its share of the shards)",
+    default: 'never',
+  },
 } satisfies Record<string, Flag>;
 
 const REPLICA_FLAGS = {
@@ -322,6 +360,7 @@ const REPLICA_FLAGS = {
       'host and port (docs/observability.md)',
     default: 'off',
   },
+  ...SCALE_FLAGS,
 } satisfies Record<string, Flag>;
 
 /** `rx-writer-lease demo --help`. */
@@ -375,6 +414,9 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     json: flags.json === true,
     seed: (flags.seed as number | undefined) ?? 1,
     latency: flags.latency as number | undefined,
+    shards: (flags.shards as number | undefined) ?? 1,
+    clientQps: flags['client-qps'] as number | undefined,
+    joinAfter: flags['join-after'] as number | undefined,
   };
   checkLease(options);
   checkStorePorts(options.store);
@@ -388,6 +430,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
   }
   checkOutage(options, '--kill-leader-after', options.killLeaderAfter);
   checkOutage(options, '--handover-after', options.handoverAfter);
+  checkBeforeLastChange(options, '--join-after', options.joinAfter);
   if (options.killLeaderAfter !== undefined && options.handoverAfter !== undefined) {
     throw new UsageError('--kill-leader-after and --handover-after: give one of them, received both', {
       flag: '--handover-after',
@@ -448,9 +491,17 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
     spread: flags['no-spread'] !== true,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
     listen: flags.listen as ListenAddress | undefined,
+    shards: (flags.shards as number | undefined) ?? 1,
+    clientQps: flags['client-qps'] as number | undefined,
   };
   checkLease(options);
   checkStorePorts(store);
+  if (options.listen !== undefined && options.shards > 1) {
+    throw new UsageError(
+      `--listen: serves the health of one lease, expected --shards 1, received --shards ${options.shards}`,
+      { flag: '--listen', expected: '--shards 1', received: String(options.shards) },
+    );
+  }
   return options;
 }
 
@@ -494,14 +545,21 @@ function checkStorePorts(store: string): void {
  * The driver's last change is made at `(updates - 1) / rate` s: a kill or a
  * handover must come before it, or no change is left to measure it by.
  */
-function checkOutage({ replicas, updates, rate }: DemoOptions, flag: string, after: number | undefined): void {
+function checkOutage(options: DemoOptions, flag: string, after: number | undefined): void {
   if (after === undefined) return;
+  const { replicas } = options;
   if (replicas < 2) {
     throw new UsageError(
       `${flag}: needs --replicas >= 2, so that another replica can take over, received --replicas ${replicas}`,
       { flag, expected: '--replicas >= 2', received: String(replicas) },
     );
   }
+  checkBeforeLastChange(options, flag, after);
+}
+
+/** A replica that joins after the driver's last change has no change to take its share by. */
+function checkBeforeLastChange({ updates, rate }: DemoOptions, flag: string, after: number | undefined): void {
+  if (after === undefined) return;
   const lastChange = ((updates - 1) * 1000) / rate;
   if (after >= lastChange) {
     throw new UsageError(

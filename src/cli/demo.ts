@@ -106,6 +106,9 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     handoverAfter,
     prefix,
     seed,
+    shards,
+    clientQps,
+    joinAfter,
   } = options;
   const { view, replicaCommand = defaultReplicaCommand() } = run;
   const memory = isMemory(options.store);
@@ -114,15 +117,17 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
   const subscriptions: Subscription[] = [];
   let watch: StatusWatch | undefined;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
+  let joinTimer: ReturnType<typeof setTimeout> | undefined;
   try {
     const keys = Array.from({ length: keyCount }, (_, i) => `key-${i}`);
     await Promise.all(keys.flatMap((key) => [store.delete('spec', key), store.delete('status', key)]));
     watch = new StatusWatch(store);
 
     const names = Array.from({ length: replicaCount }, (_, i) => `r${i + 1}`);
-    const counter = new FigureCounter(names);
-    for (const name of names) {
-      const settings = { name, leaseDuration, retryInterval, strategy, spread };
+    const joiner = joinAfter === undefined ? undefined : `r${replicaCount + 1}`;
+    const counter = new FigureCounter(joiner === undefined ? names : [...names, joiner], { shards });
+    const startReplica = (name: string): ReplicaHandle => {
+      const settings = { name, leaseDuration, retryInterval, strategy, spread, shards, clientQps };
       const handle = memory
         ? inProcessReplica({ ...settings, store, latency: options.latency ?? DEFAULT_MEMORY_LATENCY })
         : spawnReplica({ ...settings, command: replicaCommand, store: options.store, prefix });
@@ -130,7 +135,9 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       subscriptions.push(
         handle.reports$.subscribe({ next: (report) => counter.record(report), complete: () => counter.ended(name) }),
       );
-    }
+      return handle;
+    };
+    for (const name of names) startReplica(name);
 
     let phase: DemoPhase = 'starting';
     let started = 0;
@@ -175,8 +182,22 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
         );
       });
     }
+    let joined: Promise<void> = Promise.resolve();
+    if (joiner !== undefined) {
+      joined = new Promise<void>((resolve, reject) => {
+        joinTimer = setTimeout(() => {
+          counter.joining(joiner);
+          startReplica(joiner).ready().then(resolve, reject);
+        }, joinAfter);
+      });
+    }
     await driver.run();
     await killed;
+    await withTimeout(
+      joined,
+      READY_TIMEOUT_MS,
+      () => `replica ${joiner} did not report ready within ${READY_TIMEOUT_MS} ms`,
+    );
 
     phase = 'converging';
     const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
@@ -206,6 +227,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     };
   } finally {
     clearTimeout(killTimer);
+    clearTimeout(joinTimer);
     view?.stop();
     watch?.close();
     for (const handle of handles) handle.kill();
@@ -215,10 +237,10 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
 }
 
 /**
- * Kills the replica that leads now, or stops it gracefully so that it hands
- * over. A writer lease still in its election gets up to 2 × leaseDuration to
- * elect one; uncoordinated replicas never lead, so the one that wrote last
- * stands for the leader.
+ * Kills the replica that leads now (with shards, the one that leads the
+ * most), or stops it gracefully so that it hands over. A writer lease still
+ * in its election gets up to 2 × leaseDuration to elect one; uncoordinated
+ * replicas never lead, so the one that wrote last stands for the leader.
  */
 async function stopLeader(
   counter: FigureCounter,

@@ -1,3 +1,4 @@
+import { shardOf } from '../internal/shardOf.js';
 import { LeaseState } from '../types.js';
 import type { SpecUpdate } from './driver.js';
 import type { ReplicaReport } from './replica.js';
@@ -42,6 +43,22 @@ export interface Figures {
   readonly demotions: number;
   /** Spec write → first status write of that generation or a newer one, over every change; null with none. */
   readonly latencyMs: LatencyFigures | null;
+  /**
+   * How many shards each replica up at the end leads (with one shard: 1 for
+   * the leader); by name.
+   */
+  readonly shardsByReplica: Readonly<Record<string, number>>;
+  /**
+   * Shards led at the end by another replica than the one that led them at
+   * the kill (or handover); null without one.
+   */
+  readonly movedShards: number | null;
+  /**
+   * The joining replica's ready → the moment it leads its share of the
+   * shards (`shards / replicas`, rounded down, at least 1); null without a
+   * join, or when it never did.
+   */
+  readonly joinMs: number | null;
 }
 
 /**
@@ -67,6 +84,20 @@ export interface ReplicaTally {
   conflicts: number;
   /** When its latest write was made (its clock), 0 before any. */
   lastWriteAt: number;
+  /** The shards it leads, from its latest state report; undefined with one shard. */
+  leading?: readonly number[];
+}
+
+/**
+ * The leader's kill or graceful stop, measured from `at`; `owners`, who led
+ * each shard then; `shards`, those the stopped replica led.
+ */
+interface Outage {
+  readonly kind: 'kill' | 'handover';
+  readonly name: string;
+  readonly at: number;
+  readonly owners: ReadonlyMap<number, string>;
+  readonly shards: ReadonlySet<number>;
 }
 
 /**
@@ -82,9 +113,15 @@ export interface ReplicaTally {
  */
 export class FigureCounter {
   readonly #tallies: ReplicaTally[];
+  readonly #shards: number;
   #updates = 0;
-  /** The leader's kill or graceful stop, measured from `at`. */
-  #outage: { readonly kind: 'kill' | 'handover'; readonly name: string; readonly at: number } | undefined;
+  #outage: Outage | undefined;
+  /** The replica that joined during the run, and when it was ready. */
+  #joiner: { readonly name: string; readyAt?: number } | undefined;
+  #joinMs: number | null = null;
+  /** Who led each shard once the run settled. */
+  #ownersAtEnd = new Map<number, string>();
+  #shardsByReplica: Record<string, number> = {};
   /** Per key, the generation of its first spec change made after the outage. */
   readonly #firstAfterOutage = new Map<string, number>();
   #outageMs: number | null = null;
@@ -98,9 +135,17 @@ export class FigureCounter {
 
   /**
    * @param names The replicas, in the order the view lists them.
+   * @param options `shards`: how many shards the keys hash to (default 1).
    */
-  constructor(names: readonly string[]) {
-    this.#tallies = names.map((name) => ({ name, state: 'starting', writes: 0, conflicts: 0, lastWriteAt: 0 }));
+  constructor(names: readonly string[], { shards = 1 }: { readonly shards?: number } = {}) {
+    this.#shards = shards;
+    this.#tallies = names.map((name) => ({
+      name,
+      state: 'starting',
+      writes: 0,
+      conflicts: 0,
+      lastWriteAt: 0,
+    }));
   }
 
   /** Each replica's tally, in the order given. */
@@ -123,8 +168,12 @@ export class FigureCounter {
     let unwritten = this.#unwritten.get(key);
     if (unwritten === undefined) this.#unwritten.set(key, (unwritten = []));
     unwritten.push({ generation, at });
-    if (this.#outage !== undefined && at >= this.#outage.at && !this.#firstAfterOutage.has(key)) {
-      this.#firstAfterOutage.set(key, generation);
+    const outage = this.#outage;
+    if (outage !== undefined && at >= outage.at && !this.#firstAfterOutage.has(key)) {
+      // With shards, a failover is that of the stopped replica's shards: the others never stopped.
+      if (this.#shards === 1 || outage.shards.has(shardOf(key, this.#shards))) {
+        this.#firstAfterOutage.set(key, generation);
+      }
     }
   }
 
@@ -137,9 +186,14 @@ export class FigureCounter {
     const tally = this.#tallies.find(({ name }) => name === report.replica);
     if (tally === undefined) return;
     switch (report.type) {
+      case 'ready':
+        if (this.#joiner?.name === report.replica) this.#joiner.readyAt = report.at;
+        return;
       case 'state':
         if (tally.state === LeaseState.Leader && report.state === LeaseState.Follower) this.#demotions++;
         if (tally.state !== 'killed') tally.state = report.state;
+        if (report.leading !== undefined) tally.leading = report.leading;
+        this.#checkJoined(tally, report.at);
         return;
       case 'written': {
         tally.writes++;
@@ -186,13 +240,28 @@ export class FigureCounter {
    * @returns Its name, or undefined when no replica is up.
    */
   leader(): string | undefined {
-    const up = this.#tallies.filter(({ state }) => !['killed', 'stopped', 'gone'].includes(state));
+    const up = this.#up();
     const latest = (tallies: ReplicaTally[]) =>
       tallies.reduce<ReplicaTally | undefined>(
         (best, t) => (best === undefined || t.lastWriteAt > best.lastWriteAt ? t : best),
         undefined,
       );
+    if (this.#shards > 1) {
+      // The one that leads the most shards; of those, the one that wrote last.
+      const most = Math.max(0, ...up.map(({ leading }) => leading?.length ?? 0));
+      if (most > 0) return latest(up.filter(({ leading }) => (leading?.length ?? 0) === most))?.name;
+    }
     return (latest(up.filter(({ state }) => state === LeaseState.Leader)) ?? latest(up))?.name;
+  }
+
+  /**
+   * Records that `name` joins the run now: {@link Figures.joinMs} is
+   * measured from its `ready` report.
+   *
+   * @param name The replica that joins.
+   */
+  joining(name: string): void {
+    this.#joiner = { name };
   }
 
   /**
@@ -202,9 +271,10 @@ export class FigureCounter {
    * @param at When it was killed.
    */
   killed(name: string, at: number): void {
+    const outage = this.#outageOf('kill', name, at);
     const tally = this.#tallies.find((t) => t.name === name);
     if (tally !== undefined) tally.state = 'killed';
-    this.#outage = { kind: 'kill', name, at };
+    this.#outage = outage;
   }
 
   /**
@@ -215,7 +285,7 @@ export class FigureCounter {
    * @param at When it was told to stop.
    */
   handedOver(name: string, at: number): void {
-    this.#outage = { kind: 'handover', name, at };
+    this.#outage = this.#outageOf('handover', name, at);
   }
 
   /**
@@ -237,13 +307,49 @@ export class FigureCounter {
     this.#converged = converged;
     this.#idleWrites = idleWrites;
     this.#lostWrites = lostWrites;
+    this.#ownersAtEnd = this.#owners();
+    this.#shardsByReplica = Object.fromEntries(this.#up().map((t) => [t.name, this.#ledBy(t).length]));
   }
 
-  /**
-   * The figures now.
-   *
-   * @returns The figures.
-   */
+  /** The replicas neither killed nor stopped nor gone. */
+  #up(): ReplicaTally[] {
+    return this.#tallies.filter(({ state }) => !['killed', 'stopped', 'gone'].includes(state));
+  }
+
+  /** The shards `tally` leads: from its reports, or with one shard, shard 0 while it leads. */
+  #ledBy({ leading, state }: ReplicaTally): readonly number[] {
+    return leading ?? (state === LeaseState.Leader ? [0] : []);
+  }
+
+  /** Who leads each shard now, among the replicas up. */
+  #owners(): Map<number, string> {
+    const owners = new Map<number, string>();
+    for (const tally of this.#up()) for (const shard of this.#ledBy(tally)) owners.set(shard, tally.name);
+    return owners;
+  }
+
+  #outageOf(kind: 'kill' | 'handover', name: string, at: number): Outage {
+    const tally = this.#tallies.find((t) => t.name === name);
+    return { kind, name, at, owners: this.#owners(), shards: new Set(tally === undefined ? [] : this.#ledBy(tally)) };
+  }
+
+  /** The joiner leads its share: `shards / replicas up`, rounded down, at least one. */
+  #checkJoined(tally: ReplicaTally, at: number): void {
+    const joiner = this.#joiner;
+    if (joiner?.name !== tally.name || joiner.readyAt === undefined || this.#joinMs !== null) return;
+    const share = Math.max(1, Math.floor(this.#shards / this.#up().length));
+    if (this.#ledBy(tally).length >= share) this.#joinMs = Math.round(at - joiner.readyAt);
+  }
+
+  /** Shards whose leader at the end is another replica than the one that led them at the outage. */
+  #movedShards(): number | null {
+    const outage = this.#outage;
+    if (outage === undefined) return null;
+    let moved = 0;
+    for (const [shard, owner] of this.#ownersAtEnd) if (outage.owners.get(shard) !== owner) moved++;
+    return moved;
+  }
+
   /** A status write of `generation` covers every change of `key` up to it. */
   #written(key: string, generation: number, at: number): void {
     const unwritten = this.#unwritten.get(key);
@@ -256,6 +362,11 @@ export class FigureCounter {
     unwritten.splice(0, covered);
   }
 
+  /**
+   * The figures now.
+   *
+   * @returns The figures.
+   */
   figures(): Figures {
     const writes = this.#tallies.reduce((sum, t) => sum + t.writes, 0);
     const conflicts = this.#tallies.reduce((sum, t) => sum + t.conflicts, 0);
@@ -273,6 +384,9 @@ export class FigureCounter {
       lostWrites: this.#lostWrites,
       demotions: this.#demotions,
       latencyMs: latencyOf(this.#latencies),
+      shardsByReplica: this.#shardsByReplica,
+      movedShards: this.#movedShards(),
+      joinMs: this.#joinMs,
     };
   }
 }

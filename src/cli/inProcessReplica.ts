@@ -22,6 +22,10 @@ export interface InProcessReplicaOptions {
   spread: boolean;
   /** Milliseconds added to every store call (see {@link linkStore}). */
   latency: number;
+  /** Shards the keys hash to. @default 1 */
+  shards?: number;
+  /** Store calls a second this replica may make; undefined: unlimited. */
+  clientQps?: number;
 }
 
 /**

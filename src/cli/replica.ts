@@ -5,6 +5,8 @@ import {
   filter,
   firstValueFrom,
   map,
+  merge,
+  of,
   race,
   timer,
   type Observable,
@@ -12,11 +14,13 @@ import {
 } from 'rxjs';
 import { ContentionTracker } from '../contentionTracker.js';
 import { serveHealth, type HealthServer } from '../health.js';
+import { ShardedWriterLease } from '../shardedWriterLease.js';
 import { StatusWriter, type StatusWriterEvent } from '../statusWriter.js';
 import type { RecordStore } from '../stores/store.js';
 import type { LeaseState } from '../types.js';
 import { WriterLease } from '../writerLease.js';
 import type { ListenAddress, Strategy } from './args.js';
+import { TokenBucket, throttledStore } from './tokenBucket.js';
 
 /**
  * What a replica tells the demo, one JSON object per line on the stdout of a
@@ -34,8 +38,18 @@ import type { ListenAddress, Strategy } from './args.js';
 export type ReplicaReport =
   /** The replica watches the store: spec changes from now on reach it. */
   | { readonly type: 'ready'; readonly replica: string; readonly pid: number; readonly at: number }
-  /** Its lease's state changed (election, leader, follower). */
-  | { readonly type: 'state'; readonly replica: string; readonly state: LeaseState; readonly at: number }
+  /**
+   * Its lease's state changed (election, leader, follower). Sharded: leader
+   * while it leads a shard, and `leading`, the shards it leads, sorted; sent
+   * again whenever they change.
+   */
+  | {
+      readonly type: 'state';
+      readonly replica: string;
+      readonly state: LeaseState;
+      readonly leading?: readonly number[];
+      readonly at: number;
+    }
   /** A compare-and-set of a status succeeded. */
   | {
       readonly type: 'written';
@@ -92,6 +106,15 @@ export interface ReplicaConfig {
   strategy: Strategy;
   /** Rule 16's spread (docs/lease.md, "No herd"); uncoordinated replicas never spread. */
   spread: boolean;
+  /**
+   * Shards the keys hash to: more than 1 makes the lease a
+   * {@link ShardedWriterLease} with the same options, each shard's lease
+   * as the one lease would be.
+   * @default 1
+   */
+  shards?: number;
+  /** Store calls a second (a token bucket, burst the same); undefined: unlimited. */
+  clientQps?: number;
 }
 
 /** Keys a replica processes at once. */
@@ -119,7 +142,8 @@ export class Replica {
   readonly #name: string;
   readonly #store: RecordStore;
   readonly #leaseDuration: number;
-  readonly #lease: WriterLease;
+  readonly #lease: WriterLease | ShardedWriterLease;
+  readonly #bucket: TokenBucket | undefined;
   readonly #tracker: ContentionTracker;
   readonly #writer: StatusWriter;
   readonly #reports = new Subject<ReplicaReport>();
@@ -141,24 +165,27 @@ export class Replica {
    * @param config The store, the name, the lease's durations and the strategy.
    */
   constructor(config: ReplicaConfig) {
-    const { store, name, leaseDuration, retryInterval, strategy, spread } = config;
+    const { name, leaseDuration, retryInterval, strategy, spread, shards = 1, clientQps } = config;
     this.#name = name;
+    this.#bucket = clientQps === undefined ? undefined : new TokenBucket({ rate: clientQps });
+    const store = this.#bucket === undefined ? config.store : throttledStore(config.store, this.#bucket);
     this.#store = store;
     this.#leaseDuration = leaseDuration;
-    // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
-    // go of and retried, instead of holding the replica's only worker for good; and a write that
-    // lands later than a whole lease after it started could not count as renewing ours anyway.
-    this.#lease = new WriterLease({
+    const leaseOptions = {
       leaseDuration,
       retryInterval,
       name,
+      // workTimeout = one lease: a store call that has not answered by then (a half-open socket) is let
+      // go of and retried, instead of holding the replica's only worker for good; and a write that
+      // lands later than a whole lease after it started could not count as renewing ours anyway.
       workTimeout: leaseDuration,
       // Units of different keys overlap their round trips (a client pipelines concurrent calls on one
       // connection): one at a time, a burst of 10,000 changes would take 10,000 round trips in a row.
       workers: REPLICA_WORKERS,
       // Uncoordinated replicas never leave the election: its spread would only delay them.
       spread: spread && strategy === 'writer-lease',
-    });
+    };
+    this.#lease = shards === 1 ? new WriterLease(leaseOptions) : new ShardedWriterLease({ ...leaseOptions, shards });
     this.#tracker = new ContentionTracker();
     this.#writer = new StatusWriter({
       store,
@@ -179,7 +206,8 @@ export class Replica {
    * lease's state.
    */
   start(): void {
-    const unitStarted$ = this.#lease.events$.pipe(filter((event) => event.type === 'started'));
+    const lease = this.#lease;
+    const unitStarted$ = lease.events$.pipe(filter((event) => event.type === 'started'));
     this.#running.push(
       unitStarted$.subscribe(() => this.#inFlight++),
       this.#writer.events$.subscribe((event) => {
@@ -187,17 +215,18 @@ export class Replica {
         this.#settled.next();
         this.#report(event);
       }),
-      this.#lease.run(),
     );
-    this.#watch = this.#writer.run();
+    if (lease instanceof ShardedWriterLease) {
+      // The writer first: it sends the lease's announcements, and run() announces this replica.
+      this.#watch = this.#writer.run();
+      this.#running.push(lease.run());
+    } else {
+      this.#running.push(lease.run());
+      this.#watch = this.#writer.run();
+    }
     this.#send({ type: 'ready', replica: this.#name, pid: process.pid, at: demoNow() });
     this.#running.push(
-      this.#lease.state$
-        .pipe(
-          map(({ state }) => state),
-          distinctUntilChanged(),
-        )
-        .subscribe((state) => this.#send({ type: 'state', replica: this.#name, state, at: demoNow() })),
+      statesOf(lease).subscribe((state) => this.#send({ type: 'state', replica: this.#name, ...state, at: demoNow() })),
     );
   }
 
@@ -210,8 +239,14 @@ export class Replica {
    * @returns The server, once it listens; close it after `stop()`.
    */
   serveHealth(listen: ListenAddress): Promise<HealthServer> {
+    const lease = this.#lease;
+    if (lease instanceof ShardedWriterLease) {
+      return Promise.reject(
+        new Error(`serves the health of one lease: expected shards 1, received shards ${lease.shards}`),
+      );
+    }
     return serveHealth({
-      lease: this.#lease,
+      lease,
       writer: this.#writer,
       store: this.#store,
       leaseDuration: this.#leaseDuration,
@@ -271,6 +306,7 @@ export class Replica {
     for (const subscription of this.#running.splice(0)) subscription.unsubscribe();
     this.#lease.dispose();
     this.#tracker.dispose();
+    this.#bucket?.close();
   }
 
   #report(event: StatusWriterEvent): void {
@@ -300,6 +336,30 @@ export class Replica {
   #send(report: ReplicaReport): void {
     if (!this.#over) this.#reports.next(report);
   }
+}
+
+/**
+ * The lease's state, the current one first, then each change; a sharded
+ * lease's with the shards it leads, computed when read on each shard's
+ * change of state.
+ */
+function statesOf(
+  lease: WriterLease | ShardedWriterLease,
+): Observable<{ readonly state: LeaseState; readonly leading?: readonly number[] }> {
+  if (!(lease instanceof ShardedWriterLease)) {
+    return lease.state$.pipe(
+      map(({ state }) => state),
+      distinctUntilChanged(),
+      map((state) => ({ state })),
+    );
+  }
+  return merge(of(undefined), lease.events$.pipe(filter((event) => event.type === 'state')), lease.leading$).pipe(
+    map(() => {
+      const { state, leading } = lease.state;
+      return { state, leading: [...leading].sort((a, b) => a - b) };
+    }),
+    distinctUntilChanged((a, b) => a.state === b.state && a.leading.join() === b.leading.join()),
+  );
 }
 
 function describeError(error: unknown): string {

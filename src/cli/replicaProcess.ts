@@ -13,9 +13,13 @@ import type { ReplicaHandle } from './replicaHandle.js';
  * spawnReplica({ command: [process.execPath, 'bin/rx-writer-lease.js'], store: 'redis://127.0.0.1:6379', name: 'r1', ... });
  * ```
  */
-export interface ReplicaProcessOptions extends ReplicaOptions {
+export interface ReplicaProcessOptions extends Omit<ReplicaOptions, 'shards' | 'clientQps'> {
   /** The program and its first arguments; `replica` and the flags are appended. */
   command: readonly string[];
+  /** `--shards`. @default 1 */
+  shards?: number;
+  /** `--client-qps`; undefined: unlimited. */
+  clientQps?: number;
 }
 
 /** How long a replica may take to stop after SIGTERM before it gets SIGKILL. */
@@ -42,7 +46,18 @@ let exitHookInstalled = false;
  * @returns The handle of the running process.
  */
 export function spawnReplica(options: ReplicaProcessOptions): ReplicaHandle {
-  const { command, store, name, leaseDuration, retryInterval, strategy, spread, prefix } = options;
+  const {
+    command,
+    store,
+    name,
+    leaseDuration,
+    retryInterval,
+    strategy,
+    spread,
+    prefix,
+    shards = 1,
+    clientQps,
+  } = options;
   installExitHook();
   const [program, ...firstArgs] = command;
   const child = spawn(
@@ -63,6 +78,8 @@ export function spawnReplica(options: ReplicaProcessOptions): ReplicaHandle {
       '--prefix',
       prefix,
       ...(spread ? [] : ['--no-spread']),
+      ...(shards === 1 ? [] : ['--shards', `${shards}`]),
+      ...(clientQps === undefined ? [] : ['--client-qps', `${clientQps}`]),
     ],
     { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
   );

@@ -1,0 +1,70 @@
+import { parseDemoArgs, type DemoOptions } from '../src/cli/args';
+import { runDemo, type DemoSummary } from '../src/cli/demo';
+import { failoverBound } from '../test-support';
+
+/** Short durations keep each run to a few seconds; the bounds scale with them. */
+const LEASE = { leaseDuration: 500, retryInterval: 50 };
+/** A shard's failover: its lease runs out, then the next replica by rank writes at once (docs/lease.md, "Shards"). */
+const FAILOVER_BOUND = failoverBound(LEASE);
+const RUN_MS = 60_000;
+
+const demo = (flags: string[]): DemoOptions =>
+  parseDemoArgs(['--lease-duration', `${LEASE.leaseDuration}`, '--retry-interval', `${LEASE.retryInterval}`, ...flags]);
+
+/** 30 shards, 3 replicas, 300 keys, 1,500 changes at 500/s: every shard changes many times a second. */
+const SHARDED = ['--shards', '30', '--replicas', '3', '--keys', '300', '--updates', '1500', '--rate', '500'];
+
+describe('demo --shards 30 --replicas 3 --keys 300, on the memory store', () => {
+  let run: DemoSummary;
+
+  beforeAll(async () => {
+    run = await runDemo(demo([...SHARDED, '--seed', '5']));
+  }, RUN_MS);
+
+  it('each replica leads its share of the shards, 10 ± 2', () => {
+    const counts = Object.values(run.shardsByReplica);
+    expect(counts).toHaveLength(3);
+    for (const count of counts) expect(Math.abs(count - 10)).toBeLessThanOrEqual(2);
+    expect(counts.reduce((sum, count) => sum + count, 0)).toBe(30);
+  });
+
+  it('converges with about one attempt per update: no conflicts once the shards are shared out', () => {
+    expect(run.converged).toBe(true);
+    expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
+    expect(run.idleWrites).toBe(0);
+    expect(run.movedShards).toBeNull();
+    expect(run.joinMs).toBeNull();
+  });
+});
+
+describe('demo --shards 30: a kill and a join', () => {
+  it(
+    '--kill-leader-after: the replica leading the most shards dies; only its shards move, within the failover bound',
+    async () => {
+      const run = await runDemo(demo([...SHARDED, '--kill-leader-after', '1000', '--seed', '6']));
+      expect(run.converged).toBe(true);
+      const survivors = Object.values(run.shardsByReplica);
+      expect(survivors).toHaveLength(2);
+      expect(survivors.reduce((sum, count) => sum + count, 0)).toBe(30);
+      // The killed replica led the most: at least 10 of 30; each of them moved, and no other shard did.
+      expect(run.movedShards).toBeGreaterThanOrEqual(10);
+      expect(run.movedShards).toBeLessThanOrEqual(12);
+      expect(run.failoverMs).not.toBeNull();
+      expect(run.failoverMs!).toBeLessThanOrEqual(FAILOVER_BOUND);
+    },
+    RUN_MS,
+  );
+
+  it(
+    '--join-after: a fourth replica takes its share (7 or 8 of 30) within a second',
+    async () => {
+      const run = await runDemo(demo([...SHARDED, '--join-after', '1000', '--seed', '8']));
+      expect(run.converged).toBe(true);
+      expect(Object.keys(run.shardsByReplica).sort()).toEqual(['r1', 'r2', 'r3', 'r4']);
+      expect(run.shardsByReplica.r4).toBeGreaterThanOrEqual(7);
+      expect(run.joinMs).not.toBeNull();
+      expect(run.joinMs!).toBeLessThanOrEqual(1000);
+    },
+    RUN_MS,
+  );
+});
