@@ -168,7 +168,7 @@ describe('handover failures and reconnects', () => {
       await waitFor(() => seen.items.includes('handover:before'), 'the first handover', ARRIVAL_MS);
       const admin = new Redis(url);
       try {
-        await admin.client('KILL', 'TYPE', 'pubsub');
+        await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
       } finally {
         admin.disconnect();
       }

@@ -51,7 +51,7 @@ type DropFeeds = (url: string) => Promise<void>;
 async function dropRedisSubscribers(url: string): Promise<void> {
   const admin = new Redis(url);
   try {
-    await admin.client('KILL', 'TYPE', 'pubsub');
+    await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
   } finally {
     admin.disconnect();
   }
@@ -63,7 +63,7 @@ async function dropRedisClusterSubscribers(url: string): Promise<void> {
   for (const { host, port } of parseRedisClusterUrl(url).seeds) {
     const admin = new Redis({ host, port });
     try {
-      dropped += Number(await admin.client('KILL', 'TYPE', 'pubsub'));
+      dropped += Number(await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub'));
     } finally {
       admin.disconnect();
     }
