@@ -126,6 +126,9 @@ describe('command line', () => {
       json: false,
       seed: 1,
       latency: undefined,
+      shards: 1,
+      clientQps: undefined,
+      joinAfter: undefined,
     });
   });
 
@@ -239,6 +242,9 @@ describe('the built CLI', () => {
           'latencyMs',
           'demotions',
           'lostWrites',
+          'shardsByReplica',
+          'movedShards',
+          'joinMs',
         ].sort(),
       );
       expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });

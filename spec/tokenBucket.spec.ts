@@ -82,3 +82,20 @@ describe('throttledStore', () => {
     await limited.close();
   });
 });
+
+describe('TokenBucket and AbortSignal', () => {
+  it('a call whose signal aborts while it waits leaves the line and takes no token', async () => {
+    const bucket = new TokenBucket({ rate: 1_000, burst: 1 });
+    await bucket.take();
+    const controller = new AbortController();
+    const aborted = bucket.take(controller.signal);
+    const next = bucket.take();
+    expect(bucket.waiting).toBe(2);
+    controller.abort(new Error('let go'));
+    await expect(aborted).rejects.toThrow('let go');
+    expect(bucket.waiting).toBe(1);
+    await next;
+    expect(bucket.waiting).toBe(0);
+    bucket.close();
+  });
+});

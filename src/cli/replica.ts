@@ -181,7 +181,9 @@ export class Replica {
       workTimeout: leaseDuration,
       // Units of different keys overlap their round trips (a client pipelines concurrent calls on one
       // connection): one at a time, a burst of 10,000 changes would take 10,000 round trips in a row.
-      workers: REPLICA_WORKERS,
+      // Shared out among the shards: the replica's calls in flight stay as many, however many shards
+      // (64 per shard of 30 would queue 1,920 units behind a rate limit, each timing out after a lease).
+      workers: Math.ceil(REPLICA_WORKERS / shards),
       // Uncoordinated replicas never leave the election: its spread would only delay them.
       spread: spread && strategy === 'writer-lease',
     };

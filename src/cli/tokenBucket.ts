@@ -74,17 +74,32 @@ export class TokenBucket {
 
   /**
    * Takes a token: at once when one is left, else once one is added (after
-   * the calls that were waiting before).
+   * the calls that were waiting before). A call whose `signal` aborts while
+   * it waits leaves the line without a token (a unit the lease let go of).
    *
-   * @returns Resolves when the call may go.
+   * @param signal Aborts the wait.
+   * @returns Resolves when the call may go; rejects with the signal's reason when it aborts first.
    */
-  take(): Promise<void> {
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     this.#refill();
     if (this.#waiting.length === 0 && this.#tokens >= 1) {
       this.#tokens--;
       return Promise.resolve();
     }
-    const taken = new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const taken = new Promise<void>((resolve, reject) => {
+      const go = (): void => {
+        signal?.removeEventListener('abort', abort);
+        resolve();
+      };
+      const abort = (): void => {
+        const at = this.#waiting.indexOf(go);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        reject(abortReason(signal!));
+      };
+      signal?.addEventListener('abort', abort, { once: true });
+      this.#waiting.push(go);
+    });
     this.#serveLater();
     return taken;
   }
@@ -135,9 +150,9 @@ export function throttledStore(store: RecordStore, bucket: TokenBucket): RecordS
   const limited: RecordStore = {
     url: store.url,
     versioning: store.versioning,
-    get: (kind, key, options) => bucket.take().then(() => store.get(kind, key, options)),
+    get: (kind, key, options) => bucket.take(options?.signal).then(() => store.get(kind, key, options)),
     compareAndSet: (kind, key, value, expected, options) =>
-      bucket.take().then(() => store.compareAndSet(kind, key, value, expected, options)),
+      bucket.take(options?.signal).then(() => store.compareAndSet(kind, key, value, expected, options)),
     put: (kind, key, value) => bucket.take().then(() => store.put(kind, key, value)),
     delete: (kind, key) => bucket.take().then(() => store.delete(kind, key)),
     changes: () => store.changes(),
@@ -146,8 +161,16 @@ export function throttledStore(store: RecordStore, bucket: TokenBucket): RecordS
       return store.close();
     },
   };
-  if (store.list !== undefined) limited.list = (options) => bucket.take().then(() => store.list!(options));
+  if (store.list !== undefined) {
+    limited.list = (options) => bucket.take(options?.signal).then(() => store.list!(options));
+  }
   if (store.handOver !== undefined) limited.handOver = (writer) => store.handOver!(writer);
   if (store.handovers !== undefined) limited.handovers = () => store.handovers!();
   return limited;
+}
+
+/** What the signal was aborted with, as an Error (an `AbortSignal` may carry anything). */
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`);
 }
