@@ -21,6 +21,9 @@ const path = require('node:path');
 const INTEGRATION_MARKERS =
   /\b(startRedis|startEtcd|startPostgres|start[A-Za-z]*Cluster|spawnServer|describeEachStore|startStoreServers|buildCli|runDemo)\b|['"](node:)?child_process['"]/;
 
+/** The suites that run on ioredis 6 as well: the store contract (Redis, Redis Cluster) and Sentinel. */
+const IOREDIS_6 = ['spec/stores.spec.ts', 'spec/redisSentinel.spec.ts'];
+
 /** Files that start nothing but run for long in real time (relative to the root). */
 const LONG_REAL_TIME = [];
 
@@ -71,6 +74,15 @@ module.exports = {
       roots: ['<rootDir>/spec'],
       // No file: match nothing rather than every file.
       testRegex: INTEGRATION.length > 0 ? INTEGRATION.map(pathRegex) : ['^$'],
+    },
+    {
+      // The Redis suites once more on ioredis 6 (the peer range takes 5 and 6): `ioredis` is the
+      // `ioredis6` alias of the dev dependencies here.
+      ...shared,
+      displayName: 'ioredis6',
+      roots: ['<rootDir>/spec'],
+      moduleNameMapper: { ...shared.moduleNameMapper, '^ioredis$': 'ioredis6' },
+      testRegex: IOREDIS_6.map(pathRegex),
     },
   ],
 };
