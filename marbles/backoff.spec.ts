@@ -153,7 +153,10 @@ describe('backoff: the lease guards against a policy that returns nonsense', () 
     marbles(({ scheduler, expectObservable }) => {
       const lease = createLease(scheduler, { backoff: (tick) => (tick === 0 ? 5 : Number.NaN), leaseDuration: 70 });
       lease.run();
-      lease.try('k', limitRetries(1, () => ({ result: WorkResult.Release, retry: true })));
+      lease.try(
+        'k',
+        limitRetries(1, () => ({ result: WorkResult.Release, retry: true })),
+      );
       expectObservable(eventsOf(lease, 'backoff-error').pipe(map(({ tick, message }) => `${tick}: ${message}`))).toBe(
         '10ms t',
         { t: '1: backoff(1) returned NaN, expected a number >= 0: the lease waits its lease duration, 70 ms' },
