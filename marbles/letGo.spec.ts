@@ -70,6 +70,27 @@ describe('rule 12: workTimeout lets go of a unit that has not settled, as releas
     });
   });
 
+  it('workTimeout 0 lets go of every unit that does not settle synchronously, at once; a synchronous one completes', () => {
+    marbles(({ scheduler, cold, expectObservable, expectSubscriptions }) => {
+      const lease = createLease(scheduler, { workTimeout: 0 });
+      const unit = cold('-r|', { r });
+      lease.run();
+      lease.try('async', () => unit);
+      lease.try('sync', () => WorkResult.Extend);
+      // A timeout is a release with retry whatever the unit says: without this it would retry for ever.
+      scheduler.schedule(() => lease.remove('async'), 1);
+      expectSubscriptions(unit.subscriptions).toBe('(^!)');
+      expectObservable(eventsOf(lease, 'let-go').pipe(map(({ key, reason }) => `${key} ${reason}`))).toBe('t', {
+        t: 'async timeout',
+      });
+      // Released at 0: a follower until 5, when the sync unit, submitted in the election, runs and extends.
+      expectObservable(eventsOf(lease, 'settled').pipe(map(({ key, result }) => `${key} ${result}`))).toBe('a 4ms b', {
+        a: 'async release',
+        b: 'sync extend',
+      });
+    });
+  });
+
   it("the unit's signal is aborted with the WorkTimeoutError", () => {
     marbles(({ scheduler, hot, expectObservable }) => {
       const lease = createLease(scheduler, { workTimeout: 4 });

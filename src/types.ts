@@ -113,7 +113,9 @@ export interface WriterLeaseOptions {
    * Milliseconds a unit may run before the lease lets go of it: its signal is
    * aborted, its worker is free at once, it counts as `release` with retry,
    * and an `error` event carries a `WorkTimeoutError`. Absent: units may run
-   * for ever, as in the reference.
+   * for ever, as in the reference. `0` means what it says: a unit that does
+   * not settle synchronously is let go of at once, so only synchronous work
+   * ever completes (use it in tests of the timeout path, not in production).
    * @default undefined (no timeout)
    */
   workTimeout?: number;
