@@ -39,6 +39,7 @@ import { openRedisStore } from 'rx-writer-lease/redis';
 import { openEtcdStore } from 'rx-writer-lease/etcd';
 import { openPostgresStore } from 'rx-writer-lease/postgres';
 import { leaseMetrics, PeerDependencyMissingError, type MetricsRegistry } from 'rx-writer-lease/prometheus';
+import { recordStoreConformance } from 'rx-writer-lease/testing';
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   processing.unsubscribe();
   const store = new MemoryStore();
   console.log('memory', (await store.compareAndSet('status', 'k', { generation: 1 }, null)).ok);
+  console.log('testing', typeof recordStoreConformance);
   const registry: MetricsRegistry | undefined = undefined;
   try {
     leaseMetrics(lease, { registry });
@@ -155,6 +157,7 @@ describe('the published package', () => {
       expect(await printed.get(`${profile.name}/without peers`)).toEqual([
         'leader true',
         'memory true',
+        'testing function',
         'true leaseMetrics needs the package "prom-client": install it with `npm install prom-client`',
         expect.stringMatching(/needs the package "ioredis": install it with `npm install ioredis`/),
         expect.stringMatching(/needs the package "etcd3": install it with `npm install etcd3`/),

@@ -7,6 +7,7 @@ import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
 import { parseRedisClusterUrl } from '../src/stores/redisClusterUrl';
 import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
+import { recordStoreConformance } from '../src/testing';
 import { describeEachStore, SERVER_START_MS, type StoreKind } from './support/describeEachStore';
 import { freePort, type TestServer } from './support/servers';
 
@@ -112,136 +113,19 @@ describeEachStore('$kind store', (backend) => {
     await Promise.all([a?.close(), b?.close()]);
   }, SERVER_START_MS);
 
-  it('reads a missing record as undefined', async () => {
-    expect(await a.get('spec', freshKey())).toBeUndefined();
-  });
-
-  it('reads what was put, with the version put returned', async () => {
-    const key = freshKey();
-    const version = await a.put('spec', key, spec(1));
-    expect(await b.get('spec', key)).toEqual({ value: spec(1), version });
-    expect(await b.get('status', key)).toBeUndefined();
-  });
-
-  it('lists every record with its version, and none deleted', async () => {
-    const [kept, gone] = [freshKey(), freshKey()];
-    const specVersion = await a.put('spec', kept, spec(2));
-    const statusVersion = await a.put('status', kept, spec(1));
-    await a.put('spec', gone, spec(1));
-    await a.delete('spec', gone);
-    const listed = (await b.list!()).filter(({ key }) => key === kept || key === gone);
-    expect(listed.sort((x, y) => x.kind.localeCompare(y.kind))).toEqual([
-      { kind: 'spec', key: kept, value: spec(2), version: specVersion },
-      { kind: 'status', key: kept, value: spec(1), version: statusVersion },
-    ]);
-  });
-
-  it('increases the version with every put', async () => {
-    const key = freshKey();
-    const first = await a.put('status', key, spec(1));
-    const second = await b.put('status', key, spec(2));
-    expect(second).toBeGreaterThan(first);
-  });
-
-  it('accepts a compare-and-set on the current version and increases the version', async () => {
-    const key = freshKey();
-    const version = await a.put('status', key, spec(1));
-    const outcome = await b.compareAndSet('status', key, spec(2), version);
-    expect(outcome).toEqual({ ok: true, version: expect.any(Number) });
-    expect(outcome.ok && outcome.version).toBeGreaterThan(version);
-    expect(await a.get('status', key)).toEqual({ value: spec(2), version: outcome.ok && outcome.version });
-  });
-
-  it('refuses a compare-and-set on a stale version and leaves the value unchanged', async () => {
-    const key = freshKey();
-    const stale = await a.put('status', key, spec(1));
-    const current = await a.put('status', key, spec(2));
-    expect(await b.compareAndSet('status', key, spec(3), stale)).toEqual({ ok: false, reason: 'conflict' });
-    expect(await a.get('status', key)).toEqual({ value: spec(2), version: current });
-  });
-
-  it('creates a missing record on a compare-and-set against null, and refuses it once the record exists', async () => {
-    const key = freshKey();
-    const created = await a.compareAndSet('status', key, spec(1), null);
-    expect(created).toEqual({ ok: true, version: expect.any(Number) });
-    expect(await b.compareAndSet('status', key, spec(2), null)).toEqual({ ok: false, reason: 'conflict' });
-    expect(await b.get('status', key)).toEqual({ value: spec(1), version: created.ok && created.version });
-  });
-
-  it('refuses a compare-and-set on a version of a record that does not exist', async () => {
-    const key = freshKey();
-    expect(await a.compareAndSet('status', key, spec(1), 1)).toEqual({ ok: false, reason: 'conflict' });
-    expect(await a.get('status', key)).toBeUndefined();
-  });
-
-  it('fences: of two clients setting the same version at once, exactly one wins', async () => {
-    for (let round = 0; round < 10; round++) {
-      const key = freshKey();
-      const version = await a.put('status', key, spec(0));
-      const outcomes = await Promise.all([
-        a.compareAndSet('status', key, { ...spec(1), writer: 'a' }, version),
-        b.compareAndSet('status', key, { ...spec(1), writer: 'b' }, version),
-      ]);
-      expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1);
-      const winner = outcomes[0].ok ? 'a' : 'b';
-      expect((await a.get('status', key))?.value).toEqual({ ...spec(1), writer: winner });
-    }
-  });
-
-  it('fences creation too: of two clients creating the same record at once, exactly one wins', async () => {
-    for (let round = 0; round < 10; round++) {
-      const key = freshKey();
-      const outcomes = await Promise.all([
-        a.compareAndSet('status', key, spec(1), null),
-        b.compareAndSet('status', key, spec(1), null),
-      ]);
-      expect(outcomes.filter((outcome) => outcome.ok)).toHaveLength(1);
-    }
-  });
-
-  it('deletes a record, and deletes a missing one without error', async () => {
-    const key = freshKey();
-    await a.put('spec', key, spec(1));
-    await b.delete('spec', key);
-    expect(await a.get('spec', key)).toBeUndefined();
-    await expect(b.delete('spec', key)).resolves.toBeUndefined();
-  });
-
-  it('never reuses a version: a record deleted and created again refuses the old version', async () => {
-    const key = freshKey();
-    const old = await a.put('status', key, spec(1));
-    await a.delete('status', key);
-    const recreated = await a.put('status', key, spec(1));
-    expect(recreated).toBeGreaterThan(old);
-    expect(await b.compareAndSet('status', key, spec(2), old)).toEqual({ ok: false, reason: 'conflict' });
-  });
-
-  it('keeps spec and status of one key apart', async () => {
-    const key = freshKey();
-    await a.put('spec', key, spec(1, 'desired'));
-    await a.put('status', key, spec(1, 'reported'));
-    expect((await b.get('spec', key))?.value).toEqual(spec(1, 'desired'));
-    expect((await b.get('status', key))?.value).toEqual(spec(1, 'reported'));
-  });
+  // The contract every store keeps (src/testing.ts, as `rx-writer-lease/testing` publishes it), with a
+  // memory store of its own: its last test closes it.
+  let memory: MemoryStore | undefined;
+  recordStoreConformance(
+    'the RecordStore contract',
+    async () => (backend.server ? openStore(backend.server.url) : (memory ??= new MemoryStore())),
+    { closedError: StoreClosedError, changeTimeoutMs: CHANGE_WAIT_MS, setupTimeoutMs: SERVER_START_MS },
+  );
 
   it('refuses a value without a numeric generation, naming the store and the value', async () => {
     const error = await a.put('spec', freshKey(), { value: 'x' } as never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreValueError);
     expect((error as Error).message).toContain('{"value":"x"}');
-  });
-
-  it('shows another client’s put, compare-and-set and delete on its change feed, in order', async () => {
-    const key = freshKey();
-    const seen = changesOf(a, key, 3);
-    const put = await b.put('spec', key, spec(1));
-    const cas = await b.compareAndSet('spec', key, spec(2), put);
-    await b.delete('spec', key);
-    const casVersion = cas.ok ? cas.version : NaN;
-    expect(await seen).toEqual([
-      { kind: 'spec', key, value: spec(1), version: put },
-      { kind: 'spec', key, value: spec(2), version: casVersion },
-      { kind: 'spec', key, value: undefined, version: casVersion },
-    ]);
   });
 
   it('delivers a value too large for a notification (10 kB) on the change feed', async () => {
@@ -250,15 +134,6 @@ describeEachStore('$kind store', (backend) => {
     const seen = changesOf(a, key, 1);
     const version = await b.put('status', key, large);
     expect(await seen).toEqual([{ kind: 'status', key, value: large, version }]);
-  });
-
-  it('rejects every call after close() with StoreClosedError', async () => {
-    const store = name === 'memory' ? new MemoryStore() : await harness.open();
-    const completed = firstValueFrom(store.changes(), { defaultValue: 'completed' });
-    await store.close();
-    expect(await completed).toBe('completed');
-    await expect(store.get('spec', 'a')).rejects.toBeInstanceOf(StoreClosedError);
-    await expect(store.put('spec', 'a', spec(1))).rejects.toBeInstanceOf(StoreClosedError);
   });
 
   (dropFeeds ? it : it.skip)('re-reads when its feed’s connection drops: what changed meanwhile arrives', async () => {
