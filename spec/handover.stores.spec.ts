@@ -5,9 +5,10 @@ import { StoreClosedError } from '../src/stores/errors';
 import { decodeHandover, encodeHandover, HandoverFeed } from '../src/stores/handoverFeed';
 import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
-import type { RecordChange, RecordStore, StatusValue } from '../src/stores/store';
+import type { RecordChange, RecordStore } from '../src/stores/store';
 import { describeEachStore, SERVER_START_MS, startStoreServers } from './support/describeEachStore';
 import { nextMacrotask, waitFor } from './support/waitFor';
+import { status } from './support/records';
 
 /** How long a message may take to arrive: below jest's 5 s, so that a missing one fails with a message. */
 const ARRIVAL_MS = 4_000;
@@ -42,13 +43,6 @@ function watchBoth(store: HandoverStore): Seen {
   ).subscribe((item) => items.push(item));
   return { items, subscription };
 }
-
-const status = (generation: number, writer: string): StatusValue => ({
-  generation,
-  value: `v${generation}`,
-  writer,
-  at: 0,
-});
 
 /** The three servers, started at once to keep this file short; 'handover failures and reconnects' uses them too. */
 const servers = startStoreServers(['redis', 'etcd', 'postgres']);

@@ -10,13 +10,13 @@ import {
   serveHealth,
   type HealthOptions,
   type RecordStore,
-  type SpecValue,
 } from '../src';
 import { parseReplicaArgs, UsageError } from '../src/cli/args';
 import { main, type CliIO } from '../src/cli/main';
 import { livenessOf, readinessOf, type HealthFacts } from '../src/health';
 import { eventually } from './support/failoverRun';
 import { waitFor } from './support/waitFor';
+import { spec } from './support/records';
 
 /**
  * serveHealth over real HTTP on 127.0.0.1 (port 0), in this process: the
@@ -47,8 +47,6 @@ function get(port: number, target: string, method = 'GET'): Promise<Reply> {
     request.end();
   });
 }
-
-const spec = (generation: number): SpecValue => ({ generation, value: `v${generation}` });
 
 /** A lease, its StatusWriter and a health server, on `store`; stopped after each test. */
 const running: { stop(): Promise<void> }[] = [];

@@ -4,7 +4,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { MemoryStore, StatusWriter, WriterLease, type HealthServer, type SpecValue } from '../src';
+import { MemoryStore, StatusWriter, WriterLease, type HealthServer } from '../src';
 import { Driver } from '../src/cli/driver';
 import { Replica } from '../src/cli/replica';
 import { seededRandom } from '../src/cli/seededRandom';
@@ -15,6 +15,7 @@ import { eventually } from './support/failoverRun';
 import { findBinary, freePort, spawnServer, startRedis, type ServerProcess, type TestServer } from './support/servers';
 import { startTcpProxy, type TcpProxy } from './support/tcpProxy';
 import { waitFor } from './support/waitFor';
+import { spec } from './support/records';
 
 /**
  * A real Prometheus (Debian package `prometheus`, installed by
@@ -34,8 +35,6 @@ const NAMES = ['r1', 'r2', 'r3'];
 /** How long PromQL may take to see a condition: a few scrapes, a lease, a failover. */
 const PROMQL_WAIT_MS = 30_000;
 const RUN_MS = 120_000;
-
-const spec = (generation: number): SpecValue => ({ generation, value: `v${generation}` });
 
 const binaryOf = (name: string): string | undefined => {
   try {

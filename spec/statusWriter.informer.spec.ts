@@ -15,6 +15,7 @@ import {
 import { StoreValueError } from '../src/stores/errors';
 import { waitFor } from './support/waitFor';
 import { workContext } from './support/workContext';
+import { spec, status } from './support/records';
 
 /**
  * The informer pattern (docs/architecture.md, "The informer"): a status
@@ -23,14 +24,6 @@ import { workContext } from './support/workContext';
  * Conflicts that no other writer caused do not demote; a record that cannot
  * be decoded does not stall the others.
  */
-
-const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
-const status = (generation: number, writer: string, value = `v${generation}`): StatusValue => ({
-  generation,
-  value,
-  writer,
-  at: 0,
-});
 
 /** `store` with its calls counted, and some replaced to stage a failure. */
 function counted(store: RecordStore, overrides: Partial<RecordStore> = {}) {

@@ -6,19 +6,11 @@ import {
   WriterLease,
   constantBackoff,
   type RecordStore,
-  type SpecValue,
   type StatusValue,
 } from '../src';
 import { MemoryStore } from '../src/stores/memory';
 import { workContext } from './support/workContext';
-
-const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
-const status = (generation: number, writer: string, value = `v${generation}`): StatusValue => ({
-  generation,
-  value,
-  writer,
-  at: 0,
-});
+import { spec, status } from './support/records';
 
 /** A clock a test sets by hand, for what the status writer decides from its scheduler. */
 function manualClock(start: number) {

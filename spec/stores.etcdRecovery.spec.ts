@@ -9,9 +9,10 @@
 import { filter, firstValueFrom } from 'rxjs';
 import { EtcdMemberRestingError, openEtcdStore } from '../src/stores/etcd';
 import { reconnectDelay } from '../src/stores/reconnectDelay';
-import type { RecordStore, SpecValue } from '../src/stores/store';
+import type { RecordStore } from '../src/stores/store';
 import { startEtcdCluster, type EtcdCluster } from './support/clusters';
 import { waitFor } from './support/waitFor';
+import { spec } from './support/records';
 
 const SERVER_START_MS = 60_000;
 /** The longest reconnect delay: a member that is back is tried again within it. */
@@ -24,8 +25,6 @@ const SLACK_MS = 500;
 const CALL_INTERVAL_MS = 25;
 /** Long enough to see etcd3's default (5 s rests) recover, so that a failure reports the time it took. */
 const RECOVERY_WAIT_MS = 15_000;
-
-const spec = (generation: number): SpecValue => ({ generation, value: `v${generation}` });
 
 describe('etcd store, a member restarted', () => {
   let cluster: EtcdCluster;

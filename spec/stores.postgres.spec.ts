@@ -9,9 +9,10 @@
 import { filter, firstValueFrom, throwError, timeout } from 'rxjs';
 import { Client } from 'pg';
 import { openPostgresStore } from '../src/stores/postgres';
-import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
+import type { RecordChange, RecordStore } from '../src/stores/store';
 import { startPostgres, type TestServer } from './support/servers';
 import { startTcpProxy, type TcpProxy } from './support/tcpProxy';
+import { spec } from './support/records';
 
 const SERVER_START_MS = 60_000;
 /** A lease duration as short as the demo's and the cluster tests' (500 ms) is where a silent feed hurts most. */
@@ -22,8 +23,6 @@ const LISTEN_CHECK_MS = LEASE_MS / 5;
 const SLACK_MS = 100;
 /** Four leases: a change the feed missed fails the test with a message, before jest's 5 s timeout. */
 const CHANGE_WAIT_MS = 4 * LEASE_MS;
-
-const spec = (generation: number): SpecValue => ({ generation, value: `v${generation}` });
 
 function nextChange(store: RecordStore, key: string): Promise<RecordChange & { at: number }> {
   return firstValueFrom(

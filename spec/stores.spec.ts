@@ -6,10 +6,11 @@ import { StoreClosedError, StoreUnreachableError, StoreUrlError, StoreValueError
 import { MemoryStore } from '../src/stores/memory';
 import { openStore } from '../src/stores/openStore';
 import { parseRedisClusterUrl } from '../src/stores/redisClusterUrl';
-import type { RecordChange, RecordStore, SpecValue } from '../src/stores/store';
+import type { RecordChange, RecordStore } from '../src/stores/store';
 import { recordStoreConformance } from '../src/testing';
 import { describeEachStore, SERVER_START_MS, type StoreKind } from './support/describeEachStore';
 import { freePort, type TestServer } from './support/servers';
+import { spec } from './support/records';
 
 /** Two clients of one store: for a server, two connections; in memory, the one store. */
 interface Harness {
@@ -29,8 +30,6 @@ function setUp(server: TestServer | undefined): Harness {
 
 /** How long a change may take to arrive: below jest's 5 s, so that a missing one fails with a message. */
 const CHANGE_WAIT_MS = 4_000;
-
-const spec = (generation: number, value = `v${generation}`): SpecValue => ({ generation, value });
 
 function changesOf(store: RecordStore, key: string, count: number, waitMs = CHANGE_WAIT_MS): Promise<RecordChange[]> {
   return firstValueFrom(
