@@ -15,6 +15,7 @@ import {
 } from 'rxjs';
 import type { ContentionTracker } from './contentionTracker.js';
 import { RecordCache, type CachedPart, type CachedRecord } from './internal/recordCache.js';
+import { throwIfLetGo } from './internal/runningUnit.js';
 import { assertFunction, assertKey, assertScheduler, describeValue } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
 import { StoreValueError } from './stores/errors.js';
@@ -434,7 +435,8 @@ export class StatusWriter {
    */
   unit(key: string): WorkFunc {
     const submittedAt = this.#scheduler.now();
-    return async ({ signal }) => this.#report(await this.#write(key, { signal }, submittedAt));
+    // The context goes to the store as is: its signal is made only if the store reads it.
+    return async (context) => this.#report(await this.#write(key, context, submittedAt));
   }
 
   // ---- the feed -----------------------------------------------------------
@@ -618,7 +620,7 @@ export class StatusWriter {
       return { event: { type: 'contended', key }, returned: WorkResult.Release };
     }
     // A unit the lease let go of (timed out, removed, stopped) must not write.
-    call.signal?.throwIfAborted();
+    throwIfLetGo(call);
     const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
     const changesBefore = this.#cache.changesOf(key);
     const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);

@@ -13,7 +13,9 @@ import {
   defineRecordCommands,
   escapeGlob,
   readVersioned,
+  WriteBatches,
   type RecordCommands,
+  type WriteTarget,
 } from './redisRecords.js';
 import { parseSentinelUrl, type SentinelAddress } from './sentinelUrl.js';
 import { decodeRecord, encodeRecord, recordId, recordLayout, type RecordLayout } from './recordLayout.js';
@@ -155,6 +157,8 @@ class RedisStore implements RecordStore {
   readonly #channel: string;
   readonly #handoverChannel: string;
   readonly #commands: ScriptedRedis;
+  readonly #target: WriteTarget;
+  readonly #batches: WriteBatches;
   readonly #subscriber: Redis;
   readonly #handovers = new HandoverFeed();
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
@@ -185,6 +189,14 @@ class RedisStore implements RecordStore {
     };
     // Commands issued in the same tick (a replica's units run concurrently) leave in one socket write.
     this.#commands = defineRecordCommands(connect({ ...options, enableAutoPipelining: true }), 'redis');
+    // The writes of one turn (a replica's units run concurrently) go in one script call.
+    this.#batches = new WriteBatches(this.#commands);
+    this.#target = {
+      versionsKey: this.#versionsKey,
+      revisionKey: this.#revisionKey,
+      replicationKey: this.#replicationKey,
+      channel: this.#channel,
+    };
     this.#subscriber = connect(options);
     // Errors reach callers through rejected commands and reconnects are
     // automatic; without a listener ioredis would print every one.
@@ -308,19 +320,9 @@ class RedisStore implements RecordStore {
     expected: string,
   ): Promise<number> {
     this.#assertOpen(call);
-    const json = value === undefined ? '' : encodeRecord(value, this.url, this.#layout.keyOf(kind, key));
-    return this.#commands.writeRecord(
-      this.#layout.keyOf(kind, key),
-      this.#versionsKey,
-      this.#revisionKey,
-      this.#replicationKey,
-      recordId({ kind, key }),
-      kind,
-      key,
-      this.#channel,
-      expected,
-      json,
-    );
+    const name = this.#layout.keyOf(kind, key);
+    const json = value === undefined ? '' : encodeRecord(value, this.url, name);
+    return this.#batches.write(this.#target, { name, field: recordId({ kind, key }), kind, key, expected, json });
   }
 
   /** Each record's JSON (undefined when missing) and version, read atomically. */

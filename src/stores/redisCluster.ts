@@ -10,7 +10,15 @@ import { loadClient } from './loadClient.js';
 import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
 import { parseRedisClusterUrl, type RedisClusterAddress } from './redisClusterUrl.js';
-import { ABSENT, ANY, decodeChange, defineRecordCommands, readVersioned, type RecordCommands } from './redisRecords.js';
+import {
+  ABSENT,
+  ANY,
+  decodeChange,
+  defineRecordCommands,
+  readVersioned,
+  WriteBatches,
+  type RecordCommands,
+} from './redisRecords.js';
 import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
 import { ShardedSubscriber } from './shardedSubscriber.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
@@ -121,6 +129,8 @@ class RedisClusterStore implements RecordStore {
   readonly #timeout: number;
   readonly #layout: ClusterLayout;
   readonly #cluster: ClusterCommands;
+  /** The writes of one turn, one script call per bucket (its keys share a hash slot). */
+  readonly #batches: WriteBatches;
   readonly #subscriber: ShardedSubscriber;
   readonly #handovers = new HandoverFeed();
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
@@ -154,6 +164,7 @@ class RedisClusterStore implements RecordStore {
       },
     );
     this.#cluster = defineRecordCommands(cluster, 'cluster');
+    this.#batches = new WriteBatches(this.#cluster);
     // Errors reach callers through rejected commands; without listeners ioredis would print every one.
     this.#cluster.on('error', (error: unknown) => (this.#lastError = error));
     this.#cluster.on('node error', (error: unknown) => (this.#lastError = error));
@@ -364,17 +375,7 @@ class RedisClusterStore implements RecordStore {
     const json = value === undefined ? '' : encodeRecord(value, this.url, name);
     return this.#within(
       call,
-      this.#cluster.writeRecord(
-        name,
-        bucket.versionsKey,
-        bucket.revisionKey,
-        recordId({ kind, key }),
-        kind,
-        key,
-        bucket.channel,
-        expected,
-        json,
-      ),
+      this.#batches.write(bucket, { name, field: recordId({ kind, key }), kind, key, expected, json }),
     );
   }
 

@@ -17,7 +17,7 @@ export const EPOCH = 2 ** 32;
  *
  * @example
  * ```ts
- * commands.writeRecord(name, versions, revision, replid, field, kind, key, channel, ANY, json);
+ * batches.write(target, { name, field, kind, key, expected: ANY, json });
  * ```
  */
 export const ANY = '*';
@@ -27,7 +27,7 @@ export const ANY = '*';
  *
  * @example
  * ```ts
- * commands.writeRecord(name, versions, revision, replid, field, kind, key, channel, ABSENT, json);
+ * batches.write(target, { name, field, kind, key, expected: ABSENT, json });
  * ```
  */
 export const ABSENT = '-';
@@ -47,56 +47,72 @@ end
 return out`;
 
 /**
- * Writes or deletes one record if its version is as expected, and publishes the change.
- * KEYS: record key, versions hash, revision counter, and (one Redis) the
- * replication ID the counter counts under.
- * ARGV: hash field, kind, key, channel, expected ('*': any, '-': absent, else a
- * version), JSON ('' deletes).
- * Returns the new version, the deleted record's version (0 when there was
- * none), or -1 when the version was not as expected.
+ * Writes or deletes records, each if its version is as expected, and
+ * publishes each change: one script call for a batch of writes, all of
+ * whose keys are in one hash slot on Redis Cluster.
+ * KEYS: versions hash, revision counter, (one Redis) the replication ID the
+ * counter counts under, then each record's key.
+ * ARGV: channel, then for each record: hash field, kind, key, expected ('*':
+ * any, '-': absent, else a version), JSON ('' deletes).
+ * Returns, for each record in order, the new version, the deleted record's
+ * version (0 when there was none), or -1 when the version was not as expected.
  */
-const writeRecord = (server: RedisServer): string => `
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local current = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
-local expected = ARGV[5]
-if expected == '-' and exists then return -1 end
-if expected ~= '-' and expected ~= '*' and (not exists or current ~= expected) then return -1 end
-local version
-if ARGV[6] == '' then
-  if not exists then return 0 end
-  redis.call('DEL', KEYS[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  version = current
-else
-  -- Redis replicates asynchronously: a promoted replica may lack the last versions the old
-  -- primary issued, and would issue them again for other values, so that a compare-and-set
-  -- against a version read from the old primary could pass.
+const writeRecords = (server: RedisServer): string => {
+  const first = server === 'cluster' ? 3 : 4;
+  return `
+local epochChecked = false
+local function write(name, field, kind, key, expected, json)
+  local exists = redis.call('EXISTS', name) == 1
+  local current = redis.call('HGET', KEYS[1], field) or '0'
+  if expected == '-' and exists then return -1 end
+  if expected ~= '-' and expected ~= '*' and (not exists or current ~= expected) then return -1 end
+  local version
+  if json == '' then
+    if not exists then return 0 end
+    redis.call('DEL', name)
+    redis.call('HDEL', KEYS[1], field)
+    version = current
+  else
+    -- Redis replicates asynchronously: a promoted replica may lack the last versions the old
+    -- primary issued, and would issue them again for other values, so that a compare-and-set
+    -- against a version read from the old primary could pass. Checked once per batch.
+    if not epochChecked then
 ${server === 'cluster' ? CLUSTER_EPOCH : REPLICATION_EPOCH}
-  version = redis.call('INCR', KEYS[3])
-  redis.call('SET', KEYS[1], ARGV[6])
-  redis.call('HSET', KEYS[2], ARGV[1], version)
+      epochChecked = true
+    end
+    version = redis.call('INCR', KEYS[2])
+    redis.call('SET', name, json)
+    redis.call('HSET', KEYS[1], field, version)
+  end
+  local value = json == '' and 'null' or json
+  -- Lua prints numbers with 14 significant digits: format the version whole.
+  local versionText = string.format('%.0f', tonumber(version))
+  redis.call('${server === 'cluster' ? 'SPUBLISH' : 'PUBLISH'}', ARGV[1], '{"kind":' .. cjson.encode(kind) .. ',"key":' .. cjson.encode(key) ..
+    ',"version":' .. versionText .. ',"value":' .. value .. '}')
+  return tonumber(version)
 end
-local value = ARGV[6] == '' and 'null' or ARGV[6]
--- Lua prints numbers with 14 significant digits: format the version whole.
-local versionText = string.format('%.0f', tonumber(version))
-redis.call('${server === 'cluster' ? 'SPUBLISH' : 'PUBLISH'}', ARGV[4], '{"kind":' .. cjson.encode(ARGV[2]) .. ',"key":' .. cjson.encode(ARGV[3]) ..
-  ',"version":' .. versionText .. ',"value":' .. value .. '}')
-return tonumber(version)`;
+local out = {}
+for i = ${first}, #KEYS do
+  local a = 2 + (i - ${first}) * 5
+  out[#out + 1] = write(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+end
+return out`;
+};
 
 /**
  * One Redis (alone or behind Sentinel): a new primary has a new replication
  * ID, and its first write moves the counter to the next epoch, above every
  * version the old primary can have issued.
  */
-const REPLICATION_EPOCH = `  local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
-  local countedUnder = redis.call('GET', KEYS[4])
-  if countedUnder ~= replid then
-    if countedUnder then
-      local revision = tonumber(redis.call('GET', KEYS[3]) or '0')
-      redis.call('SET', KEYS[3], string.format('%.0f', (math.floor(revision / ${EPOCH}) + 1) * ${EPOCH}))
-    end
-    redis.call('SET', KEYS[4], replid)
-  end`;
+const REPLICATION_EPOCH = `      local replid = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)')
+      local countedUnder = redis.call('GET', KEYS[3])
+      if countedUnder ~= replid then
+        if countedUnder then
+          local revision = tonumber(redis.call('GET', KEYS[2]) or '0')
+          redis.call('SET', KEYS[2], string.format('%.0f', (math.floor(revision / ${EPOCH}) + 1) * ${EPOCH}))
+        end
+        redis.call('SET', KEYS[3], replid)
+      end`;
 
 /**
  * Redis Cluster: a master counts from 2^32 × its config epoch, which the
@@ -105,10 +121,10 @@ const REPLICATION_EPOCH = `  local replid = string.match(redis.call('INFO', 'rep
  * lacks (a counter it never received), which a replication ID cannot tell
  * from a bucket never written.
  */
-const CLUSTER_EPOCH = `  local epoch = tonumber(string.match(redis.call('CLUSTER', 'INFO'), 'cluster_my_epoch:(%d+)'))
-  if tonumber(redis.call('GET', KEYS[3]) or '0') < epoch * ${EPOCH} then
-    redis.call('SET', KEYS[3], string.format('%.0f', epoch * ${EPOCH}))
-  end`;
+const CLUSTER_EPOCH = `      local epoch = tonumber(string.match(redis.call('CLUSTER', 'INFO'), 'cluster_my_epoch:(%d+)'))
+      if tonumber(redis.call('GET', KEYS[2]) or '0') < epoch * ${EPOCH} then
+        redis.call('SET', KEYS[2], string.format('%.0f', epoch * ${EPOCH}))
+      end`;
 
 /**
  * The server the scripts run on: one Redis (`PUBLISH`, an epoch per
@@ -127,17 +143,19 @@ export type RedisServer = 'redis' | 'cluster';
  *
  * @example
  * ```ts
- * await commands.writeRecord(name, versions, revision, replid, 'spec:a', 'spec', 'a', channel, ANY, '{"generation":1}'); // 7
+ * await commands.writeRecords(4, versions, revision, replid, name, channel, 'spec:a', 'spec', 'a', ANY, '{"generation":1}'); // [7]
  * ```
  */
 export interface RecordCommands {
   /** Runs the read script: `keyCount` keys (the versions hash first, then the records), then their hash fields. */
   readRecords(keyCount: number, ...keysThenFields: string[]): Promise<string[]>;
   /**
-   * Runs the write script: 4 keys on one Redis, 3 on Redis Cluster (no
-   * replication ID), then 6 arguments. Resolves with the version, or -1 on a conflict.
+   * Runs the write script: `keyCount` keys (the versions hash, the revision
+   * counter, on one Redis the replication ID, then the records), then the
+   * channel and 5 arguments per record. Resolves with each record's
+   * version, or -1 for a conflict.
    */
-  writeRecord(...keysThenArgs: string[]): Promise<number>;
+  writeRecords(keyCount: number, ...keysThenArgs: string[]): Promise<number[]>;
 }
 
 /** What both an ioredis `Redis` and `Cluster` offer to define a script as a command. */
@@ -160,8 +178,106 @@ interface ScriptHost {
  */
 export function defineRecordCommands<T extends ScriptHost>(connection: T, server: RedisServer): T & RecordCommands {
   connection.defineCommand('readRecords', { lua: READ_RECORDS });
-  connection.defineCommand('writeRecord', { numberOfKeys: server === 'cluster' ? 3 : 4, lua: writeRecord(server) });
+  connection.defineCommand('writeRecords', { lua: writeRecords(server) });
   return connection as T & RecordCommands;
+}
+
+/**
+ * Where a batch of writes goes: the versions hash, the revision counter and
+ * the channel the records share (on Redis Cluster, a bucket's, all in one
+ * hash slot), and on one Redis the key holding the replication ID that the
+ * counter counts under.
+ */
+export interface WriteTarget {
+  readonly versionsKey: string;
+  readonly revisionKey: string;
+  readonly replicationKey?: string;
+  readonly channel: string;
+}
+
+/** One record to write with the write script (`json` '' deletes it). */
+export interface RecordWrite {
+  readonly name: string;
+  readonly field: string;
+  readonly kind: string;
+  readonly key: string;
+  readonly expected: string;
+  readonly json: string;
+}
+
+/** At most this many records in one script call: a script holds Redis while it runs (about 5 µs a record). */
+const MAX_BATCH = 256;
+
+/**
+ * Gathers the writes made in one turn of the event loop and sends each
+ * target's as one script call: a replica whose units write hundreds of
+ * statuses at once (a burst) makes one round trip and one Redis command for
+ * each batch of {@link MAX_BATCH}, not one per record. Each write still
+ * succeeds or conflicts on its own, in the order it was made; when the call
+ * fails, every write of its batch fails with its error (none is known to
+ * have been applied or not).
+ *
+ * @example
+ * ```ts
+ * const batches = new WriteBatches(commands);
+ * await batches.write(target, { name, field: 'spec:a', kind: 'spec', key: 'a', expected: ANY, json }); // 7
+ * ```
+ */
+export class WriteBatches {
+  readonly #commands: RecordCommands;
+  readonly #pending = new Map<WriteTarget, PendingWrite[]>();
+  #flushing: ReturnType<typeof setImmediate> | undefined;
+
+  /**
+   * @param commands A connection with {@link RecordCommands}.
+   */
+  constructor(commands: RecordCommands) {
+    this.#commands = commands;
+  }
+
+  /**
+   * Writes one record with the next batch of its target.
+   *
+   * @param target Where the record's version and change go.
+   * @param write The record, its expected version and its JSON.
+   * @returns The version written (or deleted), or -1 on a conflict.
+   */
+  write(target: WriteTarget, write: RecordWrite): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      let batch = this.#pending.get(target);
+      if (batch === undefined) this.#pending.set(target, (batch = []));
+      batch.push({ write, resolve, reject });
+      this.#flushing ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    this.#flushing = undefined;
+    const pending = [...this.#pending];
+    this.#pending.clear();
+    for (const [target, writes] of pending) {
+      for (let from = 0; from < writes.length; from += MAX_BATCH)
+        this.#send(target, writes.slice(from, from + MAX_BATCH));
+    }
+  }
+
+  #send(target: WriteTarget, writes: readonly PendingWrite[]): void {
+    const shared = [target.versionsKey, target.revisionKey];
+    if (target.replicationKey !== undefined) shared.push(target.replicationKey);
+    const keys = [...shared, ...writes.map(({ write }) => write.name)];
+    const args = [target.channel];
+    for (const { write } of writes) args.push(write.field, write.kind, write.key, write.expected, write.json);
+    this.#commands.writeRecords(keys.length, ...keys, ...args).then(
+      (versions) => writes.forEach(({ resolve }, i) => resolve(versions[i])),
+      (error: unknown) => writes.forEach(({ reject }) => reject(error)),
+    );
+  }
+}
+
+interface PendingWrite {
+  readonly write: RecordWrite;
+  readonly resolve: (version: number) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /**
