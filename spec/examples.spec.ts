@@ -21,6 +21,11 @@ const IMPORT_PATHS: Record<string, string> = {
   'rx-writer-lease/postgres': 'src/stores/postgres',
 };
 
+/** Modules of this repository that a guide imports as the reader's own files, next to their code. */
+const LOCAL_MODULES: Record<string, string> = {
+  './ingressStatusStore': 'examples/kubernetes/ingressStatusStore',
+};
+
 const examples = markdownExamples(root);
 
 beforeAll(() => {
@@ -129,6 +134,10 @@ function moduleOf({ file, line, code, setup }: MarkdownExample): string {
       const target = IMPORT_PATHS[name];
       if (target === undefined) throw new Error(`${file}:${line}: unknown import path ${name}`);
       return `'${path.relative(outDir, path.join(root, target))}'`;
+    })
+    .replace(/(['"])(\.\/[A-Za-z]+)\1/g, (match, _quote, name: string) => {
+      const target = LOCAL_MODULES[name];
+      return target === undefined ? match : `'${path.relative(outDir, path.join(root, target))}'`;
     });
   return [
     `// ${file}:${line}`,
