@@ -118,9 +118,20 @@ export class WriterLease {
   /** The durations the rules read: the guarded backoff policy and rule 16's delays. */
   readonly #timing: LeaseTiming;
 
-  /** The one place the lease's snapshot lives. */
+  /** The one place the lease's snapshot lives; `state$` is told of it when the events go out. */
+  #snapshot: LeaseSnapshot;
   readonly #state: BehaviorSubject<LeaseSnapshot>;
   readonly #events = new Subject<LeaseEvent>();
+  /**
+   * Events not yet published, in order: every event goes out from
+   * {@link WriterLease.#publish}, once the operation that made it is over
+   * (see "Events in one place" in docs/architecture.md).
+   */
+  readonly #outbox: LeaseEvent[] = [];
+  /** How many of the outbox's events are out. */
+  #published = 0;
+  /** Operations in progress (nested when a unit settles inside the pass that started it); 0: events go out. */
+  #depth = 0;
   /** Single calls; merged with the key streams into the one input stream. */
   readonly #calls = new Subject<Command>();
   /** Key streams given to `extend(keys$)` / `remove(keys$)`, as commands. */
@@ -131,9 +142,16 @@ export class WriterLease {
   readonly #wakeAt = new Subject<number>();
   /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
   readonly #units: UnitListener<KeyEntry> = {
-    settled: (entry, unit, settlement) => this.#finish(entry, unit, settlement),
-    failed: (entry, unit, error) => this.#fail(entry, unit, error),
-    timedOut: (entry, unit) => this.#timedOut(entry, unit),
+    settled: (entry, unit, settlement) => {
+      this.#depth++;
+      try {
+        this.#finish(entry, unit, settlement);
+      } finally {
+        this.#operationOver();
+      }
+    },
+    failed: (entry, unit, error) => this.#operation(() => this.#fail(entry, unit, error)),
+    timedOut: (entry, unit) => this.#operation(() => this.#timedOut(entry, unit)),
   };
   readonly #keys = new KeyTable();
 
@@ -210,18 +228,20 @@ export class WriterLease {
       }),
     );
 
-    this.#state = new BehaviorSubject<LeaseSnapshot>({
-      state: LeaseState.Election,
-      expires: scheduler.now(),
-      tick: 0,
-    });
+    this.#snapshot = { state: LeaseState.Election, expires: scheduler.now(), tick: 0 };
+    this.#state = new BehaviorSubject<LeaseSnapshot>(this.#snapshot);
     this.state$ = this.#state.asObservable();
     this.leader$ = this.state$.pipe(
       map(({ state }) => state === LeaseState.Leader),
       distinctUntilChanged(),
     );
     this.events$ = this.#events.asObservable();
-    this.#inputs = merge(this.#calls, this.#streams.pipe(mergeAll())).subscribe((command) => this.#apply(command));
+    // An input only records and schedules (the rules are pure and run no unit): it cannot throw half way.
+    this.#inputs = merge(this.#calls, this.#streams.pipe(mergeAll())).subscribe((command) => {
+      this.#depth++;
+      this.#apply(command);
+      this.#operationOver();
+    });
   }
 
   /** The lease's name, as given in the options. */
@@ -231,7 +251,7 @@ export class WriterLease {
 
   /** The snapshot now. */
   get state(): LeaseSnapshot {
-    return this.#state.value;
+    return this.#snapshot;
   }
 
   /** How many keys have pending work (queued, waiting or running). */
@@ -290,9 +310,9 @@ export class WriterLease {
     if (this.#processing !== undefined) throw new LeaseRunningError({ lease: this.#name });
     const processing = this.#wakeAt.pipe(switchMap((at) => atTime(at, this.#scheduler))).subscribe(() => {
       this.#timerAt = Infinity;
-      this.#startDueWork();
+      this.#operation(() => this.#startDueWork());
     });
-    processing.add(() => this.#stop());
+    processing.add(() => this.#operation(() => this.#stop()));
     this.#processing = processing;
     this.#armTimer();
     return processing;
@@ -524,6 +544,8 @@ export class WriterLease {
     if (!this.#disposed) {
       this.#processing?.unsubscribe();
       this.#disposed = true;
+      // Disposed by a listener: the events of the operation in progress still go out, before the end.
+      this.#publish();
       // Ends the input streams merged in by extend(keys$) and remove(keys$) too.
       this.#inputs.unsubscribe();
       this.#wakeAt.complete();
@@ -590,7 +612,7 @@ export class WriterLease {
     switch (command.type) {
       case 'try': {
         const { key, id, work } = command;
-        const due = dueTimeOfNewWork(this.#state.value, now, this.#timing, this.#currentSpread());
+        const due = dueTimeOfNewWork(this.#snapshot, now, this.#timing, this.#currentSpread());
         const previous = this.#keys.submit(key, { id, work }, due);
         this.#emit({ type: 'submitted', key, id, due, at: now });
         // A running unit still settles and its result applies (rule 15), but its submission is over.
@@ -603,7 +625,7 @@ export class WriterLease {
         if (entry === undefined) return;
         const letGo = entry.running !== undefined && entry.pending !== undefined;
         if (!this.#drop(entry, 'extended', now)) return;
-        this.#setState(afterExtend(this.#state.value, now, this.#timing, { at: command.at, letGo }), now);
+        this.#setState(afterExtend(this.#snapshot, now, this.#timing, { at: command.at, letGo }), now);
         return;
       }
       case 'remove': {
@@ -614,7 +636,7 @@ export class WriterLease {
         return;
       }
       case 'expire':
-        this.#setState(afterExpire(this.#state.value, now), now);
+        this.#setState(afterExpire(this.#snapshot, now), now);
         if (command.wake) {
           // Rule 17: keys deferred until the other lease ran out are due now, spread as new work is (rule 16).
           this.#keys.wakeWaiting(now + this.#currentSpread().followerMs);
@@ -627,8 +649,7 @@ export class WriterLease {
   /**
    * Rules 5, 6 and 13: forgets the pending work of an entry, and lets go of
    * its running unit: what it would write is no longer wanted. False when
-   * there was no pending work. The events come once the key's work is
-   * forgotten and its worker free: a listener may call back in.
+   * there was no pending work.
    */
   #drop(entry: KeyEntry, reason: 'removed' | 'extended', now: number): boolean {
     const { key, running } = entry;
@@ -689,7 +710,7 @@ export class WriterLease {
       this.#keys.skipped(entry);
       return;
     }
-    const until = deferredUntil(this.#state.value, now, this.#currentSpread());
+    const until = deferredUntil(this.#snapshot, now, this.#currentSpread());
     if (until !== undefined) {
       this.#keys.queue(entry, until);
       this.#emit({ type: 'deferred', key: entry.key, id: submission.id, until, at: now });
@@ -704,6 +725,9 @@ export class WriterLease {
     const unit = new RunningUnit(entry, entry.key, submission, now);
     this.#keys.started(entry, unit);
     this.#emit({ type: 'started', key: entry.key, id: submission.id, at: now });
+    // The events go out before the lease calls the unit: a listener of `started` sees it first, and may remove
+    // the key (the unit then never runs).
+    if (this.#published < this.#outbox.length) this.#publish();
     unit.run(this.#units, this.#workTimeout);
   }
 
@@ -720,9 +744,7 @@ export class WriterLease {
 
   /**
    * Rule 3: apply the result, then retry, forget, or leave a newer
-   * submission in place. The key table and the worker count are settled
-   * before the first event: a listener that calls back in (`remove` on an
-   * `error`, say) finds the unit over and its worker free.
+   * submission in place.
    */
   #finish(
     entry: KeyEntry,
@@ -741,7 +763,7 @@ export class WriterLease {
     if (failure?.timedOut === true) this.#emitLetGo(unit, 'timeout', now);
     if (failure !== undefined) this.#emit({ type: 'error', key, id, error: failure.error, at: now });
     this.#emit({ type: 'settled', key, id, result, retry, started, at: now });
-    const before = this.#state.value;
+    const before = this.#snapshot;
     const after = afterResult(before, result, now, this.#timing);
     this.#setState(after, now);
     // Rule 16: the election's delay ends with the election. Keys submitted while this winning unit was in
@@ -749,8 +771,7 @@ export class WriterLease {
     if (this.#timing.spread && before.state === LeaseState.Election && after.state === LeaseState.Leader) {
       this.#keys.wakeWaiting(now);
     }
-    // The retry is announced unless a listener of the events above removed or replaced it meanwhile.
-    if (retried !== undefined && entry.pending === retried) {
+    if (retried !== undefined) {
       this.#emit({ type: 'retried', key, id: retried.id, due: now + this.#retryInterval, at: now });
     }
     this.#startDueWork();
@@ -758,17 +779,19 @@ export class WriterLease {
 
   /** Rule 16's delays for the snapshot now. */
   #currentSpread(): Spread {
-    return this.#timing.spreadFor(this.#state.value);
+    return this.#timing.spreadFor(this.#snapshot);
   }
 
   /** Publishes a new snapshot; one equal to the current is no change, and `state$` emits only changes. */
   #setState(snapshot: LeaseSnapshot, now: number): void {
-    const previous = this.#state.value;
+    const previous = this.#snapshot;
     if (previous.state === snapshot.state && previous.expires === snapshot.expires && previous.tick === snapshot.tick) {
       return;
     }
-    this.#state.next(snapshot);
-    this.#emit({ type: 'state', previous, snapshot, at: now });
+    this.#snapshot = snapshot;
+    // Queued even when nobody listens to events$: publishing it tells state$.
+    this.#outbox.push({ type: 'state', previous, snapshot, at: now, lease: this.#name });
+    if (this.#depth === 0) this.#publish();
   }
 
   /** Keeps one timer, for the earliest due key, while a worker is free to take it. */
@@ -786,9 +809,7 @@ export class WriterLease {
     this.#timerAt = Infinity;
     const now = this.#scheduler.now();
     for (const entry of this.#keys.entriesRunning()) {
-      const unit = entry.running;
-      // A listener of an earlier let-go may have let go of this one already (remove, extend).
-      if (unit === undefined) continue;
+      const unit = entry.running!;
       unit.letGo(letGoError(entry.key, LET_GO_BECAUSE.stopped));
       this.#keys.stopped(entry, now);
       this.#emitLetGo(unit, 'stopped', now);
@@ -798,13 +819,56 @@ export class WriterLease {
 
   // ---- helpers ------------------------------------------------------------
 
-  /** Says the lease let go of `unit`; emitted once the key table is settled (its worker free). */
+  /** Says the lease let go of `unit`. */
   #emitLetGo(unit: RunningUnit<KeyEntry>, reason: LetGoReason, now: number): void {
     this.#emit({ type: 'let-go', key: unit.key, id: unit.id, reason, started: unit.started, at: now });
   }
 
+  /** Queues an event; it goes out once the operation in progress is over (at once outside any). */
   #emit(event: DistributiveOmit<LeaseEvent, 'lease'>): void {
-    if (this.#events.observed) this.#events.next({ ...event, lease: this.#name });
+    if (!this.#events.observed) return;
+    this.#outbox.push({ ...event, lease: this.#name });
+    if (this.#depth === 0) this.#publish();
+  }
+
+  /**
+   * Runs one operation of the lease (an input, a unit's settlement, a timer,
+   * the stop); the events it makes go out when it and every operation
+   * nested in it are over.
+   */
+  #operation(operation: () => void): void {
+    this.#depth++;
+    try {
+      operation();
+    } finally {
+      this.#operationOver();
+    }
+  }
+
+  #operationOver(): void {
+    if (--this.#depth === 0 && this.#published < this.#outbox.length) this.#publish();
+  }
+
+  /**
+   * Publishes the queued events in order: the one place events go out, each
+   * after the key table and the snapshot are settled. A listener that calls
+   * back in (a `try` on `settled`, a `remove` on `error`) runs a whole
+   * operation of its own; its events join the queue and go out from this
+   * same loop, after the ones before them.
+   */
+  #publish(): void {
+    this.#depth++;
+    try {
+      while (this.#published < this.#outbox.length) {
+        const event = this.#outbox[this.#published++];
+        if (event.type === 'state') this.#state.next(event.snapshot);
+        this.#events.next(event);
+      }
+      this.#outbox.length = 0;
+      this.#published = 0;
+    } finally {
+      this.#depth--;
+    }
   }
 
   /** Whether we lead, once the election has ended. */
