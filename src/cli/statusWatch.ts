@@ -12,6 +12,9 @@ export interface Convergence {
 /** A change feed that drops a notification must not hang the wait: the store is re-read this often too. */
 const REREAD_INTERVAL_MS = 500;
 
+/** Above this many keys, the store is listed rather than read key by key. */
+const LIST_FROM_KEYS = 100;
+
 /**
  * Watches the statuses of a store, to tell when they have caught up with
  * the specs the driver wrote.
@@ -32,7 +35,9 @@ export class StatusWatch {
   #converged: Map<string, number> | undefined;
   #idleWrites = 0;
   /** While {@link convergence} waits: the generations it waits for, and the keys whose status is behind. */
-  #waiting: { readonly specs: ReadonlyMap<string, number>; readonly behind: Set<string>; at: number } | undefined;
+  #waiting:
+    | { readonly specs: ReadonlyMap<string, number>; readonly behind: Set<string>; at: number; changedAt: number }
+    | undefined;
   /** Emits when no key is behind any more. */
   readonly #caughtUp = new Subject<void>();
   readonly #watch: Subscription;
@@ -64,8 +69,8 @@ export class StatusWatch {
    * Waits until every key's status generation equals its spec generation,
    * as the feed shows them, and confirms it by reading the store: the demo
    * trusts the store, not its own feed. In case the feed dropped a message,
-   * the keys still behind are read from the store every
-   * {@link REREAD_INTERVAL_MS}.
+   * the keys still behind are read from the store when the feed has shown
+   * no status for {@link REREAD_INTERVAL_MS}.
    *
    * Each status change costs a constant time, whatever the number of keys:
    * a burst of 10,000 changes is watched without slowing the replicas that
@@ -84,7 +89,7 @@ export class StatusWatch {
       if (seen?.generation === generation) at = Math.max(at, seen.at);
       else behind.add(key);
     }
-    const waiting = { specs, behind, at };
+    const waiting = { specs, behind, at, changedAt: demoNow() };
     this.#waiting = waiting;
     try {
       for (;;) {
@@ -107,7 +112,8 @@ export class StatusWatch {
         const rereadDue = await firstValueFrom(
           race(this.#caughtUp.pipe(map(() => false)), timer(Math.min(left, REREAD_INTERVAL_MS)).pipe(map(() => true))),
         );
-        if (rereadDue && behind.size > 0) {
+        // While statuses keep coming, the feed is alive: reading thousands of keys would only slow the replicas.
+        if (rereadDue && behind.size > 0 && demoNow() - waiting.changedAt >= REREAD_INTERVAL_MS) {
           const keys = [...behind];
           const late = await this.#storeBehind(keys);
           // Caught up in the store, though the feed did not show it: caught up by now at the latest.
@@ -143,6 +149,7 @@ export class StatusWatch {
     const waiting = this.#waiting;
     const wanted = waiting?.specs.get(key);
     if (waiting === undefined || wanted === undefined) return;
+    waiting.changedAt = demoNow();
     if (generation !== wanted) {
       waiting.behind.add(key);
     } else if (waiting.behind.delete(key)) {
@@ -161,14 +168,33 @@ export class StatusWatch {
   async #storeBehind(keys: readonly string[]): Promise<string[] | undefined> {
     const specs = this.#waiting?.specs;
     if (specs === undefined) return undefined;
-    const statuses = await Promise.all(keys.map((key) => this.#store.get<StatusValue>('status', key))).catch(
-      () => undefined,
-    );
+    const statuses = await this.#readStatuses(keys).catch(() => undefined);
     if (statuses === undefined) return undefined;
-    const late = keys.filter((key, i) => statuses[i]?.value.generation !== specs.get(key));
+    const late = keys.filter(
+      (key) => (statuses.get(key)?.value as StatusValue | undefined)?.generation !== specs.get(key),
+    );
     if (late.length === 0 && keys.length === specs.size) {
-      this.#converged = new Map(keys.map((key, i) => [key, statuses[i]?.version ?? -Infinity]));
+      this.#converged = new Map(keys.map((key) => [key, statuses.get(key)?.version ?? -Infinity]));
     }
     return late;
+  }
+
+  /**
+   * The statuses of `keys` in the store: one `list()` when the store has it
+   * and most of its records are wanted (it reads them in batches), else a
+   * read per key.
+   */
+  async #readStatuses(keys: readonly string[]): Promise<Map<string, { value: unknown; version: number }>> {
+    if (this.#store.list !== undefined && keys.length > LIST_FROM_KEYS) {
+      const wanted = new Set(keys);
+      const records = await this.#store.list();
+      return new Map(
+        records
+          .filter(({ kind, key }) => kind === 'status' && wanted.has(key))
+          .map(({ key, value, version }) => [key, { value, version }]),
+      );
+    }
+    const read = await Promise.all(keys.map((key) => this.#store.get<StatusValue>('status', key)));
+    return new Map(keys.flatMap((key, i) => (read[i] === undefined ? [] : [[key, read[i]] as const])));
   }
 }

@@ -226,7 +226,7 @@ const MAX_BATCH = 256;
 export class WriteBatches {
   readonly #commands: RecordCommands;
   readonly #pending = new Map<WriteTarget, PendingWrite[]>();
-  #flushing: ReturnType<typeof setImmediate> | undefined;
+  #flushScheduled = false;
 
   /**
    * @param commands A connection with {@link RecordCommands}.
@@ -247,12 +247,15 @@ export class WriteBatches {
       let batch = this.#pending.get(target);
       if (batch === undefined) this.#pending.set(target, (batch = []));
       batch.push({ write, resolve, reject });
-      this.#flushing ??= setImmediate(() => this.#flush());
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
     });
   }
 
   #flush(): void {
-    this.#flushing = undefined;
+    this.#flushScheduled = false;
     const pending = [...this.#pending];
     this.#pending.clear();
     for (const [target, writes] of pending) {
