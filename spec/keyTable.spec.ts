@@ -18,8 +18,8 @@ function table() {
     const entry = keys.takeDue(now, Infinity);
     if (entry?.pending === undefined) throw new Error('no due key with pending work');
     const submission = entry.pending;
-    keys.started(entry, new RunningUnit(entry, entry.key, submission, now));
-    keys.ended(entry, submission);
+    keys.markRunning(entry, new RunningUnit(entry, entry.key, submission, now));
+    keys.endRun(entry, submission);
     return entry;
   };
   return { keys, submit, finishNext };

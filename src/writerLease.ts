@@ -141,7 +141,7 @@ export class WriterLease {
   /** The due time of the queue's head, each time it changes; `run()` turns it into one timer. */
   readonly #wakeAt = new Subject<number>();
   /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
-  readonly #units: UnitListener<KeyEntry> = {
+  readonly #unitListener: UnitListener<KeyEntry> = {
     settled: (entry, unit, settlement) => {
       this.#depth++;
       try {
@@ -657,7 +657,7 @@ export class WriterLease {
     if (pending === undefined) return false;
     if (running !== undefined) {
       running.letGo(letGoError(key, LET_GO_BECAUSE[reason]));
-      this.#keys.ended(entry);
+      this.#keys.endRun(entry);
     }
     this.#emit({ type: 'dropped', key, id: pending.id, reason, at: now });
     if (running !== undefined) {
@@ -702,12 +702,12 @@ export class WriterLease {
   /** Rule 2, for one due key. */
   #process(entry: KeyEntry, now: number): void {
     if (entry.running !== undefined) {
-      this.#keys.cameDueWhileRunning(entry);
+      this.#keys.requeueAfterRun(entry);
       return;
     }
     const submission = entry.pending;
     if (submission === undefined) {
-      this.#keys.skipped(entry);
+      this.#keys.forgetIfIdle(entry);
       return;
     }
     const until = deferredUntil(this.#snapshot, now, this.#currentSpread());
@@ -723,12 +723,12 @@ export class WriterLease {
 
   #start(entry: KeyEntry, submission: Submission, now: number): void {
     const unit = new RunningUnit(entry, entry.key, submission, now);
-    this.#keys.started(entry, unit);
+    this.#keys.markRunning(entry, unit);
     this.#emit({ type: 'started', key: entry.key, id: submission.id, at: now });
     // The events go out before the lease calls the unit: a listener of `started` sees it first, and may remove
     // the key (the unit then never runs).
     if (this.#published < this.#outbox.length) this.#publish();
-    unit.run(this.#units, this.#workTimeout);
+    unit.run(this.#unitListener, this.#workTimeout);
   }
 
   #fail(entry: KeyEntry, unit: RunningUnit<KeyEntry>, error: unknown): void {
@@ -759,7 +759,7 @@ export class WriterLease {
     // A retry is taken over by a newer submission made while the unit ran.
     const retried = retry ? entry.pending : undefined;
     if (retried !== undefined) this.#keys.queue(entry, now + this.#retryInterval);
-    this.#keys.ended(entry, retried === undefined ? submission : undefined);
+    this.#keys.endRun(entry, retried === undefined ? submission : undefined);
     if (failure?.timedOut === true) this.#emitLetGo(unit, 'timeout', now);
     if (failure !== undefined) this.#emit({ type: 'error', key, id, error: failure.error, at: now });
     this.#emit({ type: 'settled', key, id, result, retry, started, at: now });
@@ -811,7 +811,7 @@ export class WriterLease {
     for (const entry of this.#keys.entriesRunning()) {
       const unit = entry.running!;
       unit.letGo(letGoError(entry.key, LET_GO_BECAUSE.stopped));
-      this.#keys.stopped(entry, now);
+      this.#keys.requeueStopped(entry, now);
       this.#emitLetGo(unit, 'stopped', now);
     }
     this.#emit({ type: 'stopped', pending: this.pendingKeys(), at: now });

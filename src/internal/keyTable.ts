@@ -24,9 +24,10 @@ export interface KeyEntry extends QueueSlot {
  * The lease's keys: one entry per key that has pending work, is queued or
  * runs (or went idle in a pass not yet ended: `get()` may return such an
  * entry, with nothing pending or running); the due queue over them; and the
- * counts that make `size` and the worker limit O(1). It keeps the bookkeeping consistent and decides
- * nothing: when a key is due, what a result does, whether a unit runs is the
- * lease's (and its rules').
+ * counts that make `size` and the worker limit O(1). It keeps the bookkeeping consistent; when a key
+ * is due, what a result does and whether a unit runs are the lease's (and its rules') to decide,
+ * but for one: {@link KeyTable.requeueStopped} makes a stopped unit's own submission due at once
+ * (rule 10).
  */
 export class KeyTable {
   readonly #entries = new Map<string, KeyEntry>();
@@ -131,7 +132,7 @@ export class KeyTable {
   }
 
   /** `unit` runs for the key. */
-  started(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
+  markRunning(entry: KeyEntry, unit: RunningUnit<KeyEntry>): void {
     entry.running = unit;
     this.#runningCount++;
   }
@@ -142,7 +143,7 @@ export class KeyTable {
    * meanwhile (rule 3). A key that came due while the unit ran is queued
    * again at that time.
    */
-  ended(entry: KeyEntry, finished?: Submission): void {
+  endRun(entry: KeyEntry, finished?: Submission): void {
     entry.running = undefined;
     this.#runningCount--;
     if (finished !== undefined && entry.pending === finished) {
@@ -164,12 +165,12 @@ export class KeyTable {
   }
 
   /** A due key whose unit still runs: it is queued again when the unit ends. */
-  cameDueWhileRunning(entry: KeyEntry): void {
+  requeueAfterRun(entry: KeyEntry): void {
     entry.dueWhileRunning ??= entry.at;
   }
 
   /** A due key with nothing to run: its entry goes unless it holds something. */
-  skipped(entry: KeyEntry): void {
+  forgetIfIdle(entry: KeyEntry): void {
     this.#forgetIfIdle(entry);
   }
 
@@ -183,12 +184,12 @@ export class KeyTable {
    * again at once on the next `run()` when it was the pending submission; a
    * newer submission keeps its own due time (a follower's minimum wait).
    */
-  stopped(entry: KeyEntry, now: number): void {
+  requeueStopped(entry: KeyEntry, now: number): void {
     if (entry.running !== undefined && entry.pending === entry.running.submission) {
       entry.dueWhileRunning = undefined;
       this.#due.add(entry, now);
     }
-    this.ended(entry);
+    this.endRun(entry);
   }
 
   /** The entry of `key`, made on first use. */

@@ -1,9 +1,12 @@
 import { LeaseState, WorkResult, type LeaseSnapshot } from '../types.js';
 
 /**
- * The rules of the lease (docs/lease.md, "Rules"), as
- * pure functions of (snapshot, input, now, options): no clock, no queue, no
- * unit. `WriterLease` holds the machinery and asks these what to do;
+ * The rules of the lease (docs/lease.md, "Rules"), as functions of
+ * (snapshot, input, now, options): no clock, no queue, no unit. They are
+ * pure but for what the options they are given do: `backoffDuration`
+ * reports a policy's bad value as a `backoff-error` event, and rule 16's
+ * spread (`internal/timing.ts`) draws its random delays and keeps them for
+ * the tick. `WriterLease` holds the machinery and asks these what to do;
  * spec/rules.spec.ts tests them as tables, and the reference model of the
  * property tests (marbles/model.ts) checks the same rules from the outside.
  */
