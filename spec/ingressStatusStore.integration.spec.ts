@@ -32,9 +32,9 @@ import { waitFor } from './support/waitFor';
  * API server can run on the test machines. What it shows is that the store keeps the
  * RecordStore contract, and a StatusWriter works on it, as far as the imitation is faithful.
  *
- * Over two clients: @kubernetes/client-node 2 itself, pointed at the imitation, where it can
- * be loaded (it needs Node 22.19+, for its undici 8), and a minimal node:http client with the
- * same methods, everywhere.
+ * Over two clients: @kubernetes/client-node 2 itself, pointed at the imitation (on Node 20
+ * with undici 7, pinned by package.json's overrides: the undici 8 it asks for needs Node
+ * 22.19+), and a minimal node:http client with the same methods.
  */
 
 type ClientNode = typeof import('@kubernetes/client-node');
@@ -85,7 +85,7 @@ beforeAll(async () => {
 afterAll(() => server?.close());
 
 if ('reason' in loaded) {
-  it.skip(`over @kubernetes/client-node 2: not run: the client does not load on Node ${process.version}, it needs 22.19+ (${loaded.reason})`, () =>
+  it.skip(`over @kubernetes/client-node 2: not run: the client does not load on Node ${process.version} (${loaded.reason}); on Node 20 it needs undici 7 (package.json's overrides)`, () =>
     undefined);
 }
 
