@@ -173,11 +173,23 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
   });
   const converged = () => driver.idle && lagging.size === 0;
 
-  // An outage (kill or handover): when, the first change of each key made after it, and the first write
-  // of one by another replica.
-  let outage: { at: number; replica: BenchReplica; firstAfter: Map<string, number>; recoveredAt?: number } | undefined;
+  // An outage (kill or handover): when, the changes it waits for, and the first write of one by another
+  // replica. A kill waits for the first change of any key made after it: the others learn of nothing but
+  // the silence. A handover waits for the change made at its instant, which the followers took while they
+  // still followed the writer that stopped: written at once only if the handover wakes their waiting keys
+  // (rule 17), else once its lease runs out, whatever the later changes do.
+  let outage:
+    | {
+        at: number;
+        replica: BenchReplica;
+        kind: 'kill' | 'handover';
+        firstAfter: Map<string, number>;
+        recoveredAt?: number;
+      }
+    | undefined;
   driver.onUpdate(({ key, generation }) => {
-    if (outage !== undefined && !outage.firstAfter.has(key)) outage.firstAfter.set(key, generation);
+    if (outage === undefined || outage.firstAfter.has(key)) return;
+    if (outage.kind === 'kill' || outage.firstAfter.size === 0) outage.firstAfter.set(key, generation);
   });
 
   const settings = { store, strategy, scheduler, keys, leaseDuration, retryInterval, lock, lockKey: LOCK_KEY };
@@ -234,7 +246,7 @@ export async function runMacro(config: MacroConfig): Promise<MacroFigures> {
           stopped = leaderOf([...alive], lastWriteAt);
           alive.delete(stopped);
           stoppedAt = clock.now;
-          outage = { at: stoppedAt, replica: stopped, firstAfter: new Map() };
+          outage = { at: stoppedAt, replica: stopped, kind, firstAfter: new Map() };
           if (kind === 'kill') stopped.kill();
           else stopping.push(stopped.handOver());
         },
