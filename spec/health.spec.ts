@@ -4,6 +4,7 @@ import { filter, type Subscription } from 'rxjs';
 import {
   LeaseState,
   MemoryStore,
+  ShardedWriterLease,
   StatusWriter,
   WorkResult,
   WriterLease,
@@ -180,6 +181,40 @@ describe('serveHealth on a memory store', () => {
     expect(metrics.body).toMatch(/^writer_lease_last_write_timestamp_seconds\{writer="r1"\} 1\d{9}/m);
   });
 
+  it('a sharded lease: /status lists the shards it leads, /metrics reports each shard, /healthz and /readyz hold', async () => {
+    const store = new MemoryStore();
+    const lease = new ShardedWriterLease({ name: 'r1', shards: 4, leaseDuration: LEASE_MS, retryInterval: 20 });
+    const writer = new StatusWriter({ store, lease, writer: 'r1' });
+    const subscriptions = [writer.run(), lease.run()];
+    const server = await serveHealth({
+      lease,
+      writer,
+      leaseDuration: LEASE_MS,
+      listen: { host: '127.0.0.1', port: 0 },
+    });
+    try {
+      // Keys of two shards only: this replica leads those, and the other two stay in their election.
+      const keys = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+      const shards = [...new Set(keys.map((key) => lease.shardOf(key)))].slice(0, 2);
+      const written = keys.filter((key) => shards.includes(lease.shardOf(key)));
+      for (const key of written) await store.put('spec', key, spec(1));
+      await waitFor(() => lease.state.leading.size === shards.length, 'the replica to lead the shards it wrote');
+      const status = JSON.parse((await get(server.address.port, '/status')).body) as Record<string, unknown>;
+      expect(status).toMatchObject({ state: 'leader', tick: null, shards: 4, leading: [...shards].sort() });
+      const metrics = (await get(server.address.port, '/metrics')).body;
+      for (let shard = 0; shard < 4; shard++) {
+        const leads = shards.includes(shard) ? 1 : 0;
+        expect(metrics).toContain(`writer_lease_leader{lease="r1/${shard}",writer="r1"} ${leads}\n`);
+      }
+      expect((await get(server.address.port, '/healthz')).status).toBe(200);
+      expect((await get(server.address.port, '/readyz')).status).toBe(200);
+    } finally {
+      subscriptions.forEach((subscription) => subscription.unsubscribe());
+      lease.dispose();
+      await server.close();
+    }
+  });
+
   it('who leads: the follower believes in the leader, on believedLeader$, /status and /metrics', async () => {
     const store = new MemoryStore();
     const replicas = [await replica(store, 'r1'), await replica(store, 'r2')];
@@ -314,7 +349,7 @@ describe('bad input', () => {
       serveHealth({ lease, writer, leaseDuration: 100, listen: { host: '127.0.0.1', port: 70_000 } }),
     ).rejects.toThrow('serveHealth: options.listen.port must be an integer from 0 to 65535, received 70000');
     await expect(serveHealth({ lease: {} as WriterLease, writer, leaseDuration: 100, listen })).rejects.toThrow(
-      'serveHealth: options.lease must be a WriterLease, received an object (Object)',
+      'serveHealth: options.lease must be a WriterLease or a ShardedWriterLease, received an object (Object)',
     );
     await expect(serveHealth({ lease, writer: lease as never, leaseDuration: 100, listen })).rejects.toThrow(
       /options\.writer must be a StatusWriter/,

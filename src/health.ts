@@ -8,6 +8,7 @@ import { PeerDependencyMissingError, requirePeer } from './requirePeer.js';
 import type { StatusWriter } from './statusWriter.js';
 import type { RecordStore } from './stores/store.js';
 import { LeaseState } from './types.js';
+import { ShardedWriterLease } from './shardedWriterLease.js';
 import type { WriterLease } from './writerLease.js';
 
 /**
@@ -19,8 +20,8 @@ import type { WriterLease } from './writerLease.js';
  * ```
  */
 export interface HealthOptions {
-  /** This replica's lease. */
-  lease: WriterLease;
+  /** This replica's lease; with a {@link ShardedWriterLease}, each shard's lease is reported. */
+  lease: WriterLease | ShardedWriterLease;
   /** The StatusWriter that runs on `lease`. */
   writer: StatusWriter;
   /**
@@ -204,8 +205,8 @@ export function readinessOf(facts: HealthFacts): HealthVerdict {
 
 /** The machinery behind the endpoints: what it tracks of the lease, the probe, the metrics. */
 class HealthChecks {
-  /** Units running now: id → when they started, on the monotonic clock. */
-  readonly #units = new Map<number, number>();
+  /** Units running now: lease name and id → when they started, on the monotonic clock. */
+  readonly #units = new Map<string, number>();
   readonly #reporting = new Subscription();
   /** When a probe last got an answer from the store, on the monotonic clock. */
   #probeAnsweredAt: number | undefined;
@@ -214,7 +215,7 @@ class HealthChecks {
   readonly #metrics: () => Promise<{ readonly text: string; readonly contentType: string }>;
 
   constructor(
-    readonly lease: WriterLease,
+    readonly lease: WriterLease | ShardedWriterLease,
     readonly writer: StatusWriter,
     readonly leaseDuration: number,
     readonly workTimeout: number | undefined,
@@ -223,8 +224,9 @@ class HealthChecks {
   ) {
     this.#reporting.add(
       lease.events$.subscribe((event) => {
-        if (event.type === 'started') this.#units.set(event.id, monotonicScheduler.now());
-        else if (event.type === 'settled' || event.type === 'let-go') this.#units.delete(event.id);
+        // Each shard's lease counts its own ids.
+        if (event.type === 'started') this.#units.set(`${event.lease}#${event.id}`, monotonicScheduler.now());
+        else if (event.type === 'settled' || event.type === 'let-go') this.#units.delete(`${event.lease}#${event.id}`);
       }),
     );
     this.#metrics = this.#metricsSource(prefix);
@@ -310,11 +312,15 @@ class HealthChecks {
     const ready = await this.#readiness();
     const facts = this.#facts();
     const last = writer.lastWritten;
+    const snapshot = lease.state;
     return {
       writer: writer.writer,
       lease: lease.name,
-      state: lease.state.state,
-      tick: lease.state.tick,
+      state: snapshot.state,
+      tick: 'tick' in snapshot ? snapshot.tick : null,
+      ...('leading' in snapshot
+        ? { shards: snapshot.shards.length, leading: [...snapshot.leading].sort((a, b) => a - b) }
+        : {}),
       leader: writer.believedLeader ?? null,
       pending: facts.pending,
       pendingKeys: lease.pendingKeys().slice(0, MAX_KEYS_LISTED),
@@ -338,7 +344,7 @@ class HealthChecks {
     const registry = new client.Registry();
     // Every series names the replica, so that queries across replicas need no relabelling.
     registry.setDefaultLabels({ writer: this.writer.writer });
-    this.#reporting.add(leaseMetrics(this.lease, { registry, prefix }));
+    for (const lease of leasesOf(this.lease)) this.#reporting.add(leaseMetrics(lease, { registry, prefix }));
     this.#reporting.add(statusWriterMetrics(this.writer, { registry, prefix }));
     return async () => ({ text: await registry.metrics(), contentType: registry.contentType });
   }
@@ -348,8 +354,13 @@ class HealthChecks {
 interface ReplicaHealthStatus {
   readonly writer: string;
   readonly lease: string;
+  /** With shards: `leader` while it leads one. */
   readonly state: LeaseState;
-  readonly tick: number;
+  /** Null with shards: each has its own (in /metrics). */
+  readonly tick: number | null;
+  /** With shards: how many, and those this replica leads. */
+  readonly shards?: number;
+  readonly leading?: readonly number[];
   /** The writer this replica believes leads; null during an election. */
   readonly leader: string | null;
   readonly pending: number;
@@ -363,17 +374,28 @@ interface ReplicaHealthStatus {
 }
 
 /** The essential gauges in the text exposition format, as prom-client would write them, without it. */
-function builtInMetrics(prefix: string, lease: WriterLease, writer: StatusWriter): string {
+function builtInMetrics(prefix: string, lease: WriterLease | ShardedWriterLease, writer: StatusWriter): string {
   const name = writer.writer;
-  const leaseLabels = { lease: lease.name, writer: name };
-  const { state, tick } = lease.state;
+  const leases = leasesOf(lease).map((each) => ({ each, labels: { lease: each.name, writer: name } }));
   const believed = writer.believedLeader;
   const silent = writer.storeSilentFor;
   const last = writer.lastWritten;
   return [
-    gauge(`${prefix}leader`, '1 while the lease leads, else 0', [[leaseLabels, state === LeaseState.Leader ? 1 : 0]]),
-    gauge(`${prefix}tick`, 'Follower renewals by others in a row', [[leaseLabels, tick]]),
-    gauge(`${prefix}pending_keys`, 'Keys with pending work', [[leaseLabels, lease.size]]),
+    gauge(
+      `${prefix}leader`,
+      '1 while the lease leads, else 0',
+      leases.map(({ each, labels }) => [labels, each.state.state === LeaseState.Leader ? 1 : 0]),
+    ),
+    gauge(
+      `${prefix}tick`,
+      'Follower renewals by others in a row',
+      leases.map(({ each, labels }) => [labels, each.state.tick]),
+    ),
+    gauge(
+      `${prefix}pending_keys`,
+      'Keys with pending work',
+      leases.map(({ each, labels }) => [labels, each.size]),
+    ),
     gauge(
       `${prefix}believed_leader`,
       'The writer this replica believes leads (label leader): itself, the one it follows; none in an election',
@@ -390,6 +412,11 @@ function builtInMetrics(prefix: string, lease: WriterLease, writer: StatusWriter
       last === undefined ? [] : [[{ writer: name }, last.at / 1_000]],
     ),
   ].join('');
+}
+
+/** The leases to report: the lease, or each shard's. */
+function leasesOf(lease: WriterLease | ShardedWriterLease): readonly WriterLease[] {
+  return lease instanceof ShardedWriterLease ? lease.leases : [lease];
 }
 
 function gauge(name: string, help: string, samples: [Record<string, string>, number][]): string {
@@ -438,7 +465,9 @@ function assertOptions(options: HealthOptions): void {
   }
   const { lease, writer, leaseDuration, listen, store, workTimeout, prefix = 'writer_lease_' } = options;
   if (typeof lease?.events$?.subscribe !== 'function') {
-    throw new TypeError(`${OWNER}: options.lease must be a WriterLease, received ${describeValue(lease)}`);
+    throw new TypeError(
+      `${OWNER}: options.lease must be a WriterLease or a ShardedWriterLease, received ${describeValue(lease)}`,
+    );
   }
   if (typeof writer?.believedLeader$?.subscribe !== 'function') {
     throw new TypeError(`${OWNER}: options.writer must be a StatusWriter, received ${describeValue(writer)}`);

@@ -234,6 +234,21 @@ export class ShardedWriterLease {
     return this.#name;
   }
 
+  /**
+   * Each shard's lease, by shard: to report them (`leaseMetrics(lease)` for
+   * each, as `serveHealth` does) or to look at one. Work goes through this
+   * object, which routes each key to its shard: a `try` made on a shard's
+   * lease directly would bypass the routing.
+   *
+   * @example
+   * ```ts
+   * sharded.leases.map((lease) => lease.state.state); // ['leader', 'follower', ...]
+   * ```
+   */
+  get leases(): readonly WriterLease[] {
+    return this.#leases;
+  }
+
   /** How many shards the keys hash to. */
   get shards(): number {
     return this.#leases.length;

@@ -496,12 +496,6 @@ export function parseReplicaArgs(argv: readonly string[]): ReplicaOptions {
   };
   checkLease(options);
   checkStorePorts(store);
-  if (options.listen !== undefined && options.shards > 1) {
-    throw new UsageError(
-      `--listen: serves the health of one lease, expected --shards 1, received --shards ${options.shards}`,
-      { flag: '--listen', expected: '--shards 1', received: String(options.shards) },
-    );
-  }
   return options;
 }
 

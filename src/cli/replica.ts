@@ -241,14 +241,8 @@ export class Replica {
    * @returns The server, once it listens; close it after `stop()`.
    */
   serveHealth(listen: ListenAddress): Promise<HealthServer> {
-    const lease = this.#lease;
-    if (lease instanceof ShardedWriterLease) {
-      return Promise.reject(
-        new Error(`serves the health of one lease: expected shards 1, received shards ${lease.shards}`),
-      );
-    }
     return serveHealth({
-      lease,
+      lease: this.#lease,
       writer: this.#writer,
       store: this.#store,
       leaseDuration: this.#leaseDuration,
