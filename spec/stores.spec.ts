@@ -121,6 +121,10 @@ describeEachStore('$kind store', (backend) => {
     { closedError: StoreClosedError, changeTimeoutMs: CHANGE_WAIT_MS, setupTimeoutMs: SERVER_START_MS },
   );
 
+  it('says whether it may lose an acknowledged write: only Redis Cluster here (asynchronous replication)', () => {
+    expect(a.losesAcknowledgedWrites ?? false).toBe(name === 'redis-cluster');
+  });
+
   it('refuses a value without a numeric generation, naming the store and the value', async () => {
     const error = await a.put('spec', freshKey(), { value: 'x' } as never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreValueError);

@@ -5,6 +5,7 @@ import { filter, firstValueFrom, merge, race, timer, type Subscription } from 'r
 import { redactUrl } from '../stores/errors.js';
 import { MemoryStore } from '../stores/memory.js';
 import { openStore } from '../stores/openStore.js';
+import type { RecordStore } from '../stores/store.js';
 import { LeaseState } from '../types.js';
 import { DEFAULT_MEMORY_LATENCY, type DemoOptions, type Strategy } from './args.js';
 import { Driver } from './driver.js';
@@ -112,7 +113,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
   } = options;
   const { view, replicaCommand = defaultReplicaCommand() } = run;
   const memory = isMemory(options.store);
-  const store = memory ? new MemoryStore({ versioning }) : await openStore(options.store, { prefix });
+  const store: RecordStore = memory ? new MemoryStore({ versioning }) : await openStore(options.store, { prefix });
   const handles: ReplicaHandle[] = [];
   const subscriptions: Subscription[] = [];
   let watch: StatusWatch | undefined;
@@ -164,8 +165,8 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       updates,
       rate,
       burst,
-      // A single server loses no acknowledged write; a failover of a replicated store may.
-      checkLost: /^(redis-sentinel|redis-cluster):\/\//.test(options.store) || options.store.includes(','),
+      // A single server loses no acknowledged write; a failover of asynchronous replication may.
+      checkLost: store.losesAcknowledgedWrites === true,
       random: seededRandom(seed),
     });
     subscriptions.push(driver.updates$.subscribe((update) => counter.update(update)));

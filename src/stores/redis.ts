@@ -104,7 +104,7 @@ export async function openRedisStore(url: string, options: RedisStoreOptions = {
             connectTimeout,
             retryStrategy: (attempt) => fasterAfterFailover(redisOptions.retryStrategy?.(attempt)),
           });
-  const store = new RedisStore(url, prefix, connect);
+  const store = new RedisStore(url, prefix, connect, sentinel !== undefined);
   await store.open(connectTimeout);
   return store;
 }
@@ -167,7 +167,11 @@ class RedisStore implements RecordStore {
   #opened = false;
   #closed = false;
 
-  constructor(url: string, prefix: string, connect: (options: RedisOptions) => Redis) {
+  /** Behind Sentinel: a promoted replica may lack the last writes the old primary acknowledged. */
+  readonly losesAcknowledgedWrites: boolean;
+
+  constructor(url: string, prefix: string, connect: (options: RedisOptions) => Redis, replicated: boolean) {
+    this.losesAcknowledgedWrites = replicated;
     this.url = redactUrl(url);
     this.#layout = recordLayout(prefix, ':');
     this.#versionsKey = `${prefix}versions`;

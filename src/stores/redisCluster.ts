@@ -124,6 +124,8 @@ interface HandoverPart {
 
 class RedisClusterStore implements RecordStore {
   readonly url: string;
+  /** A master's promoted replica may lack the last writes the master acknowledged. */
+  readonly losesAcknowledgedWrites = true;
   readonly #address: RedisClusterAddress;
   readonly #ioredis: typeof import('ioredis');
   readonly #timeout: number;

@@ -158,6 +158,15 @@ export interface RecordStore {
    * @default 'field'
    */
   readonly versioning?: Versioning;
+  /**
+   * True when a write the store acknowledged may still be lost: its
+   * replication is asynchronous, and a failover promotes a replica that had
+   * not received it (Redis behind Sentinel, Redis Cluster). A reader that
+   * must count such losses (the demo's driver) reads its writes back; a
+   * single server, etcd (Raft) and PostgreSQL lose none.
+   * @default false
+   */
+  readonly losesAcknowledgedWrites?: boolean;
   /** Reads one record; undefined when it does not exist. */
   get<T extends Generational>(kind: RecordKind, key: string, options?: CallOptions): Promise<Versioned<T> | undefined>;
   /**
