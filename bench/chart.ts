@@ -304,3 +304,139 @@ function outagePanel(runs: readonly MacroFigures[], layout: OutagePanelLayout): 
 function msLabel(ms: number): string {
   return ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`;
 }
+
+/** What {@link ceilingChart} draws of one store's throughput figures. */
+export interface CeilingSeries {
+  readonly store: string;
+  readonly rawCas: { readonly oneClient: number };
+  readonly rates: readonly { readonly rate: number; readonly p99: number | null; readonly held?: boolean }[];
+  readonly ceiling: { readonly rate: number } | null;
+}
+
+/** One colour and marker per store, in the order given. */
+const SERIES_STYLES = [
+  { color: '#1f6feb', marker: 'circle' as const },
+  { color: '#cf222e', marker: 'triangle' as const },
+  { color: '#2da44e', marker: 'square' as const },
+  { color: '#8250df', marker: 'circle' as const },
+  { color: '#bf8700', marker: 'triangle' as const },
+];
+/** Rates of the x axis's ticks, changes a second. */
+const RATE_TICKS = [25, 50, 100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000];
+/** The latency target of the ceiling, ms. */
+const CEILING_P99_MS = 100;
+
+/**
+ * The ceiling search of each store: p99 latency against the rate asked for
+ * (both on log scales), one line per store; a filled marker is a rate that
+ * held (converged, p99 within 100 ms, the driver kept up), a hollow one a
+ * rate that did not. The 100 ms target is dotted; each store's goal, a
+ * quarter of its raw one-client compare-and-set rate, is a dashed vertical
+ * line of its colour. The bench writes it to docs/benchmarks/ceiling.svg.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('docs/benchmarks/ceiling.svg', ceilingChart(results.throughput, 0.25));
+ * ```
+ * @param series The throughput figures of each store.
+ * @param goalShare The goal, as a share of the raw one-client rate.
+ * @returns The SVG document.
+ */
+export function ceilingChart(series: readonly CeilingSeries[], goalShare: number): string {
+  const width = 760;
+  const legendHeight = 40 + 18 * series.length;
+  const height = PANEL.height + 40 + legendHeight;
+  const plotLeft = 84;
+  const plotRight = width - 32;
+  const plotTop = legendHeight + 36;
+  const plotBottom = height - PANEL.bottom;
+  const names = shortNames(series.map(({ store }) => store));
+  const rates = series.flatMap((s) => [...s.rates.map(({ rate }) => rate), s.rawCas.oneClient * goalShare]);
+  const low = RATE_TICKS.filter((tick) => tick <= Math.min(...rates)).at(-1) ?? RATE_TICKS[0];
+  const high = RATE_TICKS.find((tick) => tick >= Math.max(...rates)) ?? RATE_TICKS[RATE_TICKS.length - 1];
+  const px = (rate: number) =>
+    plotLeft +
+    ((Math.log2(rate) - Math.log2(low)) / Math.max(1e-9, Math.log2(high) - Math.log2(low))) * (plotRight - plotLeft);
+  const yLow = Math.log10(1);
+  const yHigh = Math.log10(10_000);
+  const py = (ms: number) =>
+    plotBottom - ((Math.log10(Math.min(Math.max(ms, 1), 10_000)) - yLow) / (yHigh - yLow)) * (plotBottom - plotTop);
+
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="16" text-anchor="middle" font-weight="bold">p99 latency against the rate asked for: 3 replica processes, 1000 records</text>`,
+  ];
+  series.forEach((s, i) => {
+    const style = SERIES_STYLES[i % SERIES_STYLES.length];
+    const y = 36 + 18 * i;
+    out.push(
+      `<line x1="${plotLeft}" x2="${plotLeft + 30}" y1="${y}" y2="${y}" stroke="${style.color}" stroke-width="2"/>`,
+      marker(style.marker, plotLeft + 15, y, style.color),
+      `<text x="${plotLeft + 38}" y="${y + 4}" fill="#24292f">${escapeXml(names[i])}: raw compare-and-set ${s.rawCas.oneClient.toLocaleString('en')}/s from 1 client, goal ${Math.round(s.rawCas.oneClient * goalShare).toLocaleString('en')}/s; ceiling ${s.ceiling === null ? 'none' : `${s.ceiling.rate.toLocaleString('en')}/s`}</text>`,
+    );
+  });
+  for (const ms of [1, 10, 100, 1_000, 10_000]) {
+    out.push(
+      `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(ms))}" y2="${f(py(ms))}" stroke="#e5e7eb"/>`,
+      `<text x="${plotLeft - 6}" y="${f(py(ms) + 4)}" text-anchor="end" fill="#57606a">${ms >= 1000 ? `${ms / 1000} s` : `${ms} ms`}</text>`,
+    );
+  }
+  for (const tick of RATE_TICKS.filter((rate) => rate >= low && rate <= high)) {
+    out.push(
+      `<line x1="${f(px(tick))}" x2="${f(px(tick))}" y1="${plotTop}" y2="${plotBottom}" stroke="#f3f4f6"/>`,
+      `<text x="${f(px(tick))}" y="${plotBottom + 16}" text-anchor="middle" fill="#57606a">${tick.toLocaleString('en')}</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${plotBottom}" y2="${plotBottom}" stroke="#57606a"/>`,
+    `<text x="${(plotLeft + plotRight) / 2}" y="${plotBottom + 34}" text-anchor="middle" fill="#24292f">spec changes a second asked of the driver (log scale)</text>`,
+    `<text transform="translate(16 ${(plotTop + plotBottom) / 2}) rotate(-90)" text-anchor="middle" fill="#24292f">p99 ms (log scale)</text>`,
+    `<line x1="${plotLeft}" x2="${plotRight}" y1="${f(py(CEILING_P99_MS))}" y2="${f(py(CEILING_P99_MS))}" stroke="#8c959f" stroke-dasharray="2 3"/>`,
+    `<text x="${plotRight - 2}" y="${f(py(CEILING_P99_MS) - 5)}" text-anchor="end" fill="#8c959f" font-size="10">p99 target 100 ms</text>`,
+  );
+  series.forEach((s, i) => {
+    const style = SERIES_STYLES[i % SERIES_STYLES.length];
+    const goal = s.rawCas.oneClient * goalShare;
+    out.push(
+      `<line x1="${f(px(goal))}" x2="${f(px(goal))}" y1="${plotTop}" y2="${plotBottom}" stroke="${style.color}" stroke-dasharray="6 4" stroke-opacity="0.6"/>`,
+      `<text x="${f(px(goal) + 3)}" y="${plotTop + 12 + 12 * i}" fill="${style.color}" font-size="10">${escapeXml(names[i])} goal</text>`,
+    );
+    const points = s.rates
+      .filter((row) => row.p99 !== null)
+      .map((row) => ({ x: px(row.rate), y: py(row.p99 ?? 0), held: row.held !== false, p99: row.p99 ?? 0 }));
+    if (points.length === 0) return;
+    out.push(
+      `<polyline fill="none" stroke="${style.color}" stroke-width="2" points="${points.map((p) => `${f(p.x)},${f(p.y)}`).join(' ')}"/>`,
+      ...points.map((p) =>
+        p.held
+          ? marker(style.marker, p.x, p.y, style.color)
+          : `<circle cx="${f(p.x)}" cy="${f(p.y)}" r="5" fill="#ffffff" stroke="${style.color}" stroke-width="2"/>`,
+      ),
+      ...points.map(
+        (p) =>
+          `<text x="${f(p.x)}" y="${f(p.y - 9)}" text-anchor="middle" fill="${style.color}" font-size="10">${Math.round(p.p99)}</text>`,
+      ),
+    );
+  });
+  out.push(
+    `<text x="${plotLeft}" y="${36 + 18 * series.length}" fill="#57606a" font-size="11">filled: the rate held; hollow: it did not (p99 over 100 ms, or no convergence, or the driver fell behind); dashed: goal = ${goalShare} × raw</text>`,
+    '</svg>',
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** `redis://127.0.0.1:6379` → `redis`; the port too when two stores share a scheme. */
+function shortNames(stores: readonly string[]): string[] {
+  const schemes = stores.map((store) => /^([a-z-]+):/.exec(store)?.[1] ?? store);
+  return stores.map((store, i) =>
+    schemes.filter((scheme) => scheme === schemes[i]).length > 1
+      ? `${schemes[i]} ${store.replace(/^[a-z-]+:\/\/([^@]*@)?/, '')}`
+      : schemes[i],
+  );
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

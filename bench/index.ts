@@ -2,24 +2,36 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
 import { redactUrl } from '../src/stores/errors';
-import { attemptsChart, outageChart } from './chart';
+import { attemptsChart, ceilingChart, outageChart } from './chart';
 import { runMacro, type MacroFigures } from './macro';
 import { micro } from './micro';
 import { realStoreSuite, type RealFigures } from './realStore';
-import { throughputSuite, type ThroughputFigures } from './throughput';
 import { failedTargets, reportTables } from './report';
-import { machine, type BenchResults, type MacroSettings } from './results';
+import { loadAverage, machine, type BenchResults, type MacroSettings, type RealSection } from './results';
+import { shardsSuite, type ShardRow } from './shards';
 import { markdownTable, textTable } from './tables';
-import { HANDOVER_BOUND_MS, checkTargets, checkThroughput } from './targets';
+import {
+  HANDOVER_BOUND_MS,
+  THROUGHPUT_TARGETS,
+  checkRealRuns,
+  checkShards,
+  checkTargets,
+  checkThroughput,
+  type TargetCheck,
+} from './targets';
+import { ceilingShare, throughputSuite, type ThroughputFigures } from './throughput';
 
 const USAGE =
-  'Usage: npm run bench [-- [--quick] [--store redis://H:P|etcd://H:P|postgres://U@H:P/DB] [--rate 47] [--seed 1]\n' +
-  '                         [--replicas 1,3,5,10,30] [--keys 10,1000]]';
+  'Usage: npm run bench [-- [--quick] [--store redis://H:P|etcd://H:P|postgres://U@H:P/DB]... [--rate 47] [--seed 1]\n' +
+  '                         [--replicas 1,3,5,10,30] [--keys 10,1000] [--no-shards]]\n' +
+  '       npm run bench -- --from-results   (publish bench/results.json again: tables, charts, docs)\n' +
+  '       --store may be given more than once: the real-store runs and the throughput figures run on each.';
 const ROOT = path.resolve(__dirname, '..', '..');
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const CHART = path.join(ROOT, 'docs', 'benchmarks', 'attempts.svg');
 const OUTAGE_CHART = path.join(ROOT, 'docs', 'benchmarks', 'outages.svg');
+const CEILING_CHART = path.join(ROOT, 'docs', 'benchmarks', 'ceiling.svg');
 const DOC_START = '<!-- bench:results:start -->';
 const DOC_END = '<!-- bench:results:end -->';
 
@@ -47,7 +59,12 @@ const MACRO_DEFAULTS: MacroSettings = {
 
 interface BenchArgs {
   quick: boolean;
-  store: string | undefined;
+  /** `--from-results`: publish bench/results.json again, run nothing. */
+  fromResults: boolean;
+  /** Every `--store`, in the order given. */
+  stores: string[];
+  /** `--no-shards`: leave the shards runs out. */
+  shards: boolean;
   rate: number;
   seed: number;
   /** `--replicas` and `--keys`: narrow the runs (macro and real store); the docs are then left alone. */
@@ -57,6 +74,7 @@ interface BenchArgs {
 
 async function main(argv: readonly string[]): Promise<number> {
   const args = parseArgs(argv);
+  if (args.fromResults) return republish();
   const macro: MacroSettings = {
     ...MACRO_DEFAULTS,
     rate: args.rate,
@@ -68,6 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const started = Date.now();
   const startedAt = new Date(started).toISOString();
   const mode = args.quick ? 'quick' : 'full';
+  const loadAtStart = loadAverage();
   log(`bench (${mode}) on ${machine().cpuModel}, ${machine().cpus} cpus, node ${process.version}`);
 
   log('micro...');
@@ -102,54 +121,86 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const macroMs = Date.now() - mark;
 
-  let real: BenchResults['real'] = null;
-  let throughput: ThroughputFigures | null = null;
+  const real: RealSection[] = [];
+  const throughput: ThroughputFigures[] = [];
   let realMs: number | null = null;
-  if (args.store !== undefined) {
+  const storeChecks: TargetCheck[] = [];
+  if (args.stores.length > 0) {
     mark = Date.now();
     const settings = { updates: args.quick ? 150 : 300, rate: macro.rate, killLeaderAfter: 2000 };
-    let runs: RealFigures[] = [];
-    let error: string | null = null;
-    try {
-      runs = await realStoreSuite({
-        store: args.store,
-        replicas: args.quick && !narrowed ? [3] : macro.replicas,
-        keys: args.quick && !narrowed ? [10] : macro.keys,
-        ...settings,
-        progress: log,
-      });
-    } catch (caught) {
-      error = caught instanceof Error ? caught.message : String(caught);
-      log(`real store: ${error}`);
+    for (const [index, store] of args.stores.entries()) {
+      const { replicas, keys } = realConfigurations(args, macro, index, narrowed);
+      let runs: RealFigures[] = [];
+      let error: string | null = null;
+      try {
+        runs = await realStoreSuite({ store, replicas, keys, ...settings, progress: log });
+      } catch (caught) {
+        error = caught instanceof Error ? caught.message : String(caught);
+        log(`real store ${redactUrl(store)}: ${error}`);
+      }
+      if (error === null) {
+        try {
+          const figures = await throughputSuite({ store, quick: args.quick, progress: log });
+          throughput.push(figures);
+          storeChecks.push(...checkThroughput(figures));
+        } catch (caught) {
+          error = caught instanceof Error ? caught.message : String(caught);
+          log(`throughput ${redactUrl(store)}: ${error}`);
+        }
+      }
+      storeChecks.push(...checkRealRuns(runs, macro, store));
+      real.push({ store: redactUrl(store), replicas, keys, ...settings, runs, error });
     }
-    try {
-      throughput = await throughputSuite({ store: args.store, quick: args.quick, progress: log });
-    } catch (caught) {
-      error = caught instanceof Error ? caught.message : String(caught);
-      log(`throughput: ${error}`);
-    }
-    real = { store: redactUrl(args.store), ...settings, runs, error };
     realMs = Date.now() - mark;
   }
 
+  let shards: ShardRow[] | null = null;
+  let shardsMs: number | null = null;
+  if (args.shards) {
+    mark = Date.now();
+    // Memory, and the Redis stores given (the shards issue's rows).
+    const stores = ['memory', ...args.stores.filter((store) => store.startsWith('redis://'))];
+    try {
+      shards = await shardsSuite({ stores, quick: args.quick, progress: log });
+    } catch (caught) {
+      log(`shards: ${caught instanceof Error ? caught.message : String(caught)}`);
+    }
+    shardsMs = Date.now() - mark;
+  }
+
   const targets = [
-    ...checkTargets(microFigures, macroRuns, real?.runs ?? [], macro, args.store),
-    ...(throughput === null ? [] : checkThroughput(throughput)),
+    ...checkTargets(microFigures, macroRuns, [], macro),
+    ...storeChecks,
+    ...(shards === null ? [] : checkShards(shards)),
   ];
   const results: BenchResults = {
-    schema: 1,
+    schema: 2,
     mode,
     startedAt,
-    runtimeMs: { total: Date.now() - started, micro: microMs, macro: macroMs, real: realMs },
+    runtimeMs: { total: Date.now() - started, micro: microMs, macro: macroMs, real: realMs, shards: shardsMs },
     machine: machine(),
+    load: { start: loadAtStart, end: loadAverage() },
     micro: microFigures,
     macro: { settings: macro, runs: macroRuns },
     real,
     throughput,
+    shards,
     targets,
-    allTargetsMet: targets.every((check) => check.pass) && real?.error == null,
+    allTargetsMet: targets.every((check) => check.pass) && real.every((section) => section.error === null),
   };
 
+  const canonical = args.rate === MACRO_DEFAULTS.rate && args.seed === MACRO_DEFAULTS.seed && !narrowed;
+  await publish(results, canonical);
+  return real.every((section) => section.error === null) ? 0 : 1;
+}
+
+/**
+ * Writes results.json and prints the tables; for the canonical run (full,
+ * default rate and seed, not narrowed), also the charts and this run's
+ * section of docs/benchmarks.md.
+ */
+async function publish(results: BenchResults, canonical: boolean): Promise<void> {
+  const { mode, macro, throughput, targets } = results;
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   const tables = reportTables(results);
   console.log(tables.map(textTable).join('\n\n'));
@@ -158,23 +209,83 @@ async function main(argv: readonly string[]): Promise<number> {
   console.log(`\nwrote ${path.relative(ROOT, RESULTS)} (${mode}, ${(results.runtimeMs.total / 1000).toFixed(1)} s)`);
 
   // The docs show the canonical run: full, default rate and seed.
-  if (mode === 'full' && args.rate === MACRO_DEFAULTS.rate && args.seed === MACRO_DEFAULTS.seed && !narrowed) {
+  if (mode === 'full' && canonical) {
     mkdirSync(path.dirname(CHART), { recursive: true });
-    writeFileSync(CHART, attemptsChart(macroRuns));
+    writeFileSync(CHART, attemptsChart(macro.runs));
     console.log(`wrote ${path.relative(ROOT, CHART)}`);
-    const failoverBound = macro.leaseDuration + macro.retryInterval + DEFAULT_BACKOFF_STEP_MS;
+    const failoverBound = macro.settings.leaseDuration + macro.settings.retryInterval + DEFAULT_BACKOFF_STEP_MS;
     writeFileSync(
       OUTAGE_CHART,
-      outageChart(macroRuns, {
+      outageChart(macro.runs, {
         failover: { ms: failoverBound, label: `writer-lease target ${failoverBound} ms` },
         handover: { ms: HANDOVER_BOUND_MS, label: `writer-lease target ${HANDOVER_BOUND_MS} ms` },
       }),
     );
     console.log(`wrote ${path.relative(ROOT, OUTAGE_CHART)}`);
+    if (throughput.length > 0) {
+      writeFileSync(CEILING_CHART, ceilingChart(throughput, THROUGHPUT_TARGETS.ceilingOfRaw));
+      console.log(`wrote ${path.relative(ROOT, CEILING_CHART)}`);
+    }
     const sections = tables.map((table) => `**${table.title}**\n\n${markdownTable(table)}`);
     if (await updateDoc(results, sections)) console.log(`updated ${path.relative(ROOT, DOC)}`);
   }
-  return real?.error == null ? 0 : 1;
+}
+
+/**
+ * `--from-results`: the figures of bench/results.json, measured by an
+ * earlier run, checked against today's targets and published again (tables,
+ * charts, docs) without running anything: after a change to the checks or
+ * the report. The ceiling's shares are recomputed from its rates.
+ */
+async function republish(): Promise<number> {
+  const results = JSON.parse(readFileSync(RESULTS, 'utf8')) as BenchResults;
+  const throughput = results.throughput.map((figures) => ({
+    ...figures,
+    ceiling:
+      figures.ceiling === null
+        ? null
+        : {
+            rate: figures.ceiling.rate,
+            ofRawOneClient: ceilingShare(figures.ceiling.rate, figures.rawCas.oneClient),
+            ofRawManyClients: ceilingShare(figures.ceiling.rate, figures.rawCas.manyClients),
+          },
+  }));
+  const settings = results.macro.settings;
+  const targets = [
+    ...checkTargets(results.micro, results.macro.runs, [], settings),
+    ...results.real.flatMap((section) => [
+      ...throughput.filter(({ store }) => store === section.store).flatMap(checkThroughput),
+      ...checkRealRuns(section.runs, settings, section.store),
+    ]),
+    ...(results.shards === null ? [] : checkShards(results.shards)),
+  ];
+  const republished: BenchResults = {
+    ...results,
+    throughput,
+    targets,
+    allTargetsMet: targets.every((check) => check.pass) && results.real.every((section) => section.error === null),
+  };
+  await publish(republished, true);
+  return 0;
+}
+
+/**
+ * The real-store configurations of the `index`-th `--store`: those of
+ * `--replicas` and `--keys` when given; with `--quick`, 3 replicas × 10 keys;
+ * with one store, every macro configuration; with several, 3, 10 and 30
+ * replicas × 10 keys on the first and 3 × 10 on the others, which keeps a
+ * full run on three stores within 25 minutes on 2 cores.
+ */
+function realConfigurations(
+  args: BenchArgs,
+  macro: MacroSettings,
+  index: number,
+  narrowed: boolean,
+): { replicas: number[]; keys: number[] } {
+  if (narrowed) return { replicas: macro.replicas, keys: macro.keys };
+  if (args.quick) return { replicas: [3], keys: [10] };
+  if (args.stores.length === 1) return { replicas: macro.replicas, keys: macro.keys };
+  return { replicas: index === 0 ? [3, 10, 30] : [3], keys: [10] };
 }
 
 /**
@@ -189,9 +300,11 @@ async function updateDoc(results: BenchResults, tables: string[]): Promise<boole
   const end = doc.indexOf(DOC_END);
   if (start < 0 || end < start) return false;
   const { machine: m, runtimeMs } = results;
+  const stores = results.real.map(({ store }) => ` --store ${store}`).join('');
   const header =
-    `Run of ${results.startedAt.slice(0, 10)} (\`npm run bench\`, full, ${(runtimeMs.total / 1000).toFixed(1)} s): ` +
-    `${m.cpuModel}, ${m.cpus} cpus, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}.`;
+    `Run of ${results.startedAt.slice(0, 10)} (\`npm run bench${stores === '' ? '' : ` --${stores}`}\`, full, ` +
+    `${(runtimeMs.total / 1000).toFixed(1)} s): ${m.cpuModel}, ${m.cpus} cpus, ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}; ` +
+    `load average ${results.load.start.join(' / ')} at the start, ${results.load.end.join(' / ')} at the end (other work shares the machine).`;
   const failed = failedTargets(results.targets);
   const verdict =
     failed.length === 0 ? 'Every target met.' : `Targets missed:\n\n${failed.map((line) => `- ${line}`).join('\n')}`;
@@ -216,7 +329,9 @@ async function formatted(markdown: string): Promise<string> {
 function parseArgs(argv: readonly string[]): BenchArgs {
   const args: BenchArgs = {
     quick: false,
-    store: undefined,
+    fromResults: false,
+    stores: [],
+    shards: true,
     rate: MACRO_DEFAULTS.rate,
     seed: MACRO_DEFAULTS.seed,
     replicas: undefined,
@@ -228,6 +343,14 @@ function parseArgs(argv: readonly string[]): BenchArgs {
       args.quick = true;
       continue;
     }
+    if (arg === '--from-results') {
+      args.fromResults = true;
+      continue;
+    }
+    if (arg === '--no-shards') {
+      args.shards = false;
+      continue;
+    }
     const [, flag, inline] = /^--(store|rate|seed|replicas|keys)(?:=(.*))?$/s.exec(arg) ?? [];
     if (flag === undefined) usage(`unexpected argument ${JSON.stringify(arg)}`);
     const value = inline ?? argv[++i];
@@ -235,7 +358,8 @@ function parseArgs(argv: readonly string[]): BenchArgs {
       usage(`--${flag}: expected a value, received ${value === undefined ? 'nothing' : JSON.stringify(value)}`);
     }
     if (flag === 'store') {
-      args.store = value;
+      if (args.stores.includes(value)) usage(`--store: ${JSON.stringify(redactUrl(value))} given twice`);
+      args.stores.push(value);
     } else if (flag === 'replicas' || flag === 'keys') {
       args[flag] = countList(flag, value);
     } else if (flag === 'rate') {

@@ -1,20 +1,26 @@
 import type { MacroFigures } from './macro';
 import type { RealFigures } from './realStore';
-import type { BenchResults } from './results';
+import type { BenchResults, RealSection } from './results';
 import type { Table } from './tables';
-import { checkOf, scopeOf, verdict, type TargetCheck } from './targets';
+import { THROUGHPUT_TARGETS, checkOf, scopeOf, shardScope, verdict, type TargetCheck } from './targets';
+import type { CommandCount } from './storeCounters';
+import type { RateRow } from './throughput';
 
 /**
- * The tables of a run: micro, macro, where the macro attempts go, and the
- * real store when there is one. Figures with a target carry `pass` or `FAIL`.
+ * The tables of a run: micro, macro, where the macro attempts go, the real
+ * stores, the throughput on them, and the shards runs. Figures with a target
+ * carry `pass` or `FAIL`.
  *
  * @param results The run.
  * @returns The tables, in the order they are printed.
  */
 export function reportTables(results: BenchResults): Table[] {
   const tables = [microTable(results), macroTable(results), attemptsTable(results), outageTable(results)];
-  if (results.real !== null && results.real.runs.length > 0) tables.push(realTable(results));
-  if (results.throughput != null) tables.push(throughputTable(results));
+  for (const section of results.real) if (section.runs.length > 0) tables.push(realTable(section, results.targets));
+  if (results.throughput.length > 0) {
+    tables.push(commandsTable(results), ceilingTable(results), ratesTable(results), strategiesTable(results));
+  }
+  if (results.shards !== null && results.shards.length > 0) tables.push(shardsTable(results));
   return tables;
 }
 
@@ -23,8 +29,9 @@ export function failedTargets(checks: readonly TargetCheck[]): string[] {
   return checks
     .filter((check) => !check.pass)
     .map(
-      ({ section, scope, figure, target, value }) =>
-        `${section}${scope === '' ? '' : ` ${scope}`}: ${figure} = ${value} (target ${target})`,
+      ({ section, store, scope, figure, target, value }) =>
+        `${section}${store === undefined || store === scope ? '' : ` ${store}`}${scope === '' ? '' : ` ${scope}`}: ` +
+        `${figure} = ${value} (target ${target})`,
     );
 }
 
@@ -95,10 +102,10 @@ function macroTable({ macro, targets }: BenchResults): Table {
   };
 }
 
-function realTable({ real, targets }: BenchResults): Table {
-  const { store, updates, rate, killLeaderAfter, runs } = real!;
+function realTable(section: RealSection, targets: readonly TargetCheck[]): Table {
+  const { store, updates, rate, killLeaderAfter, runs } = section;
   const mark = (run: RealFigures, figure: string, text: string) => {
-    const v = verdict(targets, 'real', scopeOf(run), figure);
+    const v = verdict(targets, 'real', scopeOf(run), figure, store);
     return v === '' ? text : `${text} ${v}`;
   };
   return {
@@ -109,7 +116,7 @@ function realTable({ real, targets }: BenchResults): Table {
     header: [...RUN_COLUMNS.header, 'handover ms', 'conflicts, kill run'],
     right: new Set([...RUN_COLUMNS.right, 10, 11]),
     rows: runs.map((run) => [
-      ...runRow(run, 'real', targets),
+      ...runRow(run, 'real', targets, store),
       mark(run, 'handoverMs', run.handoverMs === null ? '-' : `${run.handoverMs}`),
       mark(run, 'runConflicts', run.runConflicts === null ? '-' : `${run.runConflicts}`),
     ]),
@@ -162,10 +169,15 @@ function outageTable({ macro, targets }: BenchResults): Table {
   };
 }
 
-function runRow(run: MacroFigures | RealFigures, section: 'macro' | 'real', targets: readonly TargetCheck[]): string[] {
+function runRow(
+  run: MacroFigures | RealFigures,
+  section: 'macro' | 'real',
+  targets: readonly TargetCheck[],
+  store?: string,
+): string[] {
   const scope = scopeOf(run);
   const mark = (figure: string, text: string) => {
-    const v = verdict(targets, section, scope, figure);
+    const v = verdict(targets, section, scope, figure, store);
     return v === '' ? text : `${text} ${v}`;
   };
   return [
@@ -230,49 +242,260 @@ function int(value: number): string {
   return value.toLocaleString('en');
 }
 
-/** What a fleet writes on the real store, beside the store's own compare-and-set rate. */
-function throughputTable({ throughput, targets }: BenchResults): Table {
-  const t = throughput!;
-  const judged = (figure: string, text: string) => {
-    const v = verdict(targets, 'throughput', t.store, figure);
-    const target = checkOf(targets, 'throughput', t.store, figure)?.target;
-    return [text, target ?? '', v];
-  };
-  const rows: string[][] = [
-    ['raw compare-and-set, 1 client, /s', ...judged('', int(t.rawCas.oneClient))],
-    [`raw compare-and-set, ${t.rawCas.clients} clients, /s`, ...judged('', int(t.rawCas.manyClients))],
-  ];
-  if (t.commandsPerChange !== null) {
-    const c = t.commandsPerChange;
-    rows.push([
-      `commands per change, counted by Redis (driver ${c.driver}, replicas ${c.replicas}, ${c.changes} changes)`,
-      ...judged('commandsPerChange', `${c.perChange}`),
-    ]);
+/** The verdict of a throughput figure of `store`, after its text. */
+function judgedText(targets: readonly TargetCheck[], store: string, figure: string, text: string): string {
+  const v = verdict(targets, 'throughput', store, figure, store);
+  return v === '' ? text : `${text} ${v}`;
+}
+
+/** `Txn 4,012, Put 4,000, Range 985`: the window's commands, most first. */
+function commandList(count: CommandCount): string {
+  const entries = Object.entries(count.byCommand ?? {}).sort((a, b) => b[1] - a[1]);
+  return entries.length === 0 ? '-' : entries.map(([name, n]) => `${name} ${int(n)}`).join(', ');
+}
+
+/** Commands per change, counted by each store, for each strategy. */
+function commandsTable({ throughput, targets }: BenchResults): Table {
+  const rows: string[][] = [];
+  for (const t of throughput) {
+    for (const s of t.strategies ?? [{ strategy: 'writer-lease', commandsPerChange: t.commandsPerChange }]) {
+      const c = s.commandsPerChange;
+      if (c === null) continue;
+      const writerLease = s.strategy === 'writer-lease';
+      rows.push([
+        t.store,
+        s.strategy,
+        c.counter ?? '',
+        c.windowMs === undefined ? '-' : (c.windowMs / 1000).toFixed(1),
+        int(c.driver),
+        c.leader === undefined ? int(c.replicas) : `${int(c.replicas)} (${int(c.leader)} + ${int(c.followers ?? 0)})`,
+        writerLease
+          ? judgedText(targets, t.store, 'commandsPerChange', c.perChange.toFixed(2))
+          : c.perChange.toFixed(2),
+        c.replicasPerChange.toFixed(2),
+        c.demoReads === undefined ? '-' : int(c.demoReads),
+        commandList(c),
+      ]);
+    }
   }
-  rows.push(
-    [`burst of ${int(t.burst.keys)}: convergeMs`, ...judged('burst.convergeMs', `${t.burst.convergeMs ?? '-'}`)],
-    [
-      `burst of ${int(t.burst.keys)}: attempts per change`,
-      ...judged('burst.attemptsPerUpdate', `${t.burst.attemptsPerUpdate}`),
-    ],
-    ...t.rates.map((row) => [
-      `${int(row.rate)} changes/s, 1000 keys: p99 ms (attempts, converged)`,
-      `${row.p99 ?? '-'} (${row.attemptsPerUpdate}, ${row.converged})`,
-      '<= 100',
-      '',
-    ]),
-    [
-      'ceiling (p99 <= 100 ms), share of the 1-client raw rate',
-      ...judged(
-        'ceiling.ofRawOneClient',
-        t.ceiling === null ? '-' : `${t.ceiling.rate}/s = ${t.ceiling.ofRawOneClient}`,
-      ),
-    ],
-  );
+  const changes = throughput.find((t) => t.commandsPerChange !== null)?.commandsPerChange?.changes ?? 4_000;
   return {
-    title: `Throughput on ${t.store} (3 replica processes; real time)`,
-    header: ['figure', 'value', 'target', ''],
-    right: new Set([1]),
+    title:
+      `Commands per change, counted by the store (3 replica processes, 1000 keys, ${int(changes)} changes at 500/s; ` +
+      `from the driver's first change until the replicas are told to stop, 2 s after convergence; ` +
+      `target for the writer lease <= ${THROUGHPUT_TARGETS.commandsPerChange})`,
+    header: [
+      'store',
+      'strategy',
+      'counted by',
+      'window s',
+      'driver',
+      'replicas (leader + others)',
+      'per change',
+      'replicas per change',
+      'demo read-back left out',
+      'every command of the window, every client',
+    ],
+    right: new Set([3, 4, 5, 6, 7, 8]),
     rows,
+  };
+}
+
+/** Cores, one decimal; `-` when unknown. */
+function cores(value: number | null | undefined): string {
+  return value === null || value === undefined ? '-' : value.toFixed(1);
+}
+
+/** Why a rate did not hold. */
+function whyNot(row: RateRow): string {
+  if (row.error !== undefined) return `the run failed twice (${row.error})`;
+  const reasons: string[] = [];
+  if (!row.converged) reasons.push('did not converge');
+  if (row.p99 === null || row.p99 > 100) reasons.push(`p99 ${row.p99 ?? '-'} ms`);
+  if (row.achievedRate !== undefined && row.achievedRate < 0.9 * row.rate) {
+    reasons.push(`driver made ${int(row.achievedRate)}/s`);
+  }
+  return reasons.join(', ');
+}
+
+/** The raw compare-and-set rates and the fleet's ceiling, one row per store. */
+function ceilingTable({ throughput, targets }: BenchResults): Table {
+  return {
+    title:
+      'Raw compare-and-set rate and the fleet ceiling (3 replica processes, 1000 keys; the highest rate whose p99 stays ' +
+      `within 100 ms, that converges and that the driver keeps up with; target >= ${THROUGHPUT_TARGETS.ceilingOfRaw} of the 1-client raw rate)`,
+    header: [
+      'store',
+      'raw CAS 1 client /s',
+      'CAS round trip p50 / p99 ms',
+      'raw CAS 50 clients /s',
+      'ceiling changes/s',
+      'share of 1-client raw',
+      'share of 50-client raw',
+      'first rate that did not hold',
+      'CPU there, cores: bench / replicas (leader) / store / machine',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 6]),
+    rows: throughput.map((t) => {
+      const failed = t.rates.find((row) => row.held === false && row.rate > (t.ceiling?.rate ?? 0));
+      const cpu = failed?.cpu;
+      const rt = t.rawCas.roundTripMs;
+      return [
+        t.store,
+        int(t.rawCas.oneClient),
+        rt === undefined ? '-' : `${rt.p50} / ${rt.p99}`,
+        int(t.rawCas.manyClients),
+        t.ceiling === null ? '-' : int(t.ceiling.rate),
+        judgedText(
+          targets,
+          t.store,
+          'ceiling.ofRawOneClient',
+          t.ceiling === null ? '-' : `${t.ceiling.ofRawOneClient}`,
+        ),
+        t.ceiling?.ofRawManyClients === undefined ? '-' : `${t.ceiling.ofRawManyClients}`,
+        failed === undefined ? '-' : `${int(failed.rate)}/s: ${whyNot(failed)}`,
+        cpu === undefined
+          ? '-'
+          : `${cores(cpu.bench)} / ${cores(cpu.replicas)} (${cores(cpu.leader)}) / ${cores(cpu.store)} / ${cores(cpu.machine)}`,
+      ];
+    }),
+  };
+}
+
+/** Every run of the ceiling searches. */
+function ratesTable({ throughput, machine }: BenchResults): Table {
+  return {
+    title:
+      'Ceiling search (writer lease, 3 replica processes, 1000 keys, 5 s of changes a rate, at least 300): latency is spec write → ' +
+      `status write of that generation or newer; CPU from the first change to convergence, in cores of ${machine.cpus}; ` +
+      'the bench process runs the driver',
+    header: [
+      'store',
+      'rate /s',
+      'made /s',
+      'p50 ms',
+      'p99 ms',
+      'attempts/change',
+      'converged',
+      'held',
+      'CPU bench',
+      'replicas (leader)',
+      'store',
+      'machine',
+      'bench loop delay p99 / max ms',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 8, 9, 10, 11, 12]),
+    rows: throughput.flatMap((t) =>
+      t.rates.map((row) => [
+        t.store,
+        int(row.rate),
+        row.achievedRate === undefined ? '-' : int(row.achievedRate),
+        row.p50 === undefined || row.p50 === null ? '-' : `${row.p50}`,
+        row.p99 === null ? '-' : `${row.p99}`,
+        row.attemptsPerUpdate.toFixed(3),
+        row.converged ? 'yes' : 'no',
+        row.held === undefined ? '-' : row.held ? 'yes' : 'no',
+        cores(row.cpu?.bench),
+        row.cpu === undefined ? '-' : `${cores(row.cpu.replicas)} (${cores(row.cpu.leader)})`,
+        cores(row.cpu?.store),
+        cores(row.cpu?.machine),
+        row.benchLoopDelayMs === undefined ? '-' : `${row.benchLoopDelayMs.p99} / ${row.benchLoopDelayMs.max}`,
+      ]),
+    ),
+  };
+}
+
+/** The burst and the counted steady run of each strategy, side by side. */
+function strategiesTable({ throughput, targets }: BenchResults): Table {
+  const rows: string[][] = [];
+  for (const t of throughput) {
+    for (const s of t.strategies ?? []) {
+      const writerLease = s.strategy === 'writer-lease';
+      const mark = (figure: string, text: string) => (writerLease ? judgedText(targets, t.store, figure, text) : text);
+      const ms = (value: number | null) => (value === null ? '-' : int(value));
+      const { burst, steady } = s;
+      const failed = 'failed twice';
+      rows.push([
+        t.store,
+        s.strategy,
+        int(burst?.keys ?? t.burst.keys),
+        mark(
+          'burst.convergeMs',
+          burst === null ? failed : burst.convergeMs === null ? 'not converged' : int(burst.convergeMs),
+        ),
+        mark('burst.attemptsPerUpdate', burst === null ? '-' : burst.attemptsPerUpdate.toFixed(3)),
+        burst === null ? '-' : int(burst.conflicts),
+        steady === null ? failed : int(steady.achievedRate),
+        steady === null ? '-' : ms(steady.p50),
+        steady === null ? '-' : ms(steady.p99),
+        steady === null ? '-' : steady.attemptsPerUpdate.toFixed(3),
+        steady === null ? '-' : int(steady.conflicts),
+        steady === null ? '-' : int(steady.idleWrites),
+        s.commandsPerChange === null ? '-' : s.commandsPerChange.perChange.toFixed(2),
+        burst === null || steady === null ? '-' : steady.converged && burst.converged ? 'yes' : 'no',
+      ]);
+    }
+  }
+  return {
+    title:
+      'Writer lease, uncoordinated replicas and the lock lease on each store (3 replica processes): a burst (every record ' +
+      'changes once, at once) and the counted steady run (1000 keys at 500/s; round trip = spec write → status write); ' +
+      `burst targets for the writer lease: <= ${THROUGHPUT_TARGETS.burstConvergeMs} ms at 10,000 records, ` +
+      `<= ${THROUGHPUT_TARGETS.burstAttemptsPerUpdate} attempts per change`,
+    header: [
+      'store',
+      'strategy',
+      'burst records',
+      'burst convergeMs',
+      'burst attempts/change',
+      'burst conflicts',
+      '500/s run: made /s',
+      'round trip p50 ms',
+      'round trip p99 ms',
+      'attempts/change',
+      'conflicts',
+      'idle writes (2 s)',
+      'commands/change',
+      'converged',
+    ],
+    right: new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    rows,
+  };
+}
+
+/** The shards runs: the burst with a client rate limit, 1, 3 and 10 replicas, 1 and 30 shards. */
+function shardsTable({ shards, targets }: BenchResults): Table {
+  const rows = shards ?? [];
+  const first = rows[0];
+  return {
+    title:
+      `Shards: a burst of ${first === undefined ? '' : int(first.keys)} records, every replica limited to ` +
+      `${first?.clientQps ?? ''} store calls a second (--client-qps); speed-up = convergeMs of 1 replica / convergeMs`,
+    header: [
+      'store',
+      'shards',
+      'replicas',
+      'convergeMs',
+      'speed-up vs 1 replica',
+      'attempts/update',
+      'conflicts',
+      'shards led by each replica',
+      'converged',
+    ],
+    right: new Set([1, 2, 3, 4, 5, 6]),
+    rows: rows.map((row) => {
+      const v = verdict(targets, 'shards', shardScope(row), 'converged', row.store);
+      return [
+        row.store,
+        `${row.shards}`,
+        `${row.replicas}`,
+        row.convergeMs === null ? '-' : int(row.convergeMs),
+        row.speedUp === null ? '-' : `${row.speedUp.toFixed(2)}×`,
+        row.attemptsPerUpdate.toFixed(3),
+        int(row.conflicts),
+        row.shardsByReplica.join(', '),
+        `${row.converged ? 'yes' : 'no'}${v === '' ? '' : ` ${v}`}`,
+      ];
+    }),
   };
 }

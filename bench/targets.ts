@@ -1,15 +1,19 @@
-import { FOLLOWER_SPREAD_STEPS } from '../src/internal/rules';
-import type { ThroughputFigures } from './throughput';
 import { DEFAULT_BACKOFF_STEP_MS } from '../src/backoff';
+import { FOLLOWER_SPREAD_STEPS } from '../src/internal/rules';
+import { redactUrl } from '../src/stores/errors';
 import type { MacroFigures } from './macro';
 import type { MicroFigures } from './micro';
 import type { RealFigures } from './realStore';
+import type { ShardRow } from './shards';
+import type { ThroughputFigures } from './throughput';
 
 /** One target of issue 4 (or of the failover bound of the replicas spec), checked against one figure. */
 export interface TargetCheck {
-  section: 'micro' | 'macro' | 'real' | 'throughput';
+  section: 'micro' | 'macro' | 'real' | 'throughput' | 'shards';
   /** The run it applies to, e.g. `writer-lease 10 replicas 1000 keys`; empty for micro figures. */
   scope: string;
+  /** The store of a real-store, throughput or shards check (password masked). */
+  store?: string;
   /** The figure's name in results.json (`bytesPerPendingKey.100000` for a nested one). */
   figure: string;
   /** What it should be, e.g. `<= 1.05`. */
@@ -89,39 +93,64 @@ export function checkTargets(
     ),
     atMost('micro', '', 'timersAt100k', micro.timersAt100k, MICRO_TARGETS.timersAt100k),
   ];
+  return [...checks, ...checkRuns('macro', macro, durations), ...checkRealRuns(real, durations, realStore)];
+}
+
+/**
+ * The checks of one store's real-store runs (the `real` part of
+ * {@link checkTargets}), each naming the store when it is given.
+ *
+ * @param real The runs.
+ * @param durations The writer lease's durations, for the failover bound.
+ * @param realStore The store URL, for the handover bound and the checks' `store`.
+ * @returns One check per figure and run.
+ */
+export function checkRealRuns(
+  real: readonly RealFigures[],
+  durations: LeaseDurations,
+  realStore?: string,
+): TargetCheck[] {
+  const checks = checkRuns('real', real, durations, realStore);
+  if (realStore === undefined) return checks;
+  const store = redactUrl(realStore);
+  return checks.map((check) => ({ ...check, store }));
+}
+
+function checkRuns(
+  section: 'macro' | 'real',
+  runs: readonly (MacroFigures | RealFigures)[],
+  durations: LeaseDurations,
+  realStore?: string,
+): TargetCheck[] {
+  const checks: TargetCheck[] = [];
   const failoverBound = durations.leaseDuration + durations.retryInterval + DEFAULT_BACKOFF_STEP_MS;
-  for (const [section, runs] of [
-    ['macro', macro],
-    ['real', real],
-  ] as const) {
-    for (const run of runs) {
-      const scope = scopeOf(run);
-      if (run.strategy === 'writer-lease') {
-        checks.push(atMost(section, scope, 'attemptsPerUpdate', run.attemptsPerUpdate, 1.05));
-        checks.push(atMost(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 0, '= 0'));
-        if (run.failoverMs !== null) checks.push(atMost(section, scope, 'failoverMs', run.failoverMs, failoverBound));
-        if (run.handoverMs !== null) {
-          const bound = section === 'macro' ? HANDOVER_BOUND_MS : realHandoverBound(realStore);
-          checks.push(atMost(section, scope, 'handoverMs', run.handoverMs, bound));
-        }
-        if (run.replicas === HERD_REPLICAS && run.runConflicts !== null) {
-          checks.push(atMost(section, scope, 'runConflicts', run.runConflicts, HERD_CONFLICTS));
-        }
-      } else if (run.strategy === 'lock-lease') {
-        checks.push(near(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 30, 0.05));
-      } else if (section === 'macro') {
-        // On a real store the baseline's replicas do not all race (see docs/benchmarks.md): no target there.
-        checks.push(near(section, scope, 'attemptsPerUpdate', run.attemptsPerUpdate, run.replicas, 0.1));
+  for (const run of runs) {
+    const scope = scopeOf(run);
+    if (run.strategy === 'writer-lease') {
+      checks.push(atMost(section, scope, 'attemptsPerUpdate', run.attemptsPerUpdate, 1.05));
+      checks.push(atMost(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 0, '= 0'));
+      if (run.failoverMs !== null) checks.push(atMost(section, scope, 'failoverMs', run.failoverMs, failoverBound));
+      if (run.handoverMs !== null) {
+        const bound = section === 'macro' ? HANDOVER_BOUND_MS : realHandoverBound(realStore);
+        checks.push(atMost(section, scope, 'handoverMs', run.handoverMs, bound));
       }
-      checks.push({
-        section,
-        scope,
-        figure: 'converged',
-        target: 'true',
-        value: run.converged ? 1 : 0,
-        pass: run.converged,
-      });
+      if (run.replicas === HERD_REPLICAS && run.runConflicts !== null) {
+        checks.push(atMost(section, scope, 'runConflicts', run.runConflicts, HERD_CONFLICTS));
+      }
+    } else if (run.strategy === 'lock-lease') {
+      checks.push(near(section, scope, 'idleWritesPerMin', run.idleWritesPerMin, 30, 0.05));
+    } else if (section === 'macro') {
+      // On a real store the baseline's replicas do not all race (see docs/benchmarks.md): no target there.
+      checks.push(near(section, scope, 'attemptsPerUpdate', run.attemptsPerUpdate, run.replicas, 0.1));
     }
+    checks.push({
+      section,
+      scope,
+      figure: 'converged',
+      target: 'true',
+      value: run.converged ? 1 : 0,
+      pass: run.converged,
+    });
   }
   return checks;
 }
@@ -149,20 +178,25 @@ export function verdict(
   section: TargetCheck['section'],
   scope: string,
   figure: string,
+  store?: string,
 ): string {
-  const check = checkOf(checks, section, scope, figure);
+  const check = checkOf(checks, section, scope, figure, store);
   if (check === undefined) return '';
   return check.pass ? 'pass' : 'FAIL';
 }
 
-/** The check of one figure, if it has a target. */
+/** The check of one figure, if it has a target; `store` tells the real-store runs of several stores apart. */
 export function checkOf(
   checks: readonly TargetCheck[],
   section: TargetCheck['section'],
   scope: string,
   figure: string,
+  store?: string,
 ): TargetCheck | undefined {
-  return checks.find((c) => c.section === section && c.scope === scope && c.figure === figure);
+  return checks.find(
+    (c) =>
+      c.section === section && c.scope === scope && c.figure === figure && (store === undefined || c.store === store),
+  );
 }
 
 function atLeast(
@@ -200,7 +234,10 @@ function near(
 
 /** The throughput issue's targets, on a real store (docs/benchmarks.md, "Throughput"). */
 export const THROUGHPUT_TARGETS = {
-  /** Redis: client commands per spec change, driver and replicas (3 replicas, 1000 keys, 4000 changes at 500/s). */
+  /**
+   * Client commands per spec change, counted by the store (Redis `MONITOR`, etcd `/metrics`, PostgreSQL
+   * `pg_stat_statements`), driver and replicas (3 replicas, 1000 keys, 4000 changes at 500/s).
+   */
   commandsPerChange: 2.3,
   /** 10,000 records changing at once, converged within. */
   burstConvergeMs: 2_000,
@@ -219,6 +256,7 @@ export const THROUGHPUT_TARGETS = {
 export function checkThroughput(figures: ThroughputFigures): TargetCheck[] {
   const scope = figures.store;
   const checks: TargetCheck[] = [];
+  const done = () => checks.map((check) => ({ ...check, store: scope }));
   if (figures.commandsPerChange !== null) {
     checks.push(
       atMost(
@@ -231,6 +269,35 @@ export function checkThroughput(figures: ThroughputFigures): TargetCheck[] {
     );
   }
   const { burst, ceiling } = figures;
+  if (burst.error !== undefined) {
+    // The burst has no figure: its targets are missed.
+    checks.push(
+      {
+        section: 'throughput',
+        scope,
+        figure: 'burst.convergeMs',
+        target: `<= ${THROUGHPUT_TARGETS.burstConvergeMs}`,
+        value: null,
+        pass: false,
+      },
+      {
+        section: 'throughput',
+        scope,
+        figure: 'burst.attemptsPerUpdate',
+        target: `<= ${THROUGHPUT_TARGETS.burstAttemptsPerUpdate}`,
+        value: null,
+        pass: false,
+      },
+      atLeast(
+        'throughput',
+        scope,
+        'ceiling.ofRawOneClient',
+        ceiling?.ofRawOneClient ?? 0,
+        THROUGHPUT_TARGETS.ceilingOfRaw,
+      ),
+    );
+    return done();
+  }
   if (burst.keys >= 10_000) {
     checks.push(
       atMost('throughput', scope, 'burst.convergeMs', burst.convergeMs ?? Infinity, THROUGHPUT_TARGETS.burstConvergeMs),
@@ -252,5 +319,28 @@ export function checkThroughput(figures: ThroughputFigures): TargetCheck[] {
       THROUGHPUT_TARGETS.ceilingOfRaw,
     ),
   );
-  return checks;
+  return done();
+}
+
+/**
+ * The checks of the shards runs: every run converged.
+ *
+ * @param rows The shards rows.
+ * @returns One check per row.
+ */
+export function checkShards(rows: readonly ShardRow[]): TargetCheck[] {
+  return rows.map((row) => ({
+    section: 'shards',
+    scope: shardScope(row),
+    store: row.store,
+    figure: 'converged',
+    target: 'true',
+    value: row.converged ? 1 : 0,
+    pass: row.converged,
+  }));
+}
+
+/** The scope name of a shards row. */
+export function shardScope(row: { replicas: number; shards: number }): string {
+  return `${row.replicas} replicas ${row.shards} shards`;
 }

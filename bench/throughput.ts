@@ -1,46 +1,116 @@
+import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseDemoArgs } from '../src/cli/args';
-import { runDemo, type DemoSummary } from '../src/cli/demo';
+import { runDemo, type DemoRunOptions, type DemoSummary } from '../src/cli/demo';
 import { redactUrl } from '../src/stores/errors';
 import { openStore } from '../src/stores/openStore';
 import type { CasOutcome, RecordStore, SpecValue } from '../src/stores/store';
+import { CpuProbe, type CpuMark, type CpuShares } from './cpuProbe';
+import { LOCK_LEASE_KEY } from './lockLeaseReplica';
+import { PhaseProbe, countingDemoReads, storeCounter, type CommandCount } from './storeCounters';
+
+export type { CommandCount } from './storeCounters';
 
 /**
  * What a fleet gets written on a real store, beside what the store itself
  * can do (docs/benchmarks.md, "Throughput"):
  *
  * - `rawCas`: compare-and-sets a second through this package's adapter, from
- *   one client (one call in flight) and from many (one call in flight each);
- * - `commandsPerChange`: Redis only, counted by Redis (MONITOR): the
+ *   one client (one call in flight) and from many (one call in flight each),
+ *   and the round trip of one;
+ * - `commandsPerChange`: the writer lease's, counted by the store itself
+ *   (Redis `MONITOR`, etcd `/metrics`, PostgreSQL `pg_stat_statements`): the
  *   commands the driver and the replicas sent per spec change;
  * - `burst`: every one of 10,000 records changes at once (`demo --burst`);
- * - `ceiling`: the highest steady rate (3 replica processes, 1000 records)
- *   whose p99 latency stays within 100 ms and which converges, as a share of
- *   the one-client raw rate.
+ * - `rates` and `ceiling`: the highest steady rate (3 replica processes,
+ *   1000 records) whose p99 latency stays within 100 ms, that converges and
+ *   that the driver kept up with, as a share of the one-client raw rate;
+ * - `strategies`: the burst and a counted steady run of the writer lease,
+ *   uncoordinated replicas and the lock lease, side by side.
  */
 export interface ThroughputFigures {
   readonly store: string;
-  readonly rawCas: { readonly oneClient: number; readonly manyClients: number; readonly clients: number };
+  readonly rawCas: {
+    readonly oneClient: number;
+    readonly manyClients: number;
+    readonly clients: number;
+    /** One client's compare-and-set round trip, ms. */
+    readonly roundTripMs?: { readonly p50: number; readonly p99: number };
+  };
   readonly commandsPerChange: CommandCount | null;
-  readonly burst: { readonly keys: number; readonly convergeMs: number | null; readonly attemptsPerUpdate: number };
+  readonly burst: {
+    readonly keys: number;
+    readonly convergeMs: number | null;
+    readonly attemptsPerUpdate: number;
+    /** Why the burst has no figure: the demo run failed twice (a store call timed out...). */
+    readonly error?: string;
+  };
   readonly rates: readonly RateRow[];
-  readonly ceiling: { readonly rate: number; readonly ofRawOneClient: number } | null;
-}
-
-/** Commands Redis received during a steady run, by who sent them, per spec change. */
-export interface CommandCount {
-  readonly changes: number;
-  readonly driver: number;
-  readonly replicas: number;
-  readonly perChange: number;
-  readonly replicasPerChange: number;
+  readonly ceiling: {
+    readonly rate: number;
+    readonly ofRawOneClient: number;
+    readonly ofRawManyClients?: number;
+  } | null;
+  /** The writer lease, uncoordinated replicas and the lock lease on the same runs. */
+  readonly strategies?: readonly StrategyFigures[];
 }
 
 /** One steady run of the ceiling search. */
 export interface RateRow {
+  /** Changes a second the driver was asked for. */
   readonly rate: number;
   readonly p99: number | null;
   readonly attemptsPerUpdate: number;
   readonly converged: boolean;
+  readonly p50?: number | null;
+  /** Changes a second it made: changes / (first change → convergence). */
+  readonly achievedRate?: number;
+  /** Converged, p99 within 100 ms, and the driver kept up (achieved ≥ 90 % of the rate). */
+  readonly held?: boolean;
+  /** Where the CPU went from the first change to convergence. */
+  readonly cpu?: CpuShares;
+  /**
+   * How late the bench's own event loop ran (it runs the demo's driver and its feed): the 99th
+   * percentile and the worst, ms, over the whole run.
+   */
+  readonly benchLoopDelayMs?: { readonly p99: number; readonly max: number };
+  /** Why the run has no figure: the demo run failed twice. */
+  readonly error?: string;
+}
+
+/** The strategies compared on a real store. */
+export type ThroughputStrategy = 'writer-lease' | 'uncoordinated' | 'lock-lease';
+
+/** One strategy's burst and counted steady run. */
+export interface StrategyFigures {
+  readonly strategy: ThroughputStrategy;
+  /** Null when the run failed twice: see `errors`. */
+  readonly burst: {
+    readonly keys: number;
+    readonly convergeMs: number | null;
+    readonly attemptsPerUpdate: number;
+    readonly writes: number;
+    readonly conflicts: number;
+    readonly converged: boolean;
+  } | null;
+  /** The counted run: 3 replicas, 1000 keys, {@link COUNTED_CHANGES} changes at {@link COUNTED_RATE}/s; null when it failed twice. */
+  readonly steady: {
+    readonly changes: number;
+    readonly rate: number;
+    /** Changes a second the driver made: changes / (first change → convergence). */
+    readonly achievedRate: number;
+    /** Spec write → status write of that generation or newer (the change's round trip through the fleet), ms. */
+    readonly p50: number | null;
+    readonly p99: number | null;
+    readonly attemptsPerUpdate: number;
+    readonly writesPerUpdate: number;
+    readonly conflicts: number;
+    readonly idleWrites: number;
+    readonly converged: boolean;
+  } | null;
+  readonly commandsPerChange: CommandCount | null;
+  /** The messages of runs that failed twice (the demo gave up: a store call timed out under load...). */
+  readonly errors?: readonly string[];
 }
 
 /** What {@link throughputSuite} runs. */
@@ -53,7 +123,28 @@ export interface ThroughputOptions {
 const RAW_MS = 2_000;
 const MANY_CLIENTS = 50;
 const LATENCY_TARGET_MS = 100;
+/** The share of the asked rate the driver must make for a rate to hold. */
+const KEPT_UP = 0.9;
+/**
+ * The records of the steady runs (1000 keys). Each demo run clears only its
+ * own keys, and a replica lists every record of its prefix when it starts:
+ * the 10,000 records a burst leaves behind would be listed by every later
+ * replica, and that list, which ends after the replica reports ready, delays
+ * the first changes of the run by hundreds of ms. So the bursts have a
+ * prefix of their own, {@link BURST_PREFIX}.
+ */
 const PREFIX = 'wl_tp';
+const BURST_PREFIX = 'wl_tp_burst';
+const COUNTED_CHANGES = 4_000;
+const COUNTED_RATE = 500;
+const STEADY_KEYS = 1_000;
+/** The lock-lease replica process (`bench/lockLeaseReplica.ts`), next to this file once compiled. */
+const LOCK_LEASE_REPLICA = path.join(__dirname, 'lockLeaseReplica.js');
+const STRATEGIES: readonly ThroughputStrategy[] = ['writer-lease', 'uncoordinated', 'lock-lease'];
+/** The fewest changes of a run of the ceiling search. */
+const MIN_RATE_CHANGES = 300;
+/** The rates the ceiling search climbs, changes a second. */
+const RATE_LADDER = [25, 50, 100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000];
 
 /**
  * Runs the throughput figures on `store`.
@@ -63,118 +154,337 @@ const PREFIX = 'wl_tp';
  */
 export async function throughputSuite(options: ThroughputOptions): Promise<ThroughputFigures> {
   const { store: url, quick = false, progress } = options;
-  progress?.(`throughput ${redactUrl(url)}: raw compare-and-set rate`);
-  const oneClient = await rawCasRate(url, 1);
-  const manyClients = await rawCasRate(url, MANY_CLIENTS);
-
-  progress?.(`throughput ${redactUrl(url)}: commands per change`);
-  const commandsPerChange = url.startsWith('redis://') ? await redisCommandsPerChange(url) : null;
+  const name = redactUrl(url);
+  progress?.(`throughput ${name}: raw compare-and-set rate`);
+  const one = await rawCasRate(url, 1);
+  const many = await rawCasRate(url, MANY_CLIENTS);
+  const cpu = new CpuProbe(localPort(url));
 
   const burstKeys = quick ? 2_000 : 10_000;
-  progress?.(`throughput ${redactUrl(url)}: burst of ${burstKeys}`);
-  const burst = await demo(url, ['--keys', `${burstKeys}`, '--burst']);
+  const countedChanges = quick ? 1_000 : COUNTED_CHANGES;
+  const strategies: StrategyFigures[] = [];
+  const memory = url === 'memory' || url === 'memory://';
+  for (const strategy of STRATEGIES) {
+    // The lock lease runs as replica processes of the bench's own: a memory store is shared in one process only.
+    if (strategy === 'lock-lease' && memory) continue;
+    const errors: string[] = [];
+    progress?.(`throughput ${name}: ${strategy}, burst of ${burstKeys}`);
+    const burst = await twice(() => demo(url, strategy, ['--keys', `${burstKeys}`, '--burst']), errors, progress);
+    progress?.(`throughput ${name}: ${strategy}, ${countedChanges} changes at ${COUNTED_RATE}/s, commands counted`);
+    const counted = await twice(() => countedRun(url, strategy, countedChanges), errors, progress);
+    const steady = counted?.summary;
+    strategies.push({
+      strategy,
+      burst:
+        burst === undefined
+          ? null
+          : {
+              keys: burstKeys,
+              convergeMs: round(burst.convergeMs),
+              attemptsPerUpdate: burst.attemptsPerUpdate,
+              writes: burst.writes,
+              conflicts: burst.conflicts,
+              converged: burst.converged,
+            },
+      steady:
+        steady === undefined
+          ? null
+          : {
+              changes: countedChanges,
+              rate: COUNTED_RATE,
+              achievedRate: Math.round((steady.updates * 1000) / Math.max(1, steady.durationMs)),
+              p50: steady.latencyMs?.p50 ?? null,
+              p99: steady.latencyMs?.p99 ?? null,
+              attemptsPerUpdate: steady.attemptsPerUpdate,
+              writesPerUpdate: steady.writesPerUpdate,
+              conflicts: steady.conflicts,
+              idleWrites: steady.idleWrites,
+              converged: steady.converged,
+            },
+      commandsPerChange: counted?.count ?? null,
+      ...(errors.length === 0 ? {} : { errors }),
+    });
+  }
 
   const rates: RateRow[] = [];
-  for (const rate of quick ? [500, 2_000] : [500, 1_000, 2_000, 4_000, 8_000]) {
-    progress?.(`throughput ${redactUrl(url)}: ${rate} changes/s`);
-    const run = await demo(url, ['--keys', '1000', '--updates', `${rate * (quick ? 2 : 5)}`, '--rate', `${rate}`]);
-    const row = {
+  const runRate = async (rate: number): Promise<RateRow> => {
+    progress?.(`throughput ${name}: ${rate} changes/s`);
+    // 5 s of changes (2 s with quick), and at least 300: a p99 needs a hundred samples or more.
+    const updates = Math.max(MIN_RATE_CHANGES, Math.round(rate * (quick ? 2 : 5)));
+    const errors: string[] = [];
+    const row = (await twice(() => steadyRow(url, rate, updates, cpu), errors, progress)) ?? {
       rate,
-      p99: run.latencyMs?.p99 ?? null,
-      attemptsPerUpdate: run.attemptsPerUpdate,
-      converged: run.converged,
+      p99: null,
+      attemptsPerUpdate: 0,
+      converged: false,
+      held: false,
+      error: errors.join('; '),
     };
     rates.push(row);
-    if (!row.converged || row.p99 === null || row.p99 > LATENCY_TARGET_MS) break;
+    return row;
+  };
+  // From about an eighth of the raw one-client rate: up the ladder while the rates hold, or down it until
+  // one holds; then once halfway (geometrically) between the highest that held and the next that did not.
+  const ladder = quick ? RATE_LADDER.filter((_, i) => i % 2 === 0) : RATE_LADDER;
+  let index = Math.max(0, ladder.filter((rate) => rate <= one.rate / 8).length - 1);
+  const step = (await runRate(ladder[index])).held ? 1 : -1;
+  for (let runs = 1; runs < (quick ? 3 : ladder.length); runs++) {
+    const last = rates.at(-1)!;
+    if ((step === 1) !== last.held) break;
+    index += step;
+    if (index < 0 || index >= ladder.length) break;
+    await runRate(ladder[index]);
   }
-  const held = rates.filter(({ converged, p99 }) => converged && p99 !== null && p99 <= LATENCY_TARGET_MS);
-  const best = held.at(-1);
+  const highestHeld = rates
+    .filter((row) => row.held)
+    .reduce<number | undefined>((m, row) => Math.max(m ?? 0, row.rate), undefined);
+  const firstFailed = rates
+    .filter((row) => !row.held && row.rate > (highestHeld ?? 0))
+    .reduce<number | undefined>((m, row) => Math.min(m ?? Infinity, row.rate), undefined);
+  if (!quick && highestHeld !== undefined && firstFailed !== undefined) {
+    const between = Math.round(Math.sqrt(highestHeld * firstFailed) / 5) * 5;
+    if (between > highestHeld && between < firstFailed) await runRate(between);
+  }
+  rates.sort((a, b) => a.rate - b.rate);
+  const best = rates.filter((row) => row.held).at(-1);
+  const writerLease = strategies.find(({ strategy }) => strategy === 'writer-lease')!;
   return {
-    store: redactUrl(url),
-    rawCas: { oneClient, manyClients, clients: MANY_CLIENTS },
-    commandsPerChange,
-    burst: { keys: burstKeys, convergeMs: round(burst.convergeMs), attemptsPerUpdate: burst.attemptsPerUpdate },
+    store: name,
+    rawCas: { oneClient: one.rate, manyClients: many.rate, clients: MANY_CLIENTS, roundTripMs: one.roundTripMs },
+    commandsPerChange: writerLease.commandsPerChange,
+    burst:
+      writerLease.burst === null
+        ? { keys: burstKeys, convergeMs: null, attemptsPerUpdate: 0, error: writerLease.errors?.[0] ?? 'failed' }
+        : {
+            keys: burstKeys,
+            convergeMs: writerLease.burst.convergeMs,
+            attemptsPerUpdate: writerLease.burst.attemptsPerUpdate,
+          },
     rates,
-    ceiling: best === undefined ? null : { rate: best.rate, ofRawOneClient: round2(best.rate / oneClient) },
+    ceiling:
+      best === undefined
+        ? null
+        : {
+            rate: best.rate,
+            ofRawOneClient: ceilingShare(best.rate, one.rate),
+            ofRawManyClients: ceilingShare(best.rate, many.rate),
+          },
+    strategies,
   };
 }
 
-function demo(url: string, flags: readonly string[]): Promise<DemoSummary> {
-  return runDemo(parseDemoArgs(['--store', url, '--replicas', '3', '--prefix', PREFIX, ...flags]));
+/** How long the bench waits before it runs a failed demo run again. */
+const RETRY_AFTER_MS = 3_000;
+
+/**
+ * Runs `run`, and once more if it fails: a demo run gives up when a store
+ * call times out (the demo clears and writes thousands of records at once,
+ * and a loaded machine can hold a call past its 5 s deadline). Each failure's
+ * message goes to `errors`.
+ *
+ * @returns The result, or undefined when both tries failed.
+ */
+async function twice<T>(
+  run: () => Promise<T>,
+  errors: string[],
+  progress?: (line: string) => void,
+): Promise<T | undefined> {
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    try {
+      return await run();
+    } catch (caught) {
+      const message = caught instanceof Error ? caught.message : String(caught);
+      errors.push(`try ${attempt}: ${message}`);
+      progress?.(`  failed (try ${attempt} of 2): ${message}`);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * One demo run of 3 replicas of `strategy` on `url` with `flags`, in
+ * {@link PREFIX} ({@link BURST_PREFIX} for a burst). The lock lease runs as
+ * `bench/lockLeaseReplica.js` processes, its lock record cleared first (a
+ * run that was killed leaves it held for 15 s).
+ */
+async function demo(
+  url: string,
+  strategy: ThroughputStrategy,
+  flags: readonly string[],
+  view: PhaseProbe = new PhaseProbe(),
+): Promise<DemoSummary> {
+  const lock = strategy === 'lock-lease';
+  const prefix = flags.includes('--burst') ? BURST_PREFIX : PREFIX;
+  if (lock) await clearLock(url, prefix);
+  const options = parseDemoArgs([
+    '--store',
+    url,
+    '--replicas',
+    '3',
+    '--prefix',
+    prefix,
+    // The lock-lease process ignores it: uncoordinated keeps the demo from waiting for a lease's leader.
+    '--strategy',
+    lock ? 'uncoordinated' : strategy,
+    ...flags,
+  ]);
+  const run: DemoRunOptions = { view, ...(lock ? { replicaCommand: [process.execPath, LOCK_LEASE_REPLICA] } : {}) };
+  try {
+    return await runDemo(options, run);
+  } catch (caught) {
+    // Where the demo was tells whose call failed: its setup, its driver, its wait for convergence...
+    const message = caught instanceof Error ? caught.message : String(caught);
+    const phase = view.phase ?? 'setting up (opening its store, deleting its records, starting its replicas)';
+    throw new Error(`${message} [demo phase: ${phase}]`, { cause: caught });
+  }
+}
+
+async function clearLock(url: string, prefix: string): Promise<void> {
+  const store = await openStore(url, { prefix });
+  try {
+    await store.delete('status', LOCK_LEASE_KEY);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The steady run whose commands the store counts: 3 replicas, 1000 keys,
+ * `changes` at {@link COUNTED_RATE}/s, counted from the driver's first change
+ * until the replicas are told to stop (2 × leaseDuration after convergence),
+ * so that the demo's setup (clearing the records, the replicas' start) and
+ * the replicas' stop are left out.
+ */
+async function countedRun(
+  url: string,
+  strategy: ThroughputStrategy,
+  changes: number,
+): Promise<{ summary: DemoSummary; count: CommandCount | null }> {
+  const counter = storeCounter(url, PREFIX);
+  const flags = ['--keys', `${STEADY_KEYS}`, '--updates', `${changes}`, '--rate', `${COUNTED_RATE}`];
+  if (counter === null) return { summary: await demo(url, strategy, flags), count: null };
+  const probe = new PhaseProbe();
+  await counter.start();
+  let run: Awaited<ReturnType<typeof countingDemoReads<DemoSummary>>>;
+  try {
+    run = await countingDemoReads(() => demo(url, strategy, flags, probe));
+  } catch (error) {
+    await counter.finish({ from: 0, to: 0 }, changes, []).catch(() => undefined);
+    throw error;
+  }
+  return { summary: run.result, count: await counter.finish(probe.window(), changes, run.reads) };
+}
+
+/**
+ * One rate of the ceiling search, with where the CPU went from the first change to convergence.
+ *
+ * @param url The store.
+ * @param rate Changes a second.
+ * @param updates How many.
+ * @param cpu The probe of the store's CPU.
+ * @returns The row.
+ */
+export async function steadyRow(url: string, rate: number, updates: number, cpu: CpuProbe): Promise<RateRow> {
+  const probe = new PhaseProbe();
+  let first: CpuMark | undefined;
+  let converged: CpuMark | undefined;
+  probe.onPhase = (phase) => {
+    if (phase === 'running') first = cpu.mark();
+    else if (phase === 'idle') converged = cpu.mark();
+  };
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
+  let run: DemoSummary;
+  try {
+    run = await demo(
+      url,
+      'writer-lease',
+      ['--keys', `${STEADY_KEYS}`, '--updates', `${updates}`, '--rate', `${rate}`],
+      probe,
+    );
+  } finally {
+    delay.disable();
+  }
+  const loopMs = (ns: number) => Math.round(ns / 1e5) / 10;
+  const achievedRate = Math.round((run.updates * 1000) / Math.max(1, run.durationMs));
+  const p99 = run.latencyMs?.p99 ?? null;
+  return {
+    rate,
+    p50: run.latencyMs?.p50 ?? null,
+    p99,
+    attemptsPerUpdate: run.attemptsPerUpdate,
+    converged: run.converged,
+    achievedRate,
+    held: run.converged && p99 !== null && p99 <= LATENCY_TARGET_MS && achievedRate >= KEPT_UP * rate,
+    ...(first !== undefined && converged !== undefined ? { cpu: cpu.shares(first, converged) } : {}),
+    benchLoopDelayMs: { p99: loopMs(delay.percentile(99)), max: loopMs(delay.max) },
+  };
+}
+
+/** The port of a store on this machine (127.0.0.1, localhost, ::1), for its server's CPU. */
+function localPort(url: string): number | undefined {
+  if (url.includes(',')) return undefined;
+  try {
+    const { hostname, port } = new URL(url);
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname) || port === '') return undefined;
+    return Number(port);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * Compare-and-sets a second through the adapter: `clients` stores, each
- * with one call in flight, each on keys of its own, for {@link RAW_MS}.
+ * with one call in flight, each on keys of its own, for {@link RAW_MS};
+ * and the round trip of one call, from the first client.
  */
-async function rawCasRate(url: string, clients: number): Promise<number> {
+async function rawCasRate(
+  url: string,
+  clients: number,
+): Promise<{ rate: number; roundTripMs: { p50: number; p99: number } }> {
   const stores = await Promise.all(Array.from({ length: clients }, () => openStore(url, { prefix: `${PREFIX}_raw` })));
   try {
     const deadline = performance.now() + RAW_MS;
-    const counts = await Promise.all(stores.map((store, client) => casLoop(store, `c${client}`, deadline)));
-    return Math.round((counts.reduce((sum, count) => sum + count, 0) * 1000) / RAW_MS);
+    const loops = await Promise.all(stores.map((store, client) => casLoop(store, `c${client}`, deadline)));
+    const count = loops.reduce((sum, { count }) => sum + count, 0);
+    const times = loops[0].times.sort((a, b) => a - b);
+    const at = (q: number) => round2(times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0);
+    return { rate: Math.round((count * 1000) / RAW_MS), roundTripMs: { p50: at(0.5), p99: at(0.99) } };
   } finally {
     await Promise.all(stores.map((store) => store.close()));
   }
 }
 
-async function casLoop(store: RecordStore, key: string, deadline: number): Promise<number> {
+async function casLoop(store: RecordStore, key: string, deadline: number): Promise<{ count: number; times: number[] }> {
   await store.delete('status', key);
   let version: number | null = null;
-  let count = 0;
+  const times: number[] = [];
   for (let generation = 1; performance.now() < deadline; generation++) {
+    const started = performance.now();
     const written: CasOutcome = await store.compareAndSet<SpecValue>(
       'status',
       key,
       { generation, value: 'x' },
       version,
     );
+    times.push(performance.now() - started);
     if (!written.ok) throw new Error(`raw compare-and-set refused on ${key}: another client wrote it`);
     version = written.version;
-    count++;
   }
-  return count;
+  return { count: times.length, times };
 }
 
 /**
- * Counts, with Redis's MONITOR, the commands a steady demo run sends, by
- * the connection that sent them: the demo's own (the one that writes the
- * specs: the driver, and the demo's read-back at the end) and the
- * replicas'. Counted from the driver's first change to its last plus a
- * second, so the demo's setup is left out; the demo's own reads are left out
- * by their connection.
+ * A ceiling as a share of a raw rate, to 3 decimals (results.json's ratios):
+ * 1000 / 4065 is 0.246, not 0.25.
+ *
+ * @param rate The ceiling, changes a second.
+ * @param raw The raw compare-and-set rate.
+ * @returns The share.
  */
-async function redisCommandsPerChange(url: string): Promise<CommandCount> {
-  const { default: Redis } = await import('ioredis');
-  const monitorClient = new Redis(url);
-  const monitor = await monitorClient.monitor();
-  const seen: { at: number; args: string[]; source: string }[] = [];
-  monitor.on('monitor', (time: string, args: string[], source: string) => {
-    if (source !== 'lua') seen.push({ at: Number(time) * 1000, args, source });
-  });
-  const changes = 4_000;
-  try {
-    await demo(url, ['--keys', '1000', '--updates', `${changes}`, '--rate', '500']);
-  } finally {
-    monitor.disconnect();
-    monitorClient.disconnect();
-  }
-  const isSpecWrite = ({ args }: { args: string[] }) =>
-    args[0].toLowerCase() === 'evalsha' && args.includes('*') && args.some((arg) => arg.startsWith('{"generation"'));
-  const puts = seen.filter(isSpecWrite);
-  const demoConnections = new Set(puts.map(({ source }) => source));
-  const from = puts[0]?.at ?? 0;
-  const to = (puts.at(-1)?.at ?? 0) + 1_000;
-  const during = seen.filter(({ at }) => at >= from && at <= to);
-  const driver = during.filter(isSpecWrite).length;
-  const replicas = during.filter(({ source }) => !demoConnections.has(source)).length;
-  return {
-    changes,
-    driver,
-    replicas,
-    perChange: round2((driver + replicas) / changes),
-    replicasPerChange: round2(replicas / changes),
-  };
+export function ceilingShare(rate: number, raw: number): number {
+  return raw > 0 ? Math.round((rate / raw) * 1000) / 1000 : 0;
 }
 
 function round(value: number | null): number | null {
