@@ -3,6 +3,7 @@ import { LeaseState, StatusWriter, WriterLease, monotonicScheduler, type StatusW
 import { parseReplicaArgs } from '../src/cli/args';
 import { demoNow } from '../src/cli/demoClock';
 import type { ReplicaReport } from '../src/cli/replica';
+import { reportLines } from '../src/cli/replicaCommand';
 import { openStore } from '../src/stores/openStore';
 import { LockElector } from './lockElector';
 
@@ -120,22 +121,6 @@ async function main(argv: readonly string[]): Promise<number> {
   out.complete();
   await store.close();
   return 0;
-}
-
-/** One write per turn of the event loop, as the demo's replica command does. */
-function reportLines(stdout: NodeJS.WritableStream): { next: (report: unknown) => void; complete: () => void } {
-  let lines = '';
-  const flush = (): void => {
-    if (lines.length > 0) stdout.write(lines);
-    lines = '';
-  };
-  return {
-    next(report) {
-      if (lines.length === 0) setImmediate(flush);
-      lines += `${JSON.stringify(report)}\n`;
-    },
-    complete: flush,
-  };
 }
 
 // Run as a process (the demo spawns it); imported, it only lends its constants.

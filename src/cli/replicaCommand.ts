@@ -62,8 +62,17 @@ export async function runReplicaCommand(options: ReplicaOptions, io: ReplicaComm
  * Writes each report as a JSON line, the lines of one turn of the event loop
  * in one write: a burst of thousands of writes would otherwise cost a
  * system call each.
+ *
+ * @example
+ * ```ts
+ * const out = reportLines(process.stdout);
+ * out.next({ type: 'ready', replica: 'r1' }); // written at the end of this turn
+ * out.complete(); // writes what is left now
+ * ```
+ * @param stdout Where the lines go.
+ * @returns `next` for a report, `complete` to write the lines not yet written.
  */
-function reportLines(stdout: NodeJS.WritableStream): { next: (report: unknown) => void; complete: () => void } {
+export function reportLines(stdout: NodeJS.WritableStream): { next: (report: unknown) => void; complete: () => void } {
   let lines = '';
   const flush = (): void => {
     if (lines.length > 0) stdout.write(lines);
