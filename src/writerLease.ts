@@ -142,6 +142,7 @@ export class WriterLease {
   readonly #wakeAt = new Subject<number>();
   /** Where running units report; one object for all of them, so a synchronous unit costs no allocation. */
   readonly #unitListener: UnitListener<KeyEntry> = {
+    // Inline, as #operation would be, without its closure: this is the path of every settlement.
     settled: (entry, unit, settlement) => {
       this.#depth++;
       try {
@@ -236,7 +237,8 @@ export class WriterLease {
       distinctUntilChanged(),
     );
     this.events$ = this.#events.asObservable();
-    // An input only records and schedules (the rules are pure and run no unit): it cannot throw half way.
+    // An input only records and schedules (the rules compute, no unit runs): it cannot throw half way. Inline, as
+    // #operation would be, without its closure: this is the path of every try().
     this.#inputs = merge(this.#calls, this.#streams.pipe(mergeAll())).subscribe((command) => {
       this.#depth++;
       this.#apply(command);
