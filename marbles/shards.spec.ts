@@ -421,25 +421,34 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
+  /**
+   * Two shards that follow (frame 0: a release each, expiring at 50); at frame 1, `holders[i]` is seen
+   * writing shard i, and a key of each shard is submitted (due at 1 + 100). `at` records when each ran.
+   */
+  function twoShardsHeld(scheduler: TestScheduler, holders: readonly [string, string]) {
+    const lease = createSharded(scheduler, { shards: 2, backoff: constantBackoff(50) });
+    const [x0, k0] = keysIn(lease, 0, 2);
+    const [x1, k1] = keysIn(lease, 1, 2);
+    const at: Record<string, number> = {};
+    const unit = (key: string) => () => {
+      at[key] = scheduler.now();
+      return WorkResult.Extend;
+    };
+    lease.run();
+    lease.try(x0, release);
+    lease.try(x1, release);
+    scheduler.schedule(() => {
+      lease.saw(holders[0], x0);
+      lease.saw(holders[1], x1);
+      lease.try(k0, unit(k0));
+      lease.try(k1, unit(k1));
+    }, 1);
+    return { lease, k0, k1, at };
+  }
+
   it('left(writer) wakes the shards that writer held: the waiting keys run now, this replica first by rank', () => {
     marbles(({ scheduler }) => {
-      const lease = createSharded(scheduler, { shards: 2, backoff: constantBackoff(50) });
-      const [x0, k0] = keysIn(lease, 0, 2);
-      const [x1, k1] = keysIn(lease, 1, 2);
-      const at: Record<string, number> = {};
-      const unit = (key: string) => () => {
-        at[key] = scheduler.now();
-        return WorkResult.Extend;
-      };
-      lease.run();
-      lease.try(x0, release); // frame 0: both shards follow, expires 50
-      lease.try(x1, release);
-      scheduler.schedule(() => {
-        lease.saw('b', x0); // b holds shard 0, c shard 1
-        lease.saw('c', x1);
-        lease.try(k0, unit(k0)); // due at 1 + 100
-        lease.try(k1, unit(k1));
-      }, 1);
+      const { lease, k0, k1, at } = twoShardsHeld(scheduler, ['b', 'c']); // b holds shard 0, c shard 1
       scheduler.schedule(() => lease.left('b'), 20);
       scheduler.flush();
       // Shard 0 at once, in its turn among a and c; shard 1 when c's lease runs out, first among the others than c.
@@ -450,23 +459,7 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
 
   it('left(writer, shards) wakes only the shards it yielded, and keeps the writer in the view', () => {
     marbles(({ scheduler }) => {
-      const lease = createSharded(scheduler, { shards: 2, backoff: constantBackoff(50) });
-      const [x0, k0] = keysIn(lease, 0, 2);
-      const [x1, k1] = keysIn(lease, 1, 2);
-      const at: Record<string, number> = {};
-      const unit = (key: string) => () => {
-        at[key] = scheduler.now();
-        return WorkResult.Extend;
-      };
-      lease.run();
-      lease.try(x0, release);
-      lease.try(x1, release);
-      scheduler.schedule(() => {
-        lease.saw('b', x0);
-        lease.saw('b', x1);
-        lease.try(k0, unit(k0));
-        lease.try(k1, unit(k1));
-      }, 1);
+      const { lease, k0, k1, at } = twoShardsHeld(scheduler, ['b', 'b']);
       scheduler.schedule(() => lease.heard(JSON.stringify({ yield: 'b', shards: [1] })), 20);
       scheduler.flush();
       expect(at[k1]).toBe(20 + rankOf(lease, 1) * 20);

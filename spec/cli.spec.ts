@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { LeaseState } from '../src';
 import { DEMO_HELP, REPLICA_HELP } from '../src/cli/args';
 import type { DemoSummary } from '../src/cli/demo';
@@ -7,23 +6,9 @@ import type { ReplicaTally } from '../src/cli/figures';
 import { LiveView, progressBlock, type DemoProgress } from '../src/cli/liveView';
 import { main, type CliIO } from '../src/cli/main';
 import { summaryTable } from '../src/cli/table';
+import { capture } from './support/capture';
 import { freePort } from './support/servers';
 import { waitFor } from './support/waitFor';
-
-/** A stream that keeps what is written; a terminal of the given size when `rows` is set. */
-function capture(terminal?: { rows: number; columns: number }) {
-  const chunks: string[] = [];
-  const stream = Object.assign(
-    new Writable({
-      write(chunk, _encoding, done) {
-        chunks.push(String(chunk));
-        done();
-      },
-    }),
-    terminal === undefined ? { isTTY: false } : { isTTY: true, ...terminal },
-  );
-  return { stream, text: () => chunks.join(''), chunks };
-}
 
 function cli() {
   const stdout = capture();

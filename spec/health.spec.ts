@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { Writable } from 'node:stream';
 import { filter, type Subscription } from 'rxjs';
 import {
   LeaseState,
@@ -17,6 +16,7 @@ import { main, type CliIO } from '../src/cli/main';
 import { livenessOf, readinessOf, type HealthFacts } from '../src/health';
 import { eventually } from './support/failoverRun';
 import { waitFor } from './support/waitFor';
+import { capture } from './support/capture';
 import { spec } from './support/records';
 
 /**
@@ -420,19 +420,10 @@ describe('replica --listen H:P', () => {
   );
 
   it('exits 2 with one line naming --listen, and the usage', async () => {
-    const chunks: string[] = [];
-    const stream = Object.assign(
-      new Writable({
-        write(chunk, _encoding, done) {
-          chunks.push(String(chunk));
-          done();
-        },
-      }),
-      { isTTY: false },
-    );
+    const { stream, text } = capture();
     const io: CliIO = { stdout: stream, stderr: stream };
     expect(await main(['replica', ...STORE, '--listen', '127.0.0.1:0'], io)).toBe(2);
-    const [line, blank, usage] = chunks.join('').split('\n');
+    const [line, blank, usage] = text().split('\n');
     expect(line).toMatch(/^rx-writer-lease replica: --listen: expected HOST:PORT, .*received "127\.0\.0\.1:0"$/);
     expect(blank).toBe('');
     expect(usage).toMatch(/^Usage: rx-writer-lease replica/);
