@@ -487,7 +487,7 @@ export class StatusWriter {
     this.#departed.add(writer);
     const followed = writer === this.#following.value && lease.state.state === LeaseState.Follower;
     if (followed) {
-      this.#following.next(undefined);
+      this.#follow(undefined);
       if (!sharded) lease.expire({ wake: true });
     }
     this.#handovers.next({ writer, followed });
@@ -497,13 +497,18 @@ export class StatusWriter {
    * Another replica's write of the generation this replica knows, heard as
    * it happened: that writer's lease is renewed from now, on our clock.
    */
+  /** The writer this replica follows now; told to `believedLeader$` only when it changes (a follower sees every write). */
+  #follow(writer: string | undefined): void {
+    if (this.#following.value !== writer) this.#following.next(writer);
+  }
+
   #othersCurrentWrite({ key, value }: RecordChange<StatusValue>): boolean {
     if (!isStatusValue(value) || value.writer === this.#writer || !this.#coordinate) return false;
     // Heard writing after its handover (the feed keeps their order): it is back.
     this.#departed.delete(value.writer);
     const seen = this.#seen.get(key);
     if (seen === undefined || value.generation < seen.generation) return false;
-    this.#following.next(value.writer);
+    this.#follow(value.writer);
     return true;
   }
 
@@ -680,7 +685,7 @@ export class StatusWriter {
     if (status === undefined || status.generation !== generation || status.value !== ours) return false;
     const { writer } = status;
     if (writer !== this.#writer && this.#coordinate && !this.#departed.has(writer)) {
-      this.#following.next(writer);
+      this.#follow(writer);
       this.#saw(writer, key);
       this.#lease.extend(key, this.#observedAt(key, generation, submittedAt));
     }
