@@ -362,6 +362,38 @@ describe('deference: a replica that is not preferred waits its turn', () => {
     });
   });
 
+  it('a turn also waits for the work this replica started before it came: the store answers in its own time', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const [p, q] = inTurnOrder('p', 'q');
+      const lease = createSharded(scheduler, { name: q, members: [p], shards: 2, workers: 2 });
+      const own = lease.preferredWriter(0) === q ? 0 : 1;
+      const [mine1, mine2] = keysIn(lease, own, 2);
+      const [theirs] = keysIn(lease, 1 - own);
+      const { called$, unit } = calls();
+      const slow = (frames: number) => () => cold(`${frames}ms (r|)`, { r: WorkResult.Extend });
+      lease.run();
+      lease.try(mine1, slow(30)); // frame 0: q's own shard, at once; answered at 30
+      lease.try(theirs, unit('t')); // p's shard: q's turn comes at 20
+      scheduler.schedule(() => lease.try(mine2, slow(100)), 25); // started after the turn came: not waited on
+      // Due at 20 by the clock; the store had not answered what q asked at 0 until 30, then on the scheduler.
+      expectObservable(called$).toBe('30ms t');
+    });
+  });
+
+  it('without work in flight the turn comes on the clock alone, and rule 16 does not move it', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const [p, q] = inTurnOrder('p', 'q');
+      const { called$, unit } = calls();
+      for (const name of [p, q]) {
+        // A spread that would delay the election's first unit by its whole window (40 frames here).
+        const lease = createSharded(scheduler, { name, members: [p, q], spread: true, random: () => 0.999 });
+        lease.run();
+        lease.try('k', unit(name));
+      }
+      expectObservable(called$).toBe('p 19ms q', { p, q });
+    });
+  });
+
   it('with rankStep 0, nobody waits', () => {
     marbles(({ scheduler, expectObservable }) => {
       const lease = createSharded(scheduler, { name: inTurnOrder('p', 'q')[1], members: ['p', 'q'], rankStep: 0 });
@@ -421,6 +453,96 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
+  /** `a` leads shard 0, which `b` prefers: b was silent through a's turn at the election (a writes k0 at 20). */
+  function wonWhileSilent(scheduler: TestScheduler) {
+    const [a, b] = outranking();
+    const lease = createSharded(scheduler, { name: a, members: [b] });
+    const said = record(lease.announcements$);
+    const { called$, unit } = calls();
+    lease.run();
+    lease.try('k0', unit('0'));
+    return { lease, a, b, said, called$, unit };
+  }
+
+  it('a shard won while its preferred writer was slow is offered back once that writer is heard: it takes it', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const { lease, a, b, said, called$, unit } = wonWhileSilent(scheduler);
+      scheduler.schedule(() => lease.saw(b), 30); // b heard (an answer, or a write of another shard): alive
+      scheduler.schedule(() => lease.try('k1', unit('1')), 40); // offered back: waits (1 + 1) × 20
+      scheduler.schedule(() => {
+        lease.saw(b, 'k1');
+        lease.extend('k1'); // b, woken by the offer, wrote first
+      }, 50);
+      expectObservable(said).toBe('a 39ms y', {
+        a: JSON.stringify({ join: a }),
+        y: JSON.stringify({ yield: a, shards: [0] }),
+      });
+      expectObservable(called$).toBe('20ms 0');
+      expectObservable(record(lease.leading$.pipe(map((shards) => String(shards.size)))), '^ 60ms !').toBe(
+        '0 19ms 1 29ms 0',
+      );
+      scheduler.schedule(() => expect(lease.state.shards[0].state).toBe(LeaseState.Follower), 60);
+    });
+  });
+
+  it('an offer nobody takes: the shard is kept, and not offered again within a lease', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const { lease, a, b, said, called$, unit } = wonWhileSilent(scheduler);
+      scheduler.schedule(() => lease.saw(b), 30);
+      scheduler.schedule(() => lease.try('k1', unit('1')), 40); // offered at 40, kept at 80
+      scheduler.schedule(() => lease.try('k2', unit('2')), 90); // within the lease of the offer: at once
+      scheduler.schedule(() => lease.saw(b), 145);
+      scheduler.schedule(() => lease.try('k3', unit('3')), 150); // a lease later, b heard again: offered again
+      const y = JSON.stringify({ yield: a, shards: [0] });
+      expectObservable(said).toBe('a 39ms y 109ms y', { a: JSON.stringify({ join: a }), y });
+      expectObservable(called$).toBe('20ms 0 59ms 1 9ms 2 99ms 3');
+    });
+  });
+
+  it('a replica that sees another write a shard it prefers says it is here, once per lease: the holder can offer it back', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const [a, b] = outranking(); // shard 0 prefers b
+      const lease = createSharded(scheduler, { name: b, members: [a] });
+      const said = record(lease.announcements$);
+      lease.run();
+      scheduler.schedule(() => lease.saw(a, 'k0'), 10); // a wrote b's shard: b lost the race
+      scheduler.schedule(() => lease.saw(a, 'k1'), 50); // within the lease: nothing more
+      scheduler.schedule(() => lease.saw(a, 'k2'), 110); // a lease later, a still writes it: said again
+      const here = JSON.stringify({ here: b });
+      expectObservable(said).toBe('j 9ms h 99ms h', { j: JSON.stringify({ join: b }), h: here });
+    });
+  });
+
+  it('nothing is said while the shares are even: another writer writing the shards that writer prefers', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const [a, b] = outranking(); // shard 0 prefers b, not a
+      const lease = createSharded(scheduler, { name: a, members: [b] });
+      const said = record(lease.announcements$);
+      lease.run();
+      scheduler.schedule(() => lease.saw(b, 'k0'), 10);
+      expectObservable(said).toBe('j', { j: JSON.stringify({ join: a }) });
+    });
+  });
+
+  it('a shard taken in a failover is not offered to the writer whose lease ran out, while it stays silent', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const [a, b] = outranking();
+      const lease = createSharded(scheduler, { name: a, members: [b] });
+      const said = record(lease.announcements$);
+      const { called$, unit } = calls();
+      lease.run();
+      lease.try('k0', unit('never'));
+      scheduler.schedule(() => {
+        lease.saw(b, 'k0');
+        lease.extend('k0'); // b writes k0 at 1, then dies: a follows until 1 + 5
+      }, 1);
+      scheduler.schedule(() => lease.try('k1', unit('1')), 2); // due at 12, first among the others than b
+      scheduler.schedule(() => lease.try('k2', unit('2')), 20); // a leads since 12; b unheard since 1: at once
+      expectObservable(said).toBe('a', { a: JSON.stringify({ join: a }) });
+      expectObservable(called$).toBe('12ms 1 7ms 2');
+    });
+  });
+
   /**
    * Two shards that follow (frame 0: a release each, expiring at 50); at frame 1, `holders[i]` is seen
    * writing shard i, and a key of each shard is submitted (due at 1 + 100). `at` records when each ran.
@@ -457,14 +579,38 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
-  it('left(writer, shards) wakes only the shards it yielded, and keeps the writer in the view', () => {
+  it('left(writer, shards) wakes the yielded shards this replica prefers, and keeps the writer in the view', () => {
     marbles(({ scheduler }) => {
       const { lease, k0, k1, at } = twoShardsHeld(scheduler, ['b', 'b']);
-      scheduler.schedule(() => lease.heard(JSON.stringify({ yield: 'b', shards: [1] })), 20);
+      const mine = assignShards(2, ['a', 'b'])[0] === 'a' ? 0 : 1; // a and b prefer one shard each
+      scheduler.schedule(() => lease.heard(JSON.stringify({ yield: 'b', shards: [0, 1] })), 20);
       scheduler.flush();
-      expect(at[k1]).toBe(20 + rankOf(lease, 1) * 20);
-      expect(at[k0]).toBe(101);
+      // The shard a prefers runs a step after the yield (b's units under way land first); b's own shard,
+      // yielded to nobody here, waits b's lease out.
+      expect(at[mine === 0 ? k0 : k1]).toBe(20 + 20);
+      expect(at[mine === 0 ? k1 : k0]).toBe(101);
       expect(lease.members).toEqual(['a', 'b']);
+    });
+  });
+
+  it('a yield is for the replica that prefers the shard: a third one keeps following the yielder, no race', () => {
+    marbles(({ scheduler }) => {
+      // A third name, c, that shard 0 prefers to a and b.
+      let c = 'c0';
+      for (let i = 0; assignShards(1, ['a', 'b', c].sort())[0] !== c; i++) c = `c${i}`;
+      const lease = createSharded(scheduler, { backoff: constantBackoff(50) });
+      const at: Record<string, number> = {};
+      lease.run();
+      lease.try('x', release); // frame 0, alone: follows, expires 50
+      scheduler.schedule(() => {
+        lease.saw('b', 'x'); // b holds the shard
+        lease.saw(c);
+        lease.try('k', () => ((at.k = scheduler.now()), WorkResult.Extend)); // due at 1 + 100, then its turn
+      }, 1);
+      scheduler.schedule(() => lease.heard(JSON.stringify({ yield: 'b', shards: [0] })), 20); // for c, not a
+      scheduler.flush();
+      // Not woken (it would have run at 20 + its rank × 20): it waits b's lease out, as if no yield was heard.
+      expect(at.k).toBeGreaterThanOrEqual(101);
     });
   });
 

@@ -19,9 +19,9 @@ import {
 import { LeaseDisposedError, LeaseRunningError } from './errors.js';
 import type { LeaseEvent } from './events.js';
 import { atTime } from './internal/atTime.js';
-import { later } from './internal/outcome.js';
 import { assignShards, preferenceOrder } from './internal/rendezvous.js';
 import { shardOf } from './internal/shardOf.js';
+import { WorkInFlight } from './internal/workInFlight.js';
 import {
   assertDuration,
   assertFunction,
@@ -31,7 +31,7 @@ import {
   describeValue,
 } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
-import { LeaseState, type LeaseSnapshot, type WorkFunc, type WorkReturn, type WriterLeaseOptions } from './types.js';
+import { LeaseState, type LeaseSnapshot, type WorkFunc, type WriterLeaseOptions } from './types.js';
 import { WriterLease } from './writerLease.js';
 
 /**
@@ -60,10 +60,22 @@ export interface ShardedWriterLeaseOptions extends Omit<WriterLeaseOptions, 'nam
    * Milliseconds a replica waits per rank before it writes a shard it is not
    * the preferred writer of (docs/lease.md, "Shards"). Longer than the
    * store's feed delay plus `2 × backoff(0)`, so that the replica whose turn
-   * comes first is seen writing before the next one's turn.
+   * comes first is seen writing before the next one's turn. A turn also
+   * waits until the store has answered the work this replica started before
+   * the turn came: a store slow to answer is slow to show the other's write.
    * @default 100
    */
   rankStep?: number;
+  /**
+   * Rule 16's random delays, for each shard's lease. With `rankStep > 0`
+   * the order of turns keeps the replicas apart and the spread is not
+   * applied: a random delay of up to a quarter lease would overturn the
+   * order (the preferred writer drawing 200 ms, the next one 0 + 100 ms).
+   * With `rankStep: 0`, nobody waits a turn, and the spread is what it is
+   * for a {@link WriterLease}.
+   * @default false
+   */
+  spread?: boolean;
   /**
    * Replicas known from the start (a static list, say); more are learned
    * from announcements and status writes.
@@ -128,6 +140,11 @@ type Announcement =
  *   more than its turn, and `announcements$` says so; the replicas that hear
  *   it wake that shard (`left(name, shards)`), so that the preferred one
  *   writes first.
+ * - **Offer back.** A shard won from a preferred writer that was slow (a
+ *   burst, a busy machine) is yielded the same way at the next unit there,
+ *   once the preferred writer is heard from after the win, at most once per
+ *   lease: the shares even out without a coordinator. A writer whose lease
+ *   ran out (a failover) is not offered anything while it stays silent.
  *
  * With `shards: 1` and no other member known, it is a {@link WriterLease}.
  *
@@ -161,6 +178,22 @@ export class ShardedWriterLease {
   readonly #holders: (string | undefined)[];
   /** Shards led here that another replica prefers since the view changed: their next unit waits a turn more. */
   readonly #yielding: boolean[];
+  /** When, on the lease's clock, each other replica was last heard from (a write seen, an announcement). */
+  readonly #heardAt = new Map<string, number>();
+  /** When this replica last yielded each shard (a view change, or an offer back to its preferred writer). */
+  readonly #offeredAt: number[];
+  /** When this replica last said it is here because another writer wrote a shard it prefers. */
+  #claimedAt = -Infinity;
+  /** When this replica's lease of each shard last became leader. */
+  readonly #ledSince: number[];
+  readonly #leaseDuration: number;
+  /**
+   * Shards another replica yielded to this one, woken: their units wait one step more than their turn, so
+   * that the yielder's units already under way land (and are seen) first, until this replica leads them.
+   */
+  readonly #yieldedHere: boolean[];
+  /** The work this replica started and that has not settled: a turn at another's shard waits for it. */
+  readonly #inFlight: WorkInFlight;
 
   readonly #leading = new BehaviorSubject<ReadonlySet<number>>(new Set());
   readonly #announcements = new Subject<string>();
@@ -198,6 +231,7 @@ export class ShardedWriterLease {
       shards = 1,
       rankStep = DEFAULT_RANK_STEP,
       members = [],
+      spread = false,
       scheduler = monotonicScheduler,
       ...leaseOptions
     } = options;
@@ -213,11 +247,18 @@ export class ShardedWriterLease {
     this.#scheduler = scheduler;
     this.#leases = Array.from(
       { length: shards },
-      (_, shard) => new WriterLease({ ...leaseOptions, scheduler, name: `${name}/${shard}` }),
+      // The order of turns keeps the replicas apart; rule 16's random delays would overturn it.
+      (_, shard) =>
+        new WriterLease({ ...leaseOptions, spread: rankStep === 0 && spread, scheduler, name: `${name}/${shard}` }),
     );
     this.#orders = new Array<undefined>(shards).fill(undefined);
     this.#holders = new Array<undefined>(shards).fill(undefined);
     this.#yielding = new Array<boolean>(shards).fill(false);
+    this.#inFlight = new WorkInFlight(scheduler);
+    this.#offeredAt = new Array<number>(shards).fill(-Infinity);
+    this.#ledSince = new Array<number>(shards).fill(-Infinity);
+    this.#yieldedHere = new Array<boolean>(shards).fill(false);
+    this.#leaseDuration = leaseOptions.leaseDuration;
     for (const member of [name, ...known]) this.#members.add(member);
     this.#viewChanged(undefined);
 
@@ -572,7 +613,13 @@ export class ShardedWriterLease {
     assertKey(OWNER, 'saw: writer', writer);
     if (key !== undefined) assertKey(OWNER, 'saw: key', key);
     if (writer === this.#name || this.#disposed) return;
-    if (key !== undefined) this.#holders[shardOf(key, this.#leases.length)] = writer;
+    this.#heardAt.set(writer, this.#scheduler.now());
+    if (key !== undefined) {
+      const shard = shardOf(key, this.#leases.length);
+      this.#holders[shard] = writer;
+      if (this.#yielding[shard]) this.#showLeading(shard);
+      if (this.#preferred[shard] === this.#name) this.#claim();
+    }
     if (this.#members.has(writer)) return;
     this.#members.add(writer);
     this.#viewChanged(undefined);
@@ -594,6 +641,7 @@ export class ShardedWriterLease {
   joined(writer: string): void {
     assertKey(OWNER, 'joined: writer', writer);
     if (writer === this.#name || this.#disposed) return;
+    this.#heardAt.set(writer, this.#scheduler.now());
     this.#members.add(writer);
     this.#announce({ here: this.#name });
     this.#viewChanged(writer);
@@ -602,9 +650,10 @@ export class ShardedWriterLease {
   /**
    * `writer` stopped writing: for good (it handed over; it leaves the view,
    * and the shards it held are woken), or, with `shards`, only those (it
-   * yielded them; they are woken). Waking a shard this replica follows makes
-   * its waiting keys due now (rule 17); they run in turn, by rank, so the
-   * preferred writer among the others writes first.
+   * yielded them; those this replica prefers are woken, and the others go on
+   * following the yielder, which keeps a shard nobody takes). Waking a shard
+   * this replica follows makes its waiting keys due now (rule 17); they run
+   * in turn, by rank, so the preferred writer among the others writes first.
    *
    * @example
    * ```ts
@@ -629,10 +678,16 @@ export class ShardedWriterLease {
     const named = shards === undefined ? undefined : new Set(shards);
     this.#leases.forEach((lease, shard) => {
       const holder = this.#holders[shard];
-      // A yield names its shards: one whose writer this replica did not know may well be one of them.
-      const wakes = named === undefined ? holder === writer : named.has(shard) && (holder ?? writer) === writer;
+      // A yield names its shards (one whose writer this replica did not know may well be one of them), and is
+      // for the replica that prefers them: the others keep following the yielder, so as not to race for it.
+      const wakes =
+        named === undefined
+          ? holder === writer
+          : named.has(shard) && (holder ?? writer) === writer && this.#preferred[shard] === this.#name;
       if (!wakes) return;
-      this.#holders[shard] = undefined;
+      // A stop: the shard is nobody's. A yield: still the yielder's until this replica writes, a step later.
+      this.#holders[shard] = named === undefined ? undefined : writer;
+      this.#yieldedHere[shard] = named !== undefined;
       if (lease.state.state === LeaseState.Follower) lease.expire({ wake: true });
     });
   }
@@ -674,16 +729,25 @@ export class ShardedWriterLease {
   #inTurn(shard: number, work: WorkFunc): WorkFunc {
     return (context) => {
       const turn = this.#turn(shard);
-      if (turn === 0 || this.#rankStep === 0) return work(context);
+      if (turn === 0 || this.#rankStep === 0) return this.#inFlight.track(work(context));
       const yielded = this.#yielding[shard];
+      // The preferred writer waits only as a courtesy (to a holder that yields, to a yielder's units under way),
+      // on the clock; the others wait, too, until the store has answered what they asked before their turn
+      // came: by then it has had the time to show the write of the replica whose turn came first, if made.
+      const ahead = this.#preferred[shard] !== this.#name;
       return atTime(this.#scheduler.now() + turn * this.#rankStep, this.#scheduler).pipe(
+        concatMap(() => (ahead ? this.#inFlight.answered$ : of(undefined))),
         concatMap(() => {
           // Nobody took the yielded shard within its turn: this replica keeps it, and writes at once from now on.
-          if (yielded) this.#yielding[shard] = false;
-          const returned = work(context);
-          return later(returned) ?? of(returned);
+          if (yielded && this.#yielding[shard]) {
+            this.#yielding[shard] = false;
+            this.#holders[shard] = this.#name;
+            this.#showLeading(shard);
+          }
+          const returned = this.#inFlight.track(work(context));
+          return isObservable(returned) ? returned : of(returned);
         }),
-      ) as Observable<WorkReturn>;
+      );
     };
   }
 
@@ -692,19 +756,65 @@ export class ShardedWriterLease {
    * - leading: none; a shard being yielded, its rank plus one, so that the
    *   preferred writer, at most one step late, comes first;
    * - following (the other writer's lease ran out, or it was woken): its
-   *   rank among the others than the writer it followed;
+   *   rank among the others than the writer it followed; one more when that
+   *   writer yielded the shard to this replica;
    * - in the election: its rank, plus one when another writer is known to
    *   hold the shard (a newcomer gives the holder a step to yield first).
    */
   #turn(shard: number): number {
     const { state } = this.#leases[shard].state;
     const order = this.#order(shard);
-    if (state === LeaseState.Leader) return this.#yielding[shard] ? 1 + order.indexOf(this.#name) : 0;
+    if (state === LeaseState.Leader) {
+      if (!this.#yielding[shard]) this.#offerBack(shard);
+      return this.#yielding[shard] ? 1 + order.indexOf(this.#name) : 0;
+    }
     const holder = this.#holders[shard];
     const other = holder !== undefined && holder !== this.#name ? holder : undefined;
     if (other === undefined) return order.indexOf(this.#name);
-    if (state === LeaseState.Follower) return order.filter((member) => member !== other).indexOf(this.#name);
+    const step = this.#yieldedHere[shard] ? 1 : 0;
+    if (state === LeaseState.Follower) return order.filter((member) => member !== other).indexOf(this.#name) + step;
     return order.indexOf(this.#name) + 1;
+  }
+
+  /**
+   * A shard this replica leads but another replica prefers, won in a race
+   * (that replica was slow to write, or not known yet), is offered back to
+   * it: yielded as a view change yields, so that the preferred writer,
+   * woken by the announcement, writes first. Only to a writer heard from
+   * since this replica took the shard (alive: not one whose lease ran out,
+   * which is how a failover takes a shard), and at most once per lease per
+   * shard: a writer that does not take the offer is not asked at every unit.
+   */
+  #offerBack(shard: number): void {
+    const preferred = this.#preferred[shard];
+    const now = this.#scheduler.now();
+    if (preferred === this.#name || now - this.#offeredAt[shard] < this.#leaseDuration) return;
+    if ((this.#heardAt.get(preferred) ?? -Infinity) <= this.#ledSince[shard]) return;
+    this.#yield([shard]);
+  }
+
+  /**
+   * Another writer writes a shard this replica prefers: it lost the race
+   * there (it was slow, or not known yet), and, following, never writes it
+   * again, so nobody hears from it to offer the shard back. It says it is
+   * here, at most once per lease, while it runs: that is what the holder
+   * waits for ({@link #offerBack}). Nothing is sent while the shares are even.
+   */
+  #claim(): void {
+    const now = this.#scheduler.now();
+    if (this.#processing === undefined || now - this.#claimedAt < this.#leaseDuration) return;
+    this.#claimedAt = now;
+    this.#announce({ here: this.#name });
+  }
+
+  /** Yields `shards`, led here, to the replicas that prefer them: their next units wait a turn more; announced. */
+  #yield(shards: readonly number[]): void {
+    const now = this.#scheduler.now();
+    for (const shard of shards) {
+      this.#yielding[shard] = true;
+      this.#offeredAt[shard] = now;
+    }
+    this.#announce({ yield: this.#name, shards });
   }
 
   #order(shard: number): readonly string[] {
@@ -726,17 +836,30 @@ export class ShardedWriterLease {
     this.#leases.forEach((lease, shard) => {
       const preferred = this.#preferred[shard];
       if (preferred === this.#name || lease.state.state !== LeaseState.Leader) return;
-      if (preferred !== before[shard] || preferred === joiner) {
-        this.#yielding[shard] = true;
-        yielded.push(shard);
-      }
+      if (preferred !== before[shard] || preferred === joiner) yielded.push(shard);
     });
-    if (yielded.length > 0) this.#announce({ yield: this.#name, shards: yielded });
+    if (yielded.length > 0) this.#yield(yielded);
   }
 
   #leadershipChanged(shard: number, leads: boolean): void {
-    if (leads) this.#holders[shard] = this.#name;
-    else this.#yielding[shard] = false;
+    this.#yieldedHere[shard] = false;
+    if (leads) {
+      this.#holders[shard] = this.#name;
+      this.#ledSince[shard] = this.#scheduler.now();
+    } else this.#yielding[shard] = false;
+    this.#showLeading(shard);
+  }
+
+  /**
+   * `leading$` counts a shard while its lease leads it, unless this replica
+   * yielded it and has since seen another writer write it: the shard is
+   * handed over, although the lease, with no unit there to lose a race,
+   * has not noticed yet (a leader's state changes only when its own work
+   * fails, rule 5).
+   */
+  #showLeading(shard: number): void {
+    const handed = this.#yielding[shard] && this.#holders[shard] !== this.#name;
+    const leads = this.#leases[shard].state.state === LeaseState.Leader && !handed;
     const leading = this.#leading.value;
     if (leading.has(shard) === leads) return;
     const next = new Set(leading);
