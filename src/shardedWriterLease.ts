@@ -137,14 +137,15 @@ type Announcement =
  *   (`heard(message)`; what to send is on `announcements$`).
  * - **Handover.** When the view changes, a shard this replica leads but
  *   another replica now prefers is yielded: its next unit waits one rank
- *   more than its turn, and `announcements$` says so; the replicas that hear
- *   it wake that shard (`left(name, shards)`), so that the preferred one
+ *   more than its turn, and `announcements$` says so; the replica that
+ *   prefers the shard, hearing it, wakes it (`left(name, shards)`) and
  *   writes first.
  * - **Offer back.** A shard won from a preferred writer that was slow (a
  *   burst, a busy machine) is yielded the same way at the next unit there,
- *   once the preferred writer is heard from after the win, at most once per
- *   lease: the shares even out without a coordinator. A writer whose lease
- *   ran out (a failover) is not offered anything while it stays silent.
+ *   once the preferred writer is heard from after the win (a replica that
+ *   sees another write a shard it prefers says it is here, once per lease),
+ *   at most once per lease: the shares even out without a coordinator. A
+ *   writer whose lease ran out (a failover) is offered nothing while silent.
  *
  * With `shards: 1` and no other member known, it is a {@link WriterLease}.
  *
