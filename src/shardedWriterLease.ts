@@ -63,14 +63,14 @@ export interface ShardedWriterLeaseOptions extends Omit<WriterLeaseOptions, 'nam
    * comes first is seen writing before the next one's turn. A turn also
    * waits until the store has answered the work this replica started before
    * the turn came: a store slow to answer is slow to show the other's write.
-   * @default 100
+   * @default 250
    */
   rankStep?: number;
   /**
    * Rule 16's random delays, for each shard's lease. With `rankStep > 0`
    * the order of turns keeps the replicas apart and the spread is not
    * applied: a random delay of up to a quarter lease would overturn the
-   * order (the preferred writer drawing 200 ms, the next one 0 + 100 ms).
+   * order (the preferred writer drawing 200 ms, the next one 0 + one step).
    * With `rankStep: 0`, nobody waits a turn, and the spread is what it is
    * for a {@link WriterLease}.
    * @default false
@@ -108,8 +108,12 @@ export interface ShardedLeaseSnapshot {
 
 const OWNER = 'ShardedWriterLease';
 
-/** Rank steps of 100 ms: above the feed delay of every store here plus `2 × backoff(0)` of the default policy (60 ms at most). */
-const DEFAULT_RANK_STEP = 100;
+/**
+ * Rank steps of 250 ms: above the feed delay of every store here plus `2 × backoff(0)` of the default policy
+ * (60 ms at most), and above the lag of a replica busy with a burst's feed on a loaded machine. 100 ms lost
+ * 3 of 8 bursts on Redis to a replica 300 ms late to send its first write (docs/lease.md, "Shards").
+ */
+const DEFAULT_RANK_STEP = 250;
 
 /** What replicas say to each other on the store's handover channel; a plain name is a writer that stopped. */
 type Announcement =
