@@ -1,4 +1,4 @@
-import { filter, firstValueFrom, toArray, take } from 'rxjs';
+import { delayWhen, filter, firstValueFrom, of, timer, toArray, take } from 'rxjs';
 import {
   ContentionTracker,
   LeaseState,
@@ -102,6 +102,33 @@ describe('the informer: units work from the feed', () => {
     await memory.put('spec', 'a', spec(2));
     await waitFor(() => calls.compareAndSet === 2, 'the second write');
     expect(calls.get).toBe(2);
+    stop();
+  });
+
+  it('a spec change while our write is on its way: the next unit writes on our version, not on the one before it', async () => {
+    const memory = new MemoryStore();
+    let changeSpecFirst = true;
+    const { store, calls } = counted(memory, {
+      // The spec moves while the first compare-and-set is on its way...
+      compareAndSet: async (kind, key, value, expected, options) => {
+        calls.compareAndSet++;
+        if (changeSpecFirst) {
+          changeSpecFirst = false;
+          await memory.put('spec', 'a', spec(2));
+        }
+        return memory.compareAndSet(kind, key, value, expected, options);
+      },
+      // ...and, as on Redis under load, our write's echo comes after its answer.
+      changes: () => memory.changes().pipe(delayWhen(({ kind }) => (kind === 'status' ? timer(30) : of(0)))),
+    });
+    const { events, stop } = replica(store, 'r1');
+    await waitFor(() => calls.list === 1, 'the list on start');
+    await memory.put('spec', 'a', spec(1));
+    await waitFor(() => events.filter((e) => e.type === 'written').length === 2, 'both writes');
+    // Written on the version before ours, the second would be refused by our own write: a conflict and a read.
+    expect(events.map((e) => e.type)).toEqual(['written', 'written']);
+    expect(calls).toEqual({ get: 0, compareAndSet: 2, list: 1 });
+    expect(await statusOf(memory, 'a')).toMatchObject({ generation: 2, writer: 'r1' });
     stop();
   });
 

@@ -627,15 +627,13 @@ export class StatusWriter {
     // A unit the lease let go of (timed out, removed, stopped) must not write.
     throwIfLetGo(call);
     const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
-    const changesBefore = this.#cache.changesOf(key);
+    const statusChangesBefore = this.#cache.statusChangesOf(key);
     const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);
     this.#answered();
     if (!written.ok) return { refused: { generation, ours, before: record.status } };
     this.#lastWritten = { key, generation, at: next.at };
-    // Held as written unless the feed said something since: our write's own echo, or a later change.
-    if (this.#cache.changesOf(key) === changesBefore) {
-      this.#cache.apply({ kind: 'status', key, value: next, version: written.version });
-    }
+    // Held as written, so that the next unit (a spec change may have come meanwhile) writes on this version.
+    this.#cache.applyWritten(key, { value: next, version: written.version }, statusChangesBefore);
     this.#contention?.written(key, ours);
     return { event: { type: 'written', key, generation }, returned: WorkResult.Extend };
   }

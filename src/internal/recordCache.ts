@@ -21,6 +21,8 @@ export interface CachedRecord {
   fresh: boolean;
   /** Changes applied; a read that overlaps one does not overwrite what the feed said. */
   changes: number;
+  /** Changes of the status applied; our own write is held unless one came while it was on its way. */
+  statusChanges: number;
 }
 
 /**
@@ -60,6 +62,22 @@ export class RecordCache {
     return this.#records.get(key)?.changes ?? 0;
   }
 
+  /** How many changes of the status of `key` were applied so far (see {@link applyWritten}). */
+  statusChangesOf(key: string): number {
+    return this.#records.get(key)?.statusChanges ?? 0;
+  }
+
+  /**
+   * Holds our own acknowledged status write, issued when `statusChangesBefore`
+   * status changes of the key had been applied, unless the feed changed the
+   * status since (our write's echo, a later write, a deletion: each at least
+   * as new). A spec change meanwhile does not stop it: the next unit must
+   * write on this version, not on the one before ours.
+   */
+  applyWritten(key: string, status: CachedPart, statusChangesBefore: number): void {
+    if (this.statusChangesOf(key) === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
+  }
+
   /**
    * Applies a change of the feed (or of a list, or our own acknowledged
    * write). Returns the part it replaced, or `null` when the change was
@@ -75,11 +93,12 @@ export class RecordCache {
     if (record === undefined) {
       if (value === undefined) return undefined;
       // Told by the feed of one part: the other is known only once listed.
-      record = { spec: undefined, status: undefined, fresh: this.#listed, changes: 0 };
+      record = { spec: undefined, status: undefined, fresh: this.#listed, changes: 0, statusChanges: 0 };
       this.#records.set(key, record);
     }
     record[kind] = value === undefined ? undefined : { value, version };
     record.changes++;
+    if (kind === 'status') record.statusChanges++;
     if (record.spec === undefined && record.status === undefined) this.#records.delete(key);
     return before;
   }
@@ -93,7 +112,7 @@ export class RecordCache {
   applyRead(key: string, parts: Record<RecordKind, CachedPart | undefined>, changesBefore: number): CachedRecord {
     let record = this.#records.get(key);
     if (record === undefined) {
-      record = { spec: undefined, status: undefined, fresh: true, changes: changesBefore };
+      record = { spec: undefined, status: undefined, fresh: true, changes: changesBefore, statusChanges: 0 };
       this.#records.set(key, record);
     }
     if (record.changes === changesBefore) {
@@ -109,7 +128,9 @@ export class RecordCache {
   doubt(key: string): void {
     const record = this.#records.get(key);
     if (record !== undefined) record.fresh = false;
-    else if (this.#listed) this.#records.set(key, { spec: undefined, status: undefined, fresh: false, changes: 0 });
+    else if (this.#listed) {
+      this.#records.set(key, { spec: undefined, status: undefined, fresh: false, changes: 0, statusChanges: 0 });
+    }
   }
 
   /**
@@ -124,5 +145,5 @@ export class RecordCache {
 }
 
 function absent(): CachedRecord {
-  return { spec: undefined, status: undefined, fresh: true, changes: 0 };
+  return { spec: undefined, status: undefined, fresh: true, changes: 0, statusChanges: 0 };
 }
