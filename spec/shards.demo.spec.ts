@@ -13,8 +13,20 @@ const RUN_MS = 60_000;
 const demo = (flags: string[]): DemoOptions =>
   parseDemoArgs(['--lease-duration', `${LEASE.leaseDuration}`, '--retry-interval', `${LEASE.retryInterval}`, ...flags]);
 
-/** 30 shards, 3 replicas, 300 keys, 1,500 changes at 500/s: every shard changes many times a second. */
-const SHARDED = ['--shards', '30', '--replicas', '3', '--keys', '300', '--updates', '1500', '--rate', '500'];
+/** 30 shards, 3 replicas, 300 keys, `updates` changes at 500/s: every shard changes many times a second. */
+const sharded = (updates: number) => [
+  '--shards',
+  '30',
+  '--replicas',
+  '3',
+  '--keys',
+  '300',
+  '--updates',
+  `${updates}`,
+  '--rate',
+  '500',
+];
+const SHARDED = sharded(1500);
 
 describe('demo --shards 30 --replicas 3 --keys 300, on the memory store', () => {
   let run: DemoSummary;
@@ -93,6 +105,54 @@ describe('demo --shards 30 on Redis: 3 replica processes (the built CLI)', () =>
       expect(counts.reduce((sum, count) => sum + count, 0)).toBe(30);
       for (const count of counts) expect(Math.abs(count - 10)).toBeLessThanOrEqual(2);
       expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
+    },
+    RUN_MS,
+  );
+
+  /** SHARDED with twice the changes (6 s): a replica process started at 1 s is ready with changes left to take. */
+  const onRedis = (flags: string[]) =>
+    runDemo(demo(['--store', redis.url, '--prefix', 'wl_shards', ...sharded(3000), ...flags]), {
+      replicaCommand: [process.execPath, main],
+    });
+
+  it(
+    '--kill-leader-after: the process leading the most shards is killed; only its shards move, within the failover bound',
+    async () => {
+      const run = await onRedis(['--kill-leader-after', '1500', '--seed', '6']);
+      expect(run.converged).toBe(true);
+      const survivors = Object.values(run.shardsByReplica);
+      expect(survivors).toHaveLength(2);
+      expect(survivors.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(30);
+      expect(run.movedShards).toBeGreaterThanOrEqual(10);
+      expect(run.movedShards).toBeLessThanOrEqual(12);
+      expect(run.failoverMs).not.toBeNull();
+      expect(run.failoverMs!).toBeLessThanOrEqual(FAILOVER_BOUND);
+    },
+    RUN_MS,
+  );
+
+  it(
+    '--join-after: a fourth process takes its share by handover',
+    async () => {
+      const run = await onRedis(['--join-after', '1000', '--seed', '8']);
+      expect(run.converged).toBe(true);
+      expect(Object.keys(run.shardsByReplica).sort()).toEqual(['r1', 'r2', 'r3', 'r4']);
+      expect(run.shardsByReplica.r4).toBeGreaterThanOrEqual(7);
+      expect(run.joinMs).not.toBeNull();
+    },
+    RUN_MS,
+  );
+
+  it(
+    '--handover-after: a process stopped gracefully hands over each shard it led',
+    async () => {
+      const run = await onRedis(['--handover-after', '1500', '--seed', '7']);
+      expect(run.converged).toBe(true);
+      const survivors = Object.values(run.shardsByReplica);
+      expect(survivors).toHaveLength(2);
+      expect(survivors.reduce((sum, count) => sum + count, 0)).toBeGreaterThanOrEqual(30);
+      expect(run.movedShards).toBeGreaterThanOrEqual(10);
+      expect(run.handoverMs).not.toBeNull();
     },
     RUN_MS,
   );
