@@ -72,7 +72,9 @@ export class RecordCache {
    * status changes of the key had been applied, unless the feed changed the
    * status since (our write's echo, a later write, a deletion: each at least
    * as new). A spec change meanwhile does not stop it: the next unit must
-   * write on this version, not on the one before ours.
+   * write on this version, not on the one before ours. (A record that had
+   * no status and was deleted whole meanwhile is held with ours alone: its
+   * next unit finds no spec, and says it is gone.)
    */
   applyWritten(key: string, status: CachedPart, statusChangesBefore: number): void {
     if (this.statusChangesOf(key) === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
