@@ -199,6 +199,9 @@ class RedisClusterStore implements RecordStore {
 
   async #connect(): Promise<void> {
     await this.#checkSeeds();
+    // Given up on meanwhile (open()'s deadline passed, and close() ran): connecting now would start a client,
+    // and its slot-table timer, that nobody closes.
+    if (this.#closed) return;
     try {
       await this.#cluster.connect();
     } catch (error) {
