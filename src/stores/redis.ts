@@ -9,7 +9,7 @@ import { reconnectDelay } from './reconnectDelay.js';
 import {
   ABSENT,
   ANY,
-  decodeChange,
+  decodeChanges,
   defineRecordCommands,
   escapeGlob,
   readVersioned,
@@ -364,9 +364,8 @@ class RedisStore implements RecordStore {
 
   #onMessage(channel: string, message: string): void {
     if (channel === this.#handoverChannel) return this.#handovers.push(decodeHandover(message));
-    // Undefined: another publisher on our channel, not a change of ours.
-    const change = decodeChange(message);
-    if (change !== undefined) this.#feed.push(change);
+    // None: another publisher on our channel, not a change of ours.
+    for (const change of decodeChanges(message)) this.#feed.push(change);
   }
 
   async #resubscribe(): Promise<void> {

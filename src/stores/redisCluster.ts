@@ -13,7 +13,7 @@ import { parseRedisClusterUrl, type RedisClusterAddress } from './redisClusterUr
 import {
   ABSENT,
   ANY,
-  decodeChange,
+  decodeChanges,
   defineRecordCommands,
   readVersioned,
   WriteBatches,
@@ -490,9 +490,8 @@ class RedisClusterStore implements RecordStore {
   #onMessage(channel: string, message: string): void {
     const part = decodeHandoverPart(message);
     if (part !== undefined) return this.#onHandoverPart(channel, part);
-    // Undefined: another publisher on our channel, not a change of ours.
-    const change = decodeChange(message);
-    if (change !== undefined) this.#feed.push(change);
+    // None: another publisher on our channel, not a change of ours.
+    for (const change of decodeChanges(message)) this.#feed.push(change);
   }
 
   /**

@@ -48,8 +48,9 @@ return out`;
 
 /**
  * Writes or deletes records, each if its version is as expected, and
- * publishes each change: one script call for a batch of writes, all of
- * whose keys are in one hash slot on Redis Cluster.
+ * publishes the changes made, in order, as one message (a change alone, or
+ * an array of them): one script call for a batch of writes, all of whose
+ * keys are in one hash slot on Redis Cluster.
  * KEYS: versions hash, revision counter, (one Redis) the replication ID the
  * counter counts under, then each record's key.
  * ARGV: channel, then for each record: hash field, kind, key, expected ('*':
@@ -59,8 +60,10 @@ return out`;
  */
 const writeRecords = (server: RedisServer): string => {
   const first = server === 'cluster' ? 3 : 4;
+  const PUBLISH = server === 'cluster' ? 'SPUBLISH' : 'PUBLISH';
   return `
 local epochChecked = false
+local changes = {}
 local function write(name, field, kind, key, expected, json)
   local exists = redis.call('EXISTS', name) == 1
   local current = redis.call('HGET', KEYS[1], field) or '0'
@@ -87,14 +90,20 @@ ${server === 'cluster' ? CLUSTER_EPOCH : REPLICATION_EPOCH}
   local value = json == '' and 'null' or json
   -- Lua prints numbers with 14 significant digits: format the version whole.
   local versionText = string.format('%.0f', tonumber(version))
-  redis.call('${server === 'cluster' ? 'SPUBLISH' : 'PUBLISH'}', ARGV[1], '{"kind":' .. cjson.encode(kind) .. ',"key":' .. cjson.encode(key) ..
-    ',"version":' .. versionText .. ',"value":' .. value .. '}')
+  changes[#changes + 1] = '{"kind":' .. cjson.encode(kind) .. ',"key":' .. cjson.encode(key) ..
+    ',"version":' .. versionText .. ',"value":' .. value .. '}'
   return tonumber(version)
 end
 local out = {}
 for i = ${first}, #KEYS do
   local a = 2 + (i - ${first}) * 5
   out[#out + 1] = write(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+end
+-- One message for the batch: each subscriber reads one message per call, not one per record.
+if #changes == 1 then
+  redis.call('${PUBLISH}', ARGV[1], changes[1])
+elseif #changes > 1 then
+  redis.call('${PUBLISH}', ARGV[1], '[' .. table.concat(changes, ',') .. ']')
 end
 return out`;
 };
@@ -308,24 +317,34 @@ export async function readVersioned(
 }
 
 /**
- * The change a write script published, read back from its message.
+ * The changes a write script published, read back from its message: one
+ * change, or an array of the changes of one batch, in the order they were
+ * made.
  *
  * @example
  * ```ts
- * decodeChange('{"kind":"spec","key":"a","version":7,"value":null}');
- * // { kind: 'spec', key: 'a', version: 7, value: undefined }
- * decodeChange('hello'); // undefined: another publisher's
+ * decodeChanges('{"kind":"spec","key":"a","version":7,"value":null}');
+ * // [{ kind: 'spec', key: 'a', version: 7, value: undefined }]
+ * decodeChanges('[{"kind":"spec","key":"a","version":7,"value":{}},{"kind":"spec","key":"b","version":8,"value":{}}]');
+ * // two changes
+ * decodeChanges('hello'); // []: another publisher's
  * ```
  * @param message The message's text.
- * @returns The change; undefined when the text is not JSON.
+ * @returns The changes; none when the text is not JSON.
  */
-export function decodeChange(message: string): RecordChange | undefined {
+export function decodeChanges(message: string): RecordChange[] {
+  let parsed: unknown;
   try {
-    const { kind, key, version, value } = JSON.parse(message) as Omit<RecordChange, 'value'> & { value: unknown };
-    return { kind, key, version, value: value === null ? undefined : value };
+    parsed = JSON.parse(message);
   } catch {
-    return undefined;
+    return [];
   }
+  return Array.isArray(parsed) ? parsed.map(changeOf) : [changeOf(parsed)];
+}
+
+function changeOf(parsed: unknown): RecordChange {
+  const { kind, key, version, value } = parsed as Omit<RecordChange, 'value'> & { value: unknown };
+  return { kind, key, version, value: value === null ? undefined : value };
 }
 
 /**
