@@ -158,7 +158,7 @@ export const isKey = (value: unknown): boolean => typeof value === 'string' && v
  * The properties of `properties.spec.ts`, one tag each:
  * 1 `pending` a key's work is never lost; 2 `newer` a newer submission
  * survives an older run; 3 `overlap` no key twice at once, at most
- * `workers`; 4 `follower` no work before `expires`; 5 `state` rule 4/5/7
+ * `workers` (one until it leads, rule 18); 4 `follower` no work before `expires`; 5 `state` rule 4/5/7
  * transitions; 6 `backoff` durations within bounds and the cap; 7 `stop`
  * nothing runs or waits after stop; plus `trace`: every other event the
  * spec describes (due times, retries, settlements), and `order`: rule 2's
@@ -534,15 +534,15 @@ export class LeaseModel {
         `started ${id} of "${short(key)}", pending is ${pendingId}`,
       );
     }
-    // Rule 2: never the same key twice at once, at most `workers` at once.
+    // Rule 2: never the same key twice at once, at most `workers` at once; rule 18: one until it leads.
     if (this.running.has(key)) {
       this.fail('overlap', at, `"${short(key)}" started (${id}) while ${this.running.get(key)?.id} runs`);
     }
-    if (this.running.size >= this.options.workers) {
+    if (this.running.size >= this.#workersNow()) {
       this.fail(
         'overlap',
         at,
-        `"${short(key)}" started with ${this.running.size} running of ${this.options.workers} workers`,
+        `"${short(key)}" started with ${this.running.size} running of ${this.#workersNow()} workers as ${this.state.state}`,
       );
     }
     // Rule 2: follower and now < expires does not run.
@@ -847,7 +847,7 @@ export class LeaseModel {
    */
   #checkNothingOverdue(now: number): void {
     if (!this.processing || this.#resumedAt === now || this.#freedAt === now) return;
-    if (this.running.size >= this.options.workers) return;
+    if (this.running.size >= this.#workersNow()) return;
     for (const key of this.pending.keys()) {
       if (this.running.has(key)) continue;
       const due = this.due.get(key);
@@ -861,6 +861,11 @@ export class LeaseModel {
         );
       }
     }
+  }
+
+  /** Rule 18: every worker while leading; one in the election and as a follower. */
+  #workersNow(): number {
+    return this.state.state === 'leader' ? this.options.workers : 1;
   }
 
   /** Records a violation (also used by the test for what only it can see). */

@@ -105,9 +105,10 @@ describe('rule 2: processing', () => {
     marbles(({ scheduler, cold, expectObservable }) => {
       const lease = createLease(scheduler, { workers: 2 });
       lease.run();
-      const slow = () => cold('----(r|)', { r: WorkResult.Extend });
+      lease.try('l', extend); // leads at 0: every worker may run (rule 18)
+      const slow = () => cold('-----(r|)', { r: WorkResult.Extend });
       for (const key of ['a', 'b', 'c']) lease.try(key, slow);
-      expectObservable(runs(lease)).toBe('(ab)c');
+      expectObservable(runs(lease)).toBe('(lab)c');
     });
   });
 
@@ -176,6 +177,55 @@ describe('rule 2: processing', () => {
         lease.try('g', none); // due at 30
       });
       expectObservable(runs(lease)).toBe('x 29ms g 22ms k');
+    });
+  });
+});
+
+describe('rule 18: until it leads, one unit at a time', () => {
+  it('runs one unit in the election, and every worker once its extend makes it leader', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 3 });
+      lease.run();
+      for (const key of ['a', 'b', 'c', 'd']) lease.try(key, () => cold('----(r|)', { r: WorkResult.Extend }));
+      expectObservable(runs(lease)).toBe('a---(bcd)');
+    });
+  });
+
+  it('loses an election with one unit, not one per worker: the others wait for the other lease', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 3 });
+      lease.run();
+      // a's release at 4 makes it follower until 9; b then runs alone, and its release holds c until 18.
+      for (const key of ['a', 'b', 'c']) lease.try(key, () => cold('----(r|)', { r: WorkResult.Release }));
+      expectObservable(runs(lease)).toBe('a 8ms b 8ms c');
+    });
+  });
+
+  it('a follower whose wait ran out tries one unit; every worker once it leads', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 3 });
+      lease.run();
+      lease.try('x', release); // frame 0: follower until 5
+      // Submitted at 1 as a follower: due at 1 + 2 × backoff(0) = 11 (rule 1).
+      hot('-s').subscribe(() => {
+        for (const key of ['a', 'b', 'c']) lease.try(key, () => cold('----(r|)', { r: WorkResult.Extend }));
+      });
+      expectObservable(runs(lease)).toBe('x 10ms a 3ms (bc)');
+    });
+  });
+
+  it('a leader turned follower starts nothing while a unit of its lead still runs: that one decides first', () => {
+    marbles(({ scheduler, cold, hot, expectObservable }) => {
+      const lease = createLease(scheduler, { workers: 3 });
+      lease.run();
+      lease.try('l', extend); // leads at 0
+      lease.try('a', () => cold('--(r|)', { r: WorkResult.Release })); // follower at 2, until 7
+      lease.try('b', () => cold('-'.repeat(20) + '(r|)', { r: WorkResult.None })); // runs 0..20
+      // Submitted at 3 as a follower: due at 13, held while b runs; c's extend at 24 lets d run.
+      hot('---s').subscribe(() => {
+        for (const key of ['c', 'd']) lease.try(key, () => cold('----(r|)', { r: WorkResult.Extend }));
+      });
+      expectObservable(runs(lease)).toBe('(lab) 15ms c 3ms d');
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   cappedBackoff,
   deferredUntil,
   dueTimeOfNewWork,
+  workersFor,
   type RuleOptions,
 } from '../src/internal/rules';
 import { LeaseState, WorkResult, type LeaseSnapshot } from '../src';
@@ -36,6 +37,18 @@ describe('rule 2: a due key waits while a follower and the other lease holds', (
     ['election', snap(Election, 90), 50, undefined],
   ])('%s', (_, snapshot, now, until) => {
     expect(deferredUntil(snapshot, now)).toBe(until);
+  });
+});
+
+describe('rule 18: how many units may run', () => {
+  it.each([
+    ['election', snap(Election, 0), 4, 1],
+    ['follower', snap(Follower, 90), 4, 1],
+    ['follower whose wait ran out', snap(Follower, 10), 4, 1],
+    ['leader', snap(Leader, 150), 4, 4],
+    ['leader, one worker', snap(Leader, 150), 1, 1],
+  ])('%s, workers %d', (_, snapshot, workers, now) => {
+    expect(workersFor(snapshot, workers)).toBe(now);
   });
 });
 

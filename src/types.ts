@@ -105,7 +105,9 @@ export interface WriterLeaseOptions {
    */
   backoff?: BackoffPolicy;
   /**
-   * How many keys are processed at once. One key is never processed twice at once.
+   * How many keys are processed at once while this replica leads; one until
+   * it leads, so that its first write decides the election before the others
+   * run (docs/lease.md, rule 18). One key is never processed twice at once.
    * @default 1
    */
   workers?: number;

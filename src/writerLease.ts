@@ -36,6 +36,7 @@ import {
   afterResult,
   deferredUntil,
   dueTimeOfNewWork,
+  workersFor,
   type Spread,
 } from './internal/rules.js';
 import { RunningUnit, letGoError, type Submission, type UnitListener } from './internal/runningUnit.js';
@@ -296,7 +297,7 @@ export class WriterLease {
   }
 
   /**
-   * Starts processing: due keys run, up to `workers` at once.
+   * Starts processing: due keys run, up to `workers` at once while leading (one until then).
    *
    * @example
    * ```ts
@@ -688,7 +689,7 @@ export class WriterLease {
     this.#keys.deferForgetting();
     try {
       // A unit or an event handler may stop the lease in the middle of the pass.
-      while (this.#processing !== undefined && this.#keys.runningCount < this.#workers) {
+      while (this.#processing !== undefined && this.#keys.runningCount < this.#workersNow()) {
         const now = this.#scheduler.now();
         const entry = this.#keys.takeDue(now, queuedBefore);
         if (entry === undefined) break;
@@ -779,6 +780,11 @@ export class WriterLease {
     this.#startDueWork();
   }
 
+  /** Rule 18: how many units may run now. */
+  #workersNow(): number {
+    return workersFor(this.#snapshot, this.#workers);
+  }
+
   /** Rule 16's delays for the snapshot now. */
   #currentSpread(): Spread {
     return this.#timing.spreadFor(this.#snapshot);
@@ -798,7 +804,7 @@ export class WriterLease {
 
   /** Keeps one timer, for the earliest due key, while a worker is free to take it. */
   #armTimer(): void {
-    if (this.#processing === undefined || this.#keys.runningCount >= this.#workers) return;
+    if (this.#processing === undefined || this.#keys.runningCount >= this.#workersNow()) return;
     const at = this.#keys.peekDue() ?? Infinity;
     if (at === this.#timerAt) return;
     this.#timerAt = at;

@@ -158,3 +158,23 @@ export function afterExpire(snapshot: LeaseSnapshot, now: number): LeaseSnapshot
 function follower(tick: number, at: number, rules: RuleOptions): LeaseSnapshot {
   return { state: LeaseState.Follower, expires: at + rules.backoffDuration(tick), tick };
 }
+
+/**
+ * Rule 18: until it leads, a replica runs one unit at a time. Its first
+ * write decides whether it leads; with `workers` units in flight at once, a
+ * replica that loses the election (or whose failover attempt meets a live
+ * writer) would lose every one of them, a conflict each. Once it leads,
+ * all `workers` run. With one worker (the default) this is rule 2 as is.
+ *
+ * @example
+ * ```ts
+ * workersFor({ state: LeaseState.Election, expires: 0, tick: 0 }, 64); // 1
+ * workersFor({ state: LeaseState.Leader, expires: 9, tick: 0 }, 64); // 64
+ * ```
+ * @param snapshot The lease now.
+ * @param workers The `workers` option.
+ * @returns How many units may run at once.
+ */
+export function workersFor(snapshot: LeaseSnapshot, workers: number): number {
+  return snapshot.state === LeaseState.Leader ? workers : 1;
+}
