@@ -328,9 +328,10 @@ export async function readVersioned(
  * decodeChanges('[{"kind":"spec","key":"a","version":7,"value":{}},{"kind":"spec","key":"b","version":8,"value":{}}]');
  * // two changes
  * decodeChanges('hello'); // []: another publisher's
+ * decodeChanges('42'); // []: JSON, but no change
  * ```
  * @param message The message's text.
- * @returns The changes; none when the text is not JSON.
+ * @returns The changes; none when the text is not JSON, or JSON that is no object.
  */
 export function decodeChanges(message: string): RecordChange[] {
   let parsed: unknown;
@@ -339,12 +340,14 @@ export function decodeChanges(message: string): RecordChange[] {
   } catch {
     return [];
   }
-  return Array.isArray(parsed) ? parsed.map(changeOf) : [changeOf(parsed)];
+  return (Array.isArray(parsed) ? parsed : [parsed]).flatMap(changeOf);
 }
 
-function changeOf(parsed: unknown): RecordChange {
+/** A change of a message; none for JSON that is not an object (another publisher's). */
+function changeOf(parsed: unknown): RecordChange[] {
+  if (typeof parsed !== 'object' || parsed === null) return [];
   const { kind, key, version, value } = parsed as Omit<RecordChange, 'value'> & { value: unknown };
-  return { kind, key, version, value: value === null ? undefined : value };
+  return [{ kind, key, version, value: value === null ? undefined : value }];
 }
 
 /**
