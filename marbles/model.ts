@@ -158,8 +158,8 @@ export const isKey = (value: unknown): boolean => typeof value === 'string' && v
  * The properties of `properties.spec.ts`, one tag each:
  * 1 `pending` a key's work is never lost; 2 `newer` a newer submission
  * survives an older run; 3 `overlap` no key twice at once, at most
- * `workers` (one until it leads, rule 18); 4 `follower` no work before `expires`; 5 `state` rule 4/5/7
- * transitions; 6 `backoff` durations within bounds and the cap; 7 `stop`
+ * `workers` (one until it leads, rule 18); 4 `follower` no work before
+ * `expires`; 5 `state` rule 4/5/7 transitions; 6 `backoff` durations within bounds and the cap; 7 `stop`
  * nothing runs or waits after stop; plus `trace`: every other event the
  * spec describes (due times, retries, settlements), and `order`: rule 2's
  * earliest due first.

@@ -340,14 +340,14 @@ export function decodeChanges(message: string): RecordChange[] {
   } catch {
     return [];
   }
-  return (Array.isArray(parsed) ? parsed : [parsed]).flatMap(changeOf);
-}
-
-/** A change of a message; none for JSON that is not an object (another publisher's). */
-function changeOf(parsed: unknown): RecordChange[] {
-  if (typeof parsed !== 'object' || parsed === null) return [];
-  const { kind, key, version, value } = parsed as Omit<RecordChange, 'value'> & { value: unknown };
-  return [{ kind, key, version, value: value === null ? undefined : value }];
+  const changes: RecordChange[] = [];
+  for (const item of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
+    // JSON that is not an object is another publisher's.
+    if (typeof item !== 'object' || item === null) continue;
+    const { kind, key, version, value } = item as Omit<RecordChange, 'value'> & { value: unknown };
+    changes.push({ kind, key, version, value: value === null ? undefined : value });
+  }
+  return changes;
 }
 
 /**
