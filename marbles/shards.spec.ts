@@ -438,6 +438,33 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
+  it('a yield taken while a unit waits its turn: that unit writes nothing, the lease follows, its key stays to do', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      const [a, b] = outranking();
+      const lease = createSharded(scheduler, { name: a });
+      const { called$, unit } = calls();
+      lease.run();
+      lease.try('k0', unit('0')); // alone: leads shard 0 at frame 0
+      scheduler.schedule(() => lease.joined(b), 5);
+      scheduler.schedule(() => lease.try('k1', unit('1')), 10); // waits (1 + 1) × 20: its turn at 50
+      scheduler.schedule(() => {
+        lease.saw(b, 'k2');
+        lease.extend('k2'); // b took the shard, writing another key
+      }, 15);
+      scheduler.schedule(() => {
+        expect(lease.state.shards[0].state).toBe(LeaseState.Follower);
+        expect(lease.pendingKeys()).toEqual(['k1']); // to retry when b's lease runs out, unless b writes it
+      }, 51);
+      scheduler.schedule(() => {
+        lease.saw(b, 'k1');
+        lease.extend('k1');
+      }, 53);
+      // Before, k1's work was called at 50, racing b for k1.
+      expectObservable(called$).toBe('0');
+      scheduler.schedule(() => expect(lease.pendingKeys()).toEqual([]), 100);
+    });
+  });
+
   it('a yield nobody takes within the turn: the leader writes and keeps the shard, at once from then on', () => {
     marbles(({ scheduler, expectObservable }) => {
       const [a, b] = outranking();

@@ -1,5 +1,10 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
 import { LeaseState } from '../src';
 import { DEMO_HELP, REPLICA_HELP } from '../src/cli/args';
+import { demoNow } from '../src/cli/demoClock';
 import type { DemoSummary } from '../src/cli/demo';
 import { errorLine } from '../src/cli/errorLine';
 import type { ReplicaTally } from '../src/cli/figures';
@@ -148,6 +153,7 @@ describe('the final table', () => {
     shardsByReplica: { r2: 1, r3: 0 },
     movedShards: 1,
     joinMs: null,
+    conflictsSinceEvent: 2,
   };
   const durations = { leaseDuration: 1000, retryInterval: 100 };
 
@@ -201,6 +207,23 @@ describe('the final table', () => {
     expect(summaryTable(baseline, durations).replace(/\s+/g, ' ')).toMatch(
       /uncoordinated, every replica writes every change/,
     );
+  });
+});
+
+describe("the demo's clock", () => {
+  it('is one clock for every process of the machine: a child reads a time between two of ours', () => {
+    // The module itself, compiled, in a process started after ours: not a clock each process sets at its start.
+    const source = readFileSync(path.join(__dirname, '..', 'src', 'cli', 'demoClock.ts'), 'utf8');
+    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS } });
+    const before = demoNow();
+    const child = Number(
+      execFileSync(process.execPath, ['-e', `${outputText}\nprocess.stdout.write(String(exports.demoNow()));`], {
+        encoding: 'utf8',
+      }),
+    );
+    const after = demoNow();
+    expect(child).toBeGreaterThanOrEqual(before);
+    expect(child).toBeLessThanOrEqual(after);
   });
 });
 

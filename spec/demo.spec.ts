@@ -245,6 +245,7 @@ describe('the built CLI', () => {
           'shardsByReplica',
           'movedShards',
           'joinMs',
+          'conflictsSinceEvent',
         ].sort(),
       );
       expect(summary).toMatchObject({ store: 'memory', strategy: 'writer-lease', updates: 30, converged: true });

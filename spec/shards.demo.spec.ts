@@ -69,6 +69,7 @@ describe('demo --shards 30 --replicas 3 --keys 300, on the memory store', () => 
     expect(run.idleWrites).toBe(0);
     expect(run.movedShards).toBeNull();
     expect(run.joinMs).toBeNull();
+    expect(run.conflictsSinceEvent).toBeNull();
   });
 });
 
@@ -81,6 +82,7 @@ describe('demo --shards 30: a kill and a join', () => {
       expect(Object.values(run.shardsByReplica).reduce((sum, count) => sum + count, 0)).toBe(30);
       expect(run.failoverMs).not.toBeNull();
       expect(run.failoverMs!).toBeLessThanOrEqual(FAILOVER_BOUND);
+      expect(run.conflicts).toBeLessThanOrEqual(3); // the whole run, the election too
     },
     RUN_MS,
   );
@@ -91,6 +93,7 @@ describe('demo --shards 30: a kill and a join', () => {
       const run = await runDemo(demo([...SHARDED, '--join-after', '1000', '--seed', '8']));
       expectJoinerLeadsItsShare(run);
       expect(run.joinMs!).toBeLessThanOrEqual(1000);
+      expect(run.conflictsSinceEvent).toBe(0);
     },
     RUN_MS,
   );
@@ -144,6 +147,9 @@ describe('demo --shards 30 on Redis: 3 replica processes (the built CLI)', () =>
     async () => {
       const run = await onRedis(['--join-after', '1000', '--seed', '8']);
       expectJoinerLeadsItsShare(run);
+      // 0 in most runs here; a unit of an old holder already on its way to the store when the joiner writes the
+      // same key can still meet it (0–2 in 10 runs on a 2-core machine, once 11 with the machine loaded).
+      expect(run.conflictsSinceEvent).toBeLessThanOrEqual(3);
     },
     RUN_MS,
   );

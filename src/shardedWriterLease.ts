@@ -31,7 +31,14 @@ import {
   describeValue,
 } from './internal/validate.js';
 import { monotonicScheduler } from './monotonicScheduler.js';
-import { LeaseState, type LeaseSnapshot, type WorkFunc, type WriterLeaseOptions } from './types.js';
+import {
+  LeaseState,
+  WorkResult,
+  type LeaseSnapshot,
+  type WorkFunc,
+  type WorkReturn,
+  type WriterLeaseOptions,
+} from './types.js';
 import { WriterLease } from './writerLease.js';
 
 /**
@@ -115,6 +122,9 @@ const OWNER = 'ShardedWriterLease';
  */
 const DEFAULT_RANK_STEP = 250;
 
+/** What a unit returns, without calling its work, on a shard another writer took while it waited: a race lost. */
+const LOST_TO_TAKER: WorkReturn = { result: WorkResult.Release, retry: true };
+
 /** What replicas say to each other on the store's handover channel; a plain name is a writer that stopped. */
 type Announcement =
   | { readonly join: string }
@@ -143,7 +153,8 @@ type Announcement =
  *   another replica now prefers is yielded: its next unit waits one rank
  *   more than its turn, and `announcements$` says so; the replica that
  *   prefers the shard, hearing it, wakes it (`left(name, shards)`) and
- *   writes first.
+ *   writes first. Once that write is seen, the yielder's waiting units
+ *   write nothing: each is a race lost, and the shard's lease follows.
  * - **Offer back.** A shard won from a preferred writer that was slow (a
  *   burst, a busy machine) is yielded the same way at the next unit there,
  *   once the preferred writer is heard from after the win (a replica that
@@ -743,6 +754,9 @@ export class ShardedWriterLease {
       return atTime(this.#scheduler.now() + turn * this.#rankStep, this.#scheduler).pipe(
         concatMap(() => (ahead ? this.#inFlight.answered$ : of(undefined))),
         concatMap(() => {
+          // Another writer took the yielded shard while this unit waited: writing now would race it. The unit
+          // lost, as a write refused would have: the lease follows, and the key waits to be written or let go.
+          if (yielded && this.#handedOver(shard)) return of(LOST_TO_TAKER);
           // Nobody took the yielded shard within its turn: this replica keeps it, and writes at once from now on.
           if (yielded && this.#yielding[shard]) {
             this.#yielding[shard] = false;
@@ -863,14 +877,18 @@ export class ShardedWriterLease {
    * fails, rule 5).
    */
   #showLeading(shard: number): void {
-    const handed = this.#yielding[shard] && this.#holders[shard] !== this.#name;
-    const leads = this.#leases[shard].state.state === LeaseState.Leader && !handed;
+    const leads = this.#leases[shard].state.state === LeaseState.Leader && !this.#handedOver(shard);
     const leading = this.#leading.value;
     if (leading.has(shard) === leads) return;
     const next = new Set(leading);
     if (leads) next.add(shard);
     else next.delete(shard);
     this.#leading.next(next);
+  }
+
+  /** A shard this replica yielded, and has since seen another writer write: it is theirs now. */
+  #handedOver(shard: number): boolean {
+    return this.#yielding[shard] && this.#holders[shard] !== this.#name;
   }
 
   // ---- helpers ------------------------------------------------------------

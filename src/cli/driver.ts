@@ -10,7 +10,7 @@ const STORE_RETRY_MS = 100;
 export interface SpecUpdate {
   readonly key: string;
   readonly generation: number;
-  /** When the driver made it (wall clock, ms since the epoch), just before the write. */
+  /** When the driver made it (`demoNow`: the machine's monotonic clock, ms), just before the write. */
   readonly at: number;
 }
 

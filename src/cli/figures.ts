@@ -59,6 +59,12 @@ export interface Figures {
    * join, or when it never did.
    */
   readonly joinMs: number | null;
+  /**
+   * Conflicts reported after the run's kill, graceful stop or join (the
+   * newcomer's `ready`), whichever came first: what the event cost, apart
+   * from the election's; null without one.
+   */
+  readonly conflictsSinceEvent: number | null;
 }
 
 /**
@@ -119,6 +125,7 @@ export class FigureCounter {
   /** The replica that joined during the run, and when it was ready. */
   #joiner: { readonly name: string; readyAt?: number } | undefined;
   #joinMs: number | null = null;
+  #conflictsSinceEvent = 0;
   /** Who led each shard once the run settled. */
   #ownersAtEnd = new Map<number, string>();
   #shardsByReplica: Record<string, number> = {};
@@ -214,6 +221,7 @@ export class FigureCounter {
       }
       case 'conflict':
         tally.conflicts++;
+        if (report.at >= this.#eventAt()) this.#conflictsSinceEvent++;
         return;
       case 'stopped':
         if (tally.state !== 'killed') tally.state = 'stopped';
@@ -341,6 +349,11 @@ export class FigureCounter {
     if (this.#ledBy(tally).length >= share) this.#joinMs = Math.round(at - joiner.readyAt);
   }
 
+  /** When the run's first kill, stop or join happened; Infinity before (or without) one. */
+  #eventAt(): number {
+    return Math.min(this.#outage?.at ?? Infinity, this.#joiner?.readyAt ?? Infinity);
+  }
+
   /** Shards whose leader at the end is another replica than the one that led them at the outage. */
   #movedShards(): number | null {
     const outage = this.#outage;
@@ -387,6 +400,7 @@ export class FigureCounter {
       shardsByReplica: this.#shardsByReplica,
       movedShards: this.#movedShards(),
       joinMs: this.#joinMs,
+      conflictsSinceEvent: this.#outage === undefined && this.#joiner === undefined ? null : this.#conflictsSinceEvent,
     };
   }
 }

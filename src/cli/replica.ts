@@ -24,15 +24,16 @@ import { TokenBucket, throttledStore } from './tokenBucket.js';
 
 /**
  * What a replica tells the demo, one JSON object per line on the stdout of a
- * replica process. Every report names the replica and carries `at`, the
- * replica's wall clock in ms since the epoch.
+ * replica process. Every report names the replica and carries `at`, in ms
+ * on the machine's monotonic clock (`demoNow`): comparable between the
+ * processes of one machine, not between machines.
  *
  * @example
  * ```json
- * {"type":"ready","replica":"r1","pid":4242,"at":1732480000000}
- * {"type":"state","replica":"r1","state":"leader","at":1732480000012}
- * {"type":"written","replica":"r1","key":"key-3","generation":7,"at":1732480000013}
- * {"type":"stopped","replica":"r1","writes":98,"conflicts":2,"at":1732480003000}
+ * {"type":"ready","replica":"r1","pid":4242,"at":52934000000}
+ * {"type":"state","replica":"r1","state":"leader","at":52934000012}
+ * {"type":"written","replica":"r1","key":"key-3","generation":7,"at":52934000013}
+ * {"type":"stopped","replica":"r1","writes":98,"conflicts":2,"at":52934003000}
  * ```
  */
 export type ReplicaReport =
@@ -132,10 +133,10 @@ const DRAIN_TIMEOUT_MS = 5_000;
  * const replica = new Replica({ store, name: 'r1', leaseDuration: 1000, retryInterval: 100, strategy: 'writer-lease' });
  * replica.reports$.subscribe((report) => console.log(JSON.stringify(report)));
  * replica.start();
- * // {"type":"ready","replica":"r1","pid":4242,"at":1732480000000}
- * // {"type":"state","replica":"r1","state":"election","at":1732480000000}
+ * // {"type":"ready","replica":"r1","pid":4242,"at":52934000000}
+ * // {"type":"state","replica":"r1","state":"election","at":52934000000}
  * await replica.stop();
- * // {"type":"stopped","replica":"r1","writes":0,"conflicts":0,"at":1732480000100}
+ * // {"type":"stopped","replica":"r1","writes":0,"conflicts":0,"at":52934000100}
  * ```
  */
 export class Replica {

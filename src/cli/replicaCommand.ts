@@ -17,7 +17,7 @@ export interface ReplicaCommandIO {
  * @example
  * ```ts
  * await runReplicaCommand({ store: 'redis://10.0.0.5:6379', name: 'eu-1', ... });
- * // {"type":"ready","replica":"eu-1","pid":4242,"at":1732480000000}
+ * // {"type":"ready","replica":"eu-1","pid":4242,"at":52934000000}
  * // ...
  * ```
  * @param options The parsed flags.

@@ -23,7 +23,7 @@ const LIST_FROM_KEYS = 100;
  * ```ts
  * const watch = new StatusWatch(store);
  * await driver.run();
- * await watch.convergence(driver.generations, 10_000); // { converged: true, at: 1732480002512 }
+ * await watch.convergence(driver.generations, 10_000); // { converged: true, at: 52934002512 }
  * watch.close();
  * ```
  */
