@@ -138,6 +138,7 @@ describe('the final table', () => {
     handoverMs: null,
     demotions: 0,
     latencyMs: { p50: 3, p99: 12, max: 15 },
+    steadyLatencyMs: { p50: 3, p99: 10, max: 12 },
     convergeMs: 2034,
     replicas: 3,
     keys: 10,

@@ -240,6 +240,7 @@ describe('the built CLI', () => {
           'converged',
           'convergeMs',
           'latencyMs',
+          'steadyLatencyMs',
           'demotions',
           'lostWrites',
           'shardsByReplica',

@@ -44,6 +44,13 @@ export interface Figures {
   /** Spec write → first status write of that generation or a newer one, over every change; null with none. */
   readonly latencyMs: LatencyFigures | null;
   /**
+   * {@link latencyMs} over the changes made once the election had ended (at
+   * or after the run's first status write): what a running fleet gives,
+   * without the election's wait (rule 16's spread, the losers' backoff);
+   * null with none.
+   */
+  readonly steadyLatencyMs: LatencyFigures | null;
+  /**
    * How many shards each replica up at the end leads (with one shard: 1 for
    * the leader); by name.
    */
@@ -139,6 +146,10 @@ export class FigureCounter {
   /** Per key, the changes not yet written, oldest first: their generation and when the driver made them. */
   readonly #unwritten = new Map<string, { readonly generation: number; readonly at: number }[]>();
   readonly #latencies: number[] = [];
+  /** When the change of each of {@link #latencies} was made, in the same order. */
+  readonly #latencyMadeAt: number[] = [];
+  /** The run's first status write: the election has ended. */
+  #firstWrittenAt = Infinity;
 
   /**
    * @param names The replicas, in the order the view lists them.
@@ -204,6 +215,7 @@ export class FigureCounter {
         return;
       case 'written': {
         tally.writes++;
+        this.#firstWrittenAt = Math.min(this.#firstWrittenAt, report.at);
         this.#written(report.key, report.generation, report.at);
         tally.lastWriteAt = Math.max(tally.lastWriteAt, report.at);
         const first = this.#firstAfterOutage.get(report.key);
@@ -370,6 +382,7 @@ export class FigureCounter {
     let covered = 0;
     while (covered < unwritten.length && unwritten[covered].generation <= generation) {
       this.#latencies.push(Math.max(0, at - unwritten[covered].at));
+      this.#latencyMadeAt.push(unwritten[covered].at);
       covered++;
     }
     unwritten.splice(0, covered);
@@ -397,6 +410,7 @@ export class FigureCounter {
       lostWrites: this.#lostWrites,
       demotions: this.#demotions,
       latencyMs: latencyOf(this.#latencies),
+      steadyLatencyMs: latencyOf(this.#latencies.filter((_, i) => this.#latencyMadeAt[i] >= this.#firstWrittenAt)),
       shardsByReplica: this.#shardsByReplica,
       movedShards: this.#movedShards(),
       joinMs: this.#joinMs,
