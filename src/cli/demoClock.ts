@@ -7,9 +7,10 @@
  *
  * Not the wall clock as of each process's start (`performance.timeOrigin +
  * performance.now()`): a step of the wall clock between two processes'
- * starts put them that far apart. A bench run on a virtual machine whose
- * clock was set 8 s forward mid-run measured every later status 8.15 s
- * late, from replica processes started after the step.
+ * starts puts them that far apart. A bench run on a virtual machine
+ * measured every status of its later runs about 8.15 s late (p50 and p99
+ * alike): its replica processes had started after such a step, the bench's
+ * own process before it.
  *
  * @example
  * ```ts
