@@ -132,6 +132,36 @@ describe('the informer: units work from the feed', () => {
     stop();
   });
 
+  it('a read overlapping a spec change keeps the status it read: the unit writes on its version, not as new', async () => {
+    const memory = new MemoryStore();
+    await memory.put('spec', 'a', spec(1));
+    await memory.put('status', 'a', status(1, 'old'));
+    let moveSpec = true;
+    const { store, calls } = counted(memory, {
+      list: undefined, // the record is read when first needed, as by a newcomer before its list came
+      // The spec moves while the first read is on its way: the feed tells the new spec before the read answers.
+      get: (async (kind, key, options) => {
+        calls.get++;
+        const part = await memory.get(kind, key, options);
+        if (moveSpec && kind === 'status') {
+          moveSpec = false;
+          await memory.put('spec', 'a', spec(2));
+        }
+        return part;
+      }) as RecordStore['get'],
+    });
+    const { lease, statusWriter, events, stop } = replica(store, 'r1');
+    statusWriter.sync('a');
+    await waitFor(() => events.some((e) => e.type === 'written' && e.generation === 2), 'the write of generation 2');
+    await waitFor(() => lease.size === 0, 'no work left');
+    // Before, the status read was dropped with the spec's: the record, held with no status, was written as new
+    // and refused (a conflict with "old", a read, a second write).
+    expect(events.filter((e) => e.type === 'conflict')).toEqual([]);
+    expect(calls).toEqual({ get: 2, compareAndSet: 1, list: 0 });
+    expect(await statusOf(memory, 'a')).toMatchObject({ generation: 2, writer: 'r1' });
+    stop();
+  });
+
   it('a refused write reads the record again (the cache was wrong), then writes on the version read', async () => {
     const memory = new MemoryStore();
     // A feed that lost one message: another tool's status write never reaches the cache.

@@ -19,11 +19,17 @@ export interface CachedRecord {
    * not told all of, and after a refused write (the cache was wrong).
    */
   fresh: boolean;
-  /** Changes applied; a read that overlaps one does not overwrite what the feed said. */
-  changes: number;
-  /** Changes of the status applied; our own write is held unless one came while it was on its way. */
-  statusChanges: number;
+  /**
+   * Changes applied to each part: a read that overlaps a change of a part
+   * keeps what the feed said of that part, and takes the other from the
+   * read; our own write is held unless a status change came while it was
+   * on its way.
+   */
+  readonly changes: PartCounts;
 }
+
+/** A count for each part of a record. */
+export type PartCounts = Record<RecordKind, number>;
 
 /**
  * What the store's feed said of each record (specs and statuses, with their
@@ -57,14 +63,10 @@ export class RecordCache {
     return this.#records.get(key);
   }
 
-  /** How many changes of `key` were applied so far (see {@link applyRead}). */
-  changesOf(key: string): number {
-    return this.#records.get(key)?.changes ?? 0;
-  }
-
-  /** How many changes of the status of `key` were applied so far (see {@link applyWritten}). */
-  statusChangesOf(key: string): number {
-    return this.#records.get(key)?.statusChanges ?? 0;
+  /** How many changes of each part of `key` were applied so far (see {@link applyRead}, {@link applyWritten}). */
+  changesOf(key: string): PartCounts {
+    const changes = this.#records.get(key)?.changes;
+    return changes === undefined ? { spec: 0, status: 0 } : { ...changes };
   }
 
   /**
@@ -77,7 +79,7 @@ export class RecordCache {
    * next unit finds no spec, and says it is gone.)
    */
   applyWritten(key: string, status: CachedPart, statusChangesBefore: number): void {
-    if (this.statusChangesOf(key) === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
+    if (this.changesOf(key).status === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
   }
 
   /**
@@ -95,32 +97,34 @@ export class RecordCache {
     if (record === undefined) {
       if (value === undefined) return undefined;
       // Told by the feed of one part: the other is known only once listed.
-      record = { spec: undefined, status: undefined, fresh: this.#listed, changes: 0, statusChanges: 0 };
+      record = { spec: undefined, status: undefined, fresh: this.#listed, changes: { spec: 0, status: 0 } };
       this.#records.set(key, record);
     }
     record[kind] = value === undefined ? undefined : { value, version };
-    record.changes++;
-    if (kind === 'status') record.statusChanges++;
+    record.changes[kind]++;
     if (record.spec === undefined && record.status === undefined) this.#records.delete(key);
     return before;
   }
 
   /**
    * Applies what a read of both parts found, issued when `changesBefore`
-   * changes of the key had been applied. A part the feed changed meanwhile
-   * keeps the feed's value, which is at least as new. The record is fresh
-   * after it.
+   * changes of each part had been applied. A part the feed changed
+   * meanwhile keeps the feed's value, which is at least as new; the other
+   * part is the read's. The record is fresh after it.
+   *
+   * Each part on its own: with one count for the record, a spec change seen
+   * during the read kept the read's status out too, and a record the feed
+   * had told only its spec was left fresh with no status: a newcomer that
+   * read such records before its list came wrote them as new, and was
+   * refused (1 to 3 conflicts in most join runs on Redis).
    */
-  applyRead(key: string, parts: Record<RecordKind, CachedPart | undefined>, changesBefore: number): CachedRecord {
+  applyRead(key: string, parts: Record<RecordKind, CachedPart | undefined>, changesBefore: PartCounts): CachedRecord {
     let record = this.#records.get(key);
     if (record === undefined) {
-      record = { spec: undefined, status: undefined, fresh: true, changes: changesBefore, statusChanges: 0 };
+      record = { spec: undefined, status: undefined, fresh: true, changes: { ...changesBefore } };
       this.#records.set(key, record);
     }
-    if (record.changes === changesBefore) {
-      record.spec = parts.spec;
-      record.status = parts.status;
-    }
+    for (const kind of PARTS) if (record.changes[kind] === changesBefore[kind]) record[kind] = parts[kind];
     record.fresh = true;
     if (record.spec === undefined && record.status === undefined) this.#records.delete(key);
     return record;
@@ -131,7 +135,7 @@ export class RecordCache {
     const record = this.#records.get(key);
     if (record !== undefined) record.fresh = false;
     else if (this.#listed) {
-      this.#records.set(key, { spec: undefined, status: undefined, fresh: false, changes: 0, statusChanges: 0 });
+      this.#records.set(key, { spec: undefined, status: undefined, fresh: false, changes: { spec: 0, status: 0 } });
     }
   }
 
@@ -146,6 +150,8 @@ export class RecordCache {
   }
 }
 
+const PARTS: readonly RecordKind[] = ['spec', 'status'];
+
 function absent(): CachedRecord {
-  return { spec: undefined, status: undefined, fresh: true, changes: 0, statusChanges: 0 };
+  return { spec: undefined, status: undefined, fresh: true, changes: { spec: 0, status: 0 } };
 }
