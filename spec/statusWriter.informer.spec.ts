@@ -162,6 +162,36 @@ describe('the informer: units work from the feed', () => {
     stop();
   });
 
+  it("another writer's status, seen while our write was on its way and refusing it: a conflict with that writer, a release", async () => {
+    const memory = new MemoryStore();
+    let races = 0;
+    const { store } = counted(memory, {
+      // A lagging writer's status lands just before each of our two attempts, and the feed tells it before our
+      // write is answered.
+      compareAndSet: async (kind, key, value, expected, options) => {
+        if (races > 0) {
+          races--;
+          await memory.put('status', key, status(1, 'r2', `theirs ${races}`));
+        }
+        return memory.compareAndSet(kind, key, value, expected, options);
+      },
+    });
+    const { lease, events, stop } = replica(store, 'r1');
+    await memory.put('spec', 'a', spec(1));
+    await waitFor(() => events.length === 1, 'the first write');
+    races = 2;
+    await memory.put('spec', 'a', spec(2));
+    await waitFor(() => events.length === 3, 'both refusals');
+    // Before, the status before our write was read after it, from the cache the feed had updated meanwhile: the
+    // status "had not changed", so the second refusal was nobody's too (no release), and the leader raced on.
+    expect(events.slice(1)).toEqual([
+      { type: 'conflict', key: 'a', generation: 2, writer: 'r2' },
+      { type: 'conflict', key: 'a', generation: 2, writer: 'r2' },
+    ]);
+    expect(lease.state.state).toBe(LeaseState.Follower);
+    stop();
+  });
+
   it('a refused write reads the record again (the cache was wrong), then writes on the version read', async () => {
     const memory = new MemoryStore();
     // A feed that lost one message: another tool's status write never reaches the cache.

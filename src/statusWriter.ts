@@ -628,9 +628,11 @@ export class StatusWriter {
     throwIfLetGo(call);
     const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
     const statusChangesBefore = this.#cache.changesOf(key).status;
+    // Taken now: the feed updates the cached record while the write is on its way.
+    const before = record.status;
     const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);
     this.#answered();
-    if (!written.ok) return { refused: { generation, ours, before: record.status } };
+    if (!written.ok) return { refused: { generation, ours, before } };
     this.#lastWritten = { key, generation, at: next.at };
     // Held as written, so that the next unit (a spec change may have come meanwhile) writes on this version.
     this.#cache.applyWritten(key, { value: next, version: written.version }, statusChangesBefore);
