@@ -24,6 +24,7 @@ import { Redis } from 'ioredis';
 import { map, merge, type Subscription } from 'rxjs';
 import { parseDemoArgs } from '../src/cli/args';
 import { runDemo } from '../src/cli/demo';
+import { demoNow } from '../src/cli/demoClock';
 import { Driver } from '../src/cli/driver';
 import { main } from '../src/cli/main';
 import type { ReplicaReport } from '../src/cli/replica';
@@ -336,10 +337,10 @@ describe('a master fails over under 3 replica processes', () => {
           const startedAtCut = driver.done;
           await afterChanges(driver, 70);
           await cluster.kill(victim);
-          killedAt = Date.now();
+          killedAt = demoNow(); // the clock of the replica processes' reports
           startedDuringCut = driver.done - startedAtCut;
           promoted = await cluster.promoted(victim);
-          promotedAt = Date.now();
+          promotedAt = demoNow();
         })(),
       ]);
       const expected = Object.fromEntries(driver.generations);
