@@ -627,7 +627,7 @@ export class StatusWriter {
     // A unit the lease let go of (timed out, removed, stopped) must not write.
     throwIfLetGo(call);
     const next: StatusValue = { generation, value: ours, writer: this.#writer, at: this.#wallClock() };
-    const statusChangesBefore = this.#cache.changesOf(key).status;
+    const statusChangesBefore = this.#cache.statusChangesOf(key);
     // Taken now: the feed updates the cached record while the write is on its way.
     const before = record.status;
     const written = await this.#store.compareAndSet('status', key, next, this.#versionToWrite(record), call);

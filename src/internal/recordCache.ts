@@ -64,10 +64,15 @@ export class RecordCache {
     return this.#records.get(key);
   }
 
-  /** How many changes of each part of `key` were applied so far (see {@link applyRead}, {@link applyWritten}). */
+  /** How many changes of each part of `key` were applied so far (see {@link applyRead}). */
   changesOf(key: string): PartCounts {
     const record = this.#records.get(key);
     return { spec: record?.specChanges ?? 0, status: record?.statusChanges ?? 0 };
+  }
+
+  /** How many changes of the status of `key` were applied so far (see {@link applyWritten}): no object made. */
+  statusChangesOf(key: string): number {
+    return this.#records.get(key)?.statusChanges ?? 0;
   }
 
   /**
@@ -80,8 +85,7 @@ export class RecordCache {
    * next unit finds no spec, and says it is gone.)
    */
   applyWritten(key: string, status: CachedPart, statusChangesBefore: number): void {
-    const statusChanges = this.#records.get(key)?.statusChanges ?? 0;
-    if (statusChanges === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
+    if (this.statusChangesOf(key) === statusChangesBefore) this.apply({ kind: 'status', key, ...status });
   }
 
   /**
