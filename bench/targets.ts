@@ -323,22 +323,35 @@ export function checkThroughput(figures: ThroughputFigures): TargetCheck[] {
   return done();
 }
 
+/** The shards issue's target: 3 replicas of 30 shards, a burst of 3,000 under `--client-qps`, this much faster than 1. */
+export const SHARDS_SPEED_UP = 2.5;
+
 /**
- * The checks of the shards runs: every run converged.
+ * The checks of the shards runs: every run converged, and a full-size burst
+ * (3,000 keys) with 3 replicas and 30 shards went at least
+ * {@link SHARDS_SPEED_UP} times as fast as one replica.
  *
  * @param rows The shards rows.
- * @returns One check per row.
+ * @returns One check per row, and one per speed-up that has a target.
  */
 export function checkShards(rows: readonly ShardRow[]): TargetCheck[] {
-  return rows.map((row) => ({
-    section: 'shards',
-    scope: shardScope(row),
-    store: row.store,
-    figure: 'converged',
-    target: 'true',
-    value: row.converged ? 1 : 0,
-    pass: row.converged,
-  }));
+  return rows.flatMap((row) => {
+    const scope = shardScope(row);
+    const checks: TargetCheck[] = [
+      {
+        section: 'shards',
+        scope,
+        figure: 'converged',
+        target: 'true',
+        value: row.converged ? 1 : 0,
+        pass: row.converged,
+      },
+    ];
+    if (row.replicas === 3 && row.shards === 30 && row.keys >= 3_000) {
+      checks.push(atLeast('shards', scope, 'speedUp', row.speedUp ?? 0, SHARDS_SPEED_UP));
+    }
+    return checks.map((check) => ({ ...check, store: row.store }));
+  });
 }
 
 /** The scope name of a shards row. */

@@ -146,6 +146,8 @@ const LOCK_LEASE_REPLICA = path.join(__dirname, 'lockLeaseReplica.js');
 const STRATEGIES: readonly ThroughputStrategy[] = ['writer-lease', 'uncoordinated', 'lock-lease'];
 /** The fewest changes of a run of the ceiling search. */
 const MIN_RATE_CHANGES = 300;
+/** How many times the ceiling search halves (geometrically) the gap between a rate that held and one that did not. */
+const CEILING_HALVINGS = 2;
 /** The rates the ceiling search climbs, changes a second. */
 const RATE_LADDER = [25, 50, 100, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000];
 
@@ -227,7 +229,8 @@ export async function throughputSuite(options: ThroughputOptions): Promise<Throu
     return row;
   };
   // From about an eighth of the raw one-client rate: up the ladder while the rates hold, or down it until
-  // one holds; then once halfway (geometrically) between the highest that held and the next that did not.
+  // one holds; then halfway (geometrically) between the highest that held and the lowest above it that did
+  // not, twice: a rung is 2 to 2.5 times the one below, so the ceiling is known to within about 25 %.
   const ladder = quick ? RATE_LADDER.filter((_, i) => i % 2 === 0) : RATE_LADDER;
   let index = Math.max(0, ladder.filter((rate) => rate <= one.rate / 8).length - 1);
   const step = (await runRate(ladder[index])).held ? 1 : -1;
@@ -238,15 +241,10 @@ export async function throughputSuite(options: ThroughputOptions): Promise<Throu
     if (index < 0 || index >= ladder.length) break;
     await runRate(ladder[index]);
   }
-  const highestHeld = rates
-    .filter((row) => row.held)
-    .reduce<number | undefined>((m, row) => Math.max(m ?? 0, row.rate), undefined);
-  const firstFailed = rates
-    .filter((row) => !row.held && row.rate > (highestHeld ?? 0))
-    .reduce<number | undefined>((m, row) => Math.min(m ?? Infinity, row.rate), undefined);
-  if (!quick && highestHeld !== undefined && firstFailed !== undefined) {
-    const between = Math.round(Math.sqrt(highestHeld * firstFailed) / 5) * 5;
-    if (between > highestHeld && between < firstFailed) await runRate(between);
+  for (let halvings = 0; halvings < (quick ? 0 : CEILING_HALVINGS); halvings++) {
+    const between = rateBetween(rates);
+    if (between === undefined) break;
+    await runRate(between);
   }
   rates.sort((a, b) => a.rate - b.rate);
   const best = rates.filter((row) => row.held).at(-1);
@@ -499,4 +497,30 @@ function round(value: number | null): number | null {
 
 function round2(value: number): number {
   return Math.round(value * 100) / 100;
+}
+
+/**
+ * The next rate of the ceiling search's halvings: halfway (geometrically,
+ * to a multiple of 5) between the highest rate that held and the lowest
+ * above it that did not; undefined when no rate held, none above failed,
+ * or they are too close to split.
+ *
+ * @example
+ * ```ts
+ * rateBetween([{ rate: 250, held: true }, { rate: 500, held: false }]); // 355
+ * ```
+ * @param rates The runs so far.
+ * @returns The rate to run next, changes a second.
+ */
+export function rateBetween(rates: readonly Pick<RateRow, 'rate' | 'held'>[]): number | undefined {
+  const highestHeld = rates
+    .filter((row) => row.held)
+    .reduce<number | undefined>((m, row) => Math.max(m ?? 0, row.rate), undefined);
+  if (highestHeld === undefined) return undefined;
+  const firstFailed = rates
+    .filter((row) => !row.held && row.rate > highestHeld)
+    .reduce<number | undefined>((m, row) => Math.min(m ?? Infinity, row.rate), undefined);
+  if (firstFailed === undefined) return undefined;
+  const between = Math.round(Math.sqrt(highestHeld * firstFailed) / 5) * 5;
+  return between > highestHeld && between < firstFailed ? between : undefined;
 }

@@ -1,8 +1,16 @@
 import { outageChart } from '../bench/chart';
 import { runMacro, type MacroConfig, type MacroFigures } from '../bench/macro';
 import type { MicroFigures } from '../bench/micro';
-import { HANDOVER_BOUND_MS, HERD_CONFLICTS, checkTargets, checkThroughput } from '../bench/targets';
-import type { ThroughputFigures } from '../bench/throughput';
+import type { ShardRow } from '../bench/shards';
+import {
+  HANDOVER_BOUND_MS,
+  HERD_CONFLICTS,
+  SHARDS_SPEED_UP,
+  checkShards,
+  checkTargets,
+  checkThroughput,
+} from '../bench/targets';
+import { rateBetween, type ThroughputFigures } from '../bench/throughput';
 
 // One tiny macro configuration per strategy, in virtual time: exact figures, no timing.
 const TINY: Omit<MacroConfig, 'strategy'> = { replicas: 3, keys: 10, updates: 50, rate: 47, seed: 1 };
@@ -173,5 +181,69 @@ describe('bench: throughput targets', () => {
       ['burst.attemptsPerUpdate', true],
       ['ceiling.ofRawOneClient', false],
     ]);
+  });
+});
+
+describe('bench: the ceiling search', () => {
+  it('runs next halfway (geometrically) between the highest rate that held and the lowest above it that did not', () => {
+    const runs = [
+      { rate: 250, held: true },
+      { rate: 500, held: true },
+      { rate: 1_000, held: false },
+    ];
+    expect(rateBetween(runs)).toBe(705);
+    expect(rateBetween([...runs, { rate: 705, held: true }])).toBe(840);
+    expect(rateBetween([...runs, { rate: 705, held: false }])).toBe(595);
+  });
+
+  it('stops when no rate held, none above the highest failed, or the gap is too small to split', () => {
+    expect(rateBetween([{ rate: 25, held: false }])).toBeUndefined();
+    expect(rateBetween([{ rate: 16_000, held: true }])).toBeUndefined();
+    expect(
+      rateBetween([
+        { rate: 100, held: false },
+        { rate: 250, held: true },
+      ]),
+    ).toBeUndefined();
+    expect(
+      rateBetween([
+        { rate: 500, held: true },
+        { rate: 505, held: false },
+      ]),
+    ).toBeUndefined();
+  });
+});
+
+describe('bench: shards targets', () => {
+  const row = (replicas: number, shards: number, speedUp: number | null, keys = 3_000): ShardRow => ({
+    store: 'memory',
+    replicas,
+    shards,
+    keys,
+    clientQps: 500,
+    convergeMs: 1_000,
+    speedUp,
+    attemptsPerUpdate: 1,
+    conflicts: 0,
+    shardsByReplica: [],
+    converged: true,
+  });
+
+  it('holds 3 replicas of 30 shards to the speed-up over one replica, and every run to converging', () => {
+    const checks = checkShards([row(1, 30, 1), row(3, 30, SHARDS_SPEED_UP - 0.01), row(3, 1, 1.1), row(10, 30, 2)]);
+    expect(checks.map(({ scope, figure, pass }) => [scope, figure, pass])).toEqual([
+      ['1 replicas 30 shards', 'converged', true],
+      ['3 replicas 30 shards', 'converged', true],
+      ['3 replicas 30 shards', 'speedUp', false],
+      ['3 replicas 1 shards', 'converged', true],
+      ['10 replicas 30 shards', 'converged', true],
+    ]);
+    expect(checkShards([row(3, 30, SHARDS_SPEED_UP)]).every(({ pass, store }) => pass && store === 'memory')).toBe(
+      true,
+    );
+  });
+
+  it('leaves the speed-up unjudged in a quick run (1,000 keys: the election weighs more)', () => {
+    expect(checkShards([row(3, 30, 1.2, 1_000)]).map(({ figure }) => figure)).toEqual(['converged']);
   });
 });
