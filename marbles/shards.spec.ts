@@ -337,16 +337,61 @@ describe('deference: a replica that is not preferred waits its turn', () => {
       const [p, x, y] = inTurnOrder('p', 'x', 'y');
       const { called$, unit } = calls();
       for (const name of [x, y]) {
-        const lease = createSharded(scheduler, { name, members: [p, x, y] });
+        // A backoff of nearly a whole lease: p, silent since 1, is no longer waited for when the follower writes.
+        const lease = createSharded(scheduler, { name, members: [p, x, y], backoff: constantBackoff(98) });
         lease.run();
         lease.try('k0', unit('never'));
         scheduler.schedule(() => {
           lease.saw(p, 'k0');
-          lease.extend('k0'); // p wrote: follower, expires 1 + 5
+          lease.extend('k0'); // p wrote: follower, expires 1 + 98
         }, 1);
-        scheduler.schedule(() => lease.try('k1', unit(name)), 2); // due at 2 + max(6 - 2, 10); p writes nothing more
+        scheduler.schedule(() => lease.try('k1', unit(name)), 2); // due at 2 + max(99 − 2, 2 × 98); p writes nothing more
       }
-      expectObservable(called$).toBe('12ms x 19ms y', { x, y });
+      expectObservable(called$).toBe('198ms x 19ms y', { x, y });
+    });
+  });
+
+  /**
+   * `x` follows `p` (p wrote k0 at 1; expires 1 + 5); k1 is tried at `triedAt` and is due
+   * `max(expires − now, 2 × backoff(0))` later; p writes k1 at `writtenAt`, if given.
+   */
+  function followingALiveHolder(scheduler: TestScheduler, triedAt: number, writtenAt?: number) {
+    const [p, x] = inTurnOrder('p', 'x');
+    const lease = createSharded(scheduler, { name: x, members: [p] });
+    const { called$, unit } = calls();
+    lease.run();
+    lease.try('k0', unit('never'));
+    scheduler.schedule(() => {
+      lease.saw(p, 'k0');
+      lease.extend('k0');
+    }, 1);
+    scheduler.schedule(() => lease.try('k1', unit('x')), triedAt);
+    if (writtenAt !== undefined) {
+      scheduler.schedule(() => {
+        lease.saw(p, 'k1');
+        lease.extend('k1');
+      }, writtenAt);
+    }
+    return called$;
+  }
+
+  it('a follower leaves a key changed less than a step ago to a holder heard within the lease: it writes a step after the change', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      // Due at 2 + 10 = 12, next by rank after p: it would write at once; p, heard at 1, is alive: 2 + 20.
+      expectObservable(followingALiveHolder(scheduler, 2)).toBe('22ms x');
+    });
+  });
+
+  it("the holder's write of the key, seen within that step, lets go of the follower's waiting unit: no write, no race", () => {
+    marbles(({ scheduler, expectObservable }) => {
+      expectObservable(followingALiveHolder(scheduler, 2, 15)).toBe('');
+    });
+  });
+
+  it('a holder silent for a lease is waited for no longer, however recent the change', () => {
+    marbles(({ scheduler, expectObservable }) => {
+      // Tried at 95, due at 105; a step after the change would be 115, but p, heard at 1, ran out at 101.
+      expectObservable(followingALiveHolder(scheduler, 95)).toBe('105ms x');
     });
   });
 
@@ -551,19 +596,19 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
   it('a shard taken in a failover is not offered to the writer whose lease ran out, while it stays silent', () => {
     marbles(({ scheduler, expectObservable }) => {
       const [a, b] = outranking();
-      const lease = createSharded(scheduler, { name: a, members: [b] });
+      const lease = createSharded(scheduler, { name: a, members: [b], backoff: constantBackoff(98) });
       const said = record(lease.announcements$);
       const { called$, unit } = calls();
       lease.run();
       lease.try('k0', unit('never'));
       scheduler.schedule(() => {
         lease.saw(b, 'k0');
-        lease.extend('k0'); // b writes k0 at 1, then dies: a follows until 1 + 5
+        lease.extend('k0'); // b writes k0 at 1, then dies: a follows until 1 + 98
       }, 1);
-      scheduler.schedule(() => lease.try('k1', unit('1')), 2); // due at 12, first among the others than b
-      scheduler.schedule(() => lease.try('k2', unit('2')), 20); // a leads since 12; b unheard since 1: at once
+      scheduler.schedule(() => lease.try('k1', unit('1')), 2); // due at 2 + max(99 − 2, 2 × 98), first among the others than b
+      scheduler.schedule(() => lease.try('k2', unit('2')), 220); // a leads since 198; b unheard since 1: at once
       expectObservable(said).toBe('a', { a: JSON.stringify({ join: a }) });
-      expectObservable(called$).toBe('12ms 1 7ms 2');
+      expectObservable(called$).toBe('198ms 1 21ms 2');
     });
   });
 

@@ -145,7 +145,9 @@ type Announcement =
  *   (`extend(key)`), which lets go of their waiting unit: a lost race, a
  *   release, and they follow, by the rules of the lease (rule 13). In a
  *   failover (the follower's lease ran out) the rank is taken without the
- *   writer that ran out, so the next by rank writes at once.
+ *   writer that ran out, so the next by rank writes at once; but a key
+ *   changed less than a step ago is left a step to a holder heard within
+ *   the last lease, whose own write of it is on its way.
  * - **Membership.** Names come from `saw(writer, key)` (other writers'
  *   statuses), `joined` / `left`, or the store's handover channel
  *   (`heard(message)`; what to send is on `announcements$`).
@@ -743,9 +745,20 @@ export class ShardedWriterLease {
    * it). Synchronous work at turn 0 stays synchronous (house rule 5).
    */
   #inTurn(shard: number, work: WorkFunc): WorkFunc {
+    const submittedAt = this.#scheduler.now();
     return (context) => {
       const turn = this.#turn(shard);
-      if (turn === 0 || this.#rankStep === 0) return this.#inFlight.track(work(context));
+      if (this.#rankStep === 0) return this.#inFlight.track(work(context));
+      if (turn === 0) {
+        const at = this.#aliveHolderGrace(shard, submittedAt);
+        if (at <= this.#scheduler.now()) return this.#inFlight.track(work(context));
+        return atTime(at, this.#scheduler).pipe(
+          concatMap(() => {
+            const returned = this.#inFlight.track(work(context));
+            return isObservable(returned) ? returned : of(returned);
+          }),
+        );
+      }
       const yielded = this.#yielding[shard];
       // The preferred writer waits only as a courtesy (to a holder that yields, to a yielder's units under way),
       // on the clock; the others wait, too, until the store has answered what they asked before their turn
@@ -768,6 +781,24 @@ export class ShardedWriterLease {
         }),
       );
     };
+  }
+
+  /**
+   * Until when a unit of `shard` that this replica follows, submitted at
+   * `submittedAt`, leaves the key to the shard's holder: a step after its
+   * submission while the holder is alive (heard within the last lease). The
+   * holder writes a key at once when it changes, and its write shows here
+   * within a step, which lets go of the waiting unit; a follower whose short
+   * backoff (early in a lease) ends just after a change would otherwise race
+   * the holder for it. A holder silent for a lease (a failover) is waited
+   * for no longer.
+   */
+  #aliveHolderGrace(shard: number, submittedAt: number): number {
+    const holder = this.#holders[shard];
+    if (holder === undefined || holder === this.#name) return -Infinity;
+    if (this.#leases[shard].state.state !== LeaseState.Follower) return -Infinity;
+    const heardAt = this.#heardAt.get(holder) ?? -Infinity;
+    return Math.min(submittedAt + this.#rankStep, heardAt + this.#leaseDuration);
   }
 
   /**
