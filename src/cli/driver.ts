@@ -10,7 +10,10 @@ const STORE_RETRY_MS = 100;
 export interface SpecUpdate {
   readonly key: string;
   readonly generation: number;
-  /** When the driver made it (`demoNow`: the machine's monotonic clock, ms), just before the write. */
+  /**
+   * When the driver made it (`demoNow`: the machine's monotonic clock, ms):
+   * its write leaves then, or once the key's previous write is acknowledged.
+   */
   readonly at: number;
 }
 
@@ -34,8 +37,8 @@ export interface DriverOptions {
   /** Picks keys and values: seed it to repeat a run. */
   random: () => number;
   /**
-   * Every key changes once, at once, each write issued without waiting for
-   * the others (a restart, a config push); `updates` and `rate` are ignored.
+   * Every key changes once, at once (a restart, a config push), as fast as
+   * the writes in flight allow; `updates` and `rate` are ignored.
    * @default false
    */
   burst?: boolean;
@@ -48,16 +51,22 @@ export interface DriverOptions {
   checkLost?: boolean;
 }
 
-/** How many of a burst's writes are in flight at once. */
-const BURST_IN_FLIGHT = 500;
+/** How many writes the driver has in flight at most (a burst's, or a steady run's behind a slow store). */
+const MAX_IN_FLIGHT = 500;
 
 /**
  * The user's source of truth in the demo: it changes specs at a steady rate,
  * each time on a random key, with the next generation of that key.
  *
- * The n-th change is due `n / rate` seconds after the start; a driver that
- * falls behind (a slow store) catches up without sleeping, so the rate holds
- * on average and the count is exact. A store call that fails is tried again
+ * The n-th change is due `n / rate` seconds after the start. A change is
+ * written as soon as it is made, without waiting for the writes before it
+ * to be acknowledged (at most {@link MAX_IN_FLIGHT} in flight), except the
+ * key's own: a key's changes reach the store one after the other, in order.
+ * So the rate does not depend on the store's round trip, the changes due at
+ * the same moment leave together (one batch, where the store batches), and
+ * a driver that falls behind (a slow store, a full window) catches up
+ * without sleeping: the rate holds on average and the count is exact. A
+ * store call that fails is tried again
  * (a store failing over), and a change the store acknowledged and then lost
  * is counted in `lostWrites`.
  *
@@ -83,6 +92,13 @@ export class Driver {
   /** Per key, the highest generation already counted as lost: a loss is counted once. */
   readonly #countedLost = new Map<string, number>();
   readonly #made = new Subject<SpecUpdate>();
+  /** Per key, its last write not yet acknowledged: the key's next write waits for it. */
+  readonly #writing = new Map<string, Promise<void>>();
+  #inFlight = 0;
+  /** Resolves a make() waiting for room among the writes in flight. */
+  #roomMade: (() => void) | undefined;
+  /** The first write that failed for good: run() rejects with it, once the others are over. */
+  #failure: { error: unknown } | undefined;
   #done = 0;
   #lostWrites = 0;
   #stopped = false;
@@ -131,25 +147,27 @@ export class Driver {
   /**
    * Makes the changes, paced at the rate.
    *
-   * @returns Resolves once the last change is written (or `stop()` was called).
+   * @returns Resolves once every change is written (or `stop()` was called
+   *   and the writes in flight are over).
+   * @throws The error of a store call still failing after 30 s of retries.
    */
   async run(): Promise<void> {
     if (this.#burst) {
-      const keys = this.#keys;
-      let next = 0;
-      const writeNext = async (): Promise<void> => {
-        while (next < keys.length && !this.#stopped) await this.#change(keys[next++]);
-      };
-      await Promise.all(Array.from({ length: Math.min(BURST_IN_FLIGHT, keys.length) }, writeNext));
+      for (const key of this.#keys) {
+        if (this.#stopped || this.#failure !== undefined) break;
+        await this.#make(key);
+      }
     } else {
       const start = demoNow();
       const period = 1000 / this.#rate;
-      for (let n = 0; n < this.#updates && !this.#stopped; n++) {
+      for (let n = 0; n < this.#updates && !this.#stopped && this.#failure === undefined; n++) {
         await this.#sleepUntil(start + n * period);
         if (this.#stopped) break;
-        await this.#change(this.#keys[Math.floor(this.#random() * this.#keys.length)]);
+        await this.#make(this.#keys[Math.floor(this.#random() * this.#keys.length)]);
       }
     }
+    await Promise.all(this.#writing.values());
+    if (this.#failure !== undefined) throw this.#failure.error;
     // A single server loses no acknowledged write: nothing to read back.
     for (const key of this.#checkLost ? [...this.#generations.keys()] : []) {
       const stored = await this.#countLost(key);
@@ -159,7 +177,7 @@ export class Driver {
     this.#made.complete();
   }
 
-  /** Makes no more changes; `run()` resolves after the write in progress. */
+  /** Makes no more changes; `run()` resolves once the writes in flight are over. */
   stop(): void {
     this.#stopped = true;
     if (this.#sleep !== undefined) {
@@ -168,28 +186,53 @@ export class Driver {
     }
   }
 
-  async #change(key: string): Promise<void> {
-    if (this.#checkLost && this.#generations.has(key)) await this.#countLost(key);
+  /**
+   * Makes the next change of `key` now (its generation, its value, the
+   * `updates$` event) and writes it once the key's previous write is
+   * acknowledged. Waits only while {@link MAX_IN_FLIGHT} writes are in flight.
+   */
+  async #make(key: string): Promise<void> {
+    while (this.#inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (this.#roomMade = resolve));
     // Generations keep counting past a lost one: a generation is never reused for another value.
     const generation = (this.#generations.get(key) ?? 0) + 1;
     const value = `${key}@${generation}-${Math.floor(this.#random() * 36 ** 4).toString(36)}`;
     this.#generations.set(key, generation);
     this.#done++;
     this.#made.next({ key, generation, at: demoNow() });
+    this.#inFlight++;
+    const write = (this.#writing.get(key) ?? Promise.resolve())
+      .then(() => this.#write(key, generation, value))
+      .catch((error: unknown) => {
+        this.#failure ??= { error };
+      })
+      .finally(() => {
+        this.#inFlight--;
+        if (this.#writing.get(key) === write) this.#writing.delete(key);
+        const roomMade = this.#roomMade;
+        this.#roomMade = undefined;
+        roomMade?.();
+      });
+    this.#writing.set(key, write);
+  }
+
+  async #write(key: string, generation: number, value: string): Promise<void> {
+    if (this.#checkLost && generation > 1) await this.#countLost(key, generation - 1);
     await this.#untilAcknowledged(() => this.#store.put<SpecValue>('spec', key, { generation, value }));
   }
 
   /**
    * Reads the spec of `key` and counts the acknowledged generations above
-   * it as lost. The driver is the only writer of specs and writes one change
-   * at a time, so nothing it wrote can be in flight during the read.
+   * it, up to `written`, as lost. The driver is the only writer of specs and
+   * writes a key's changes one at a time, so nothing it wrote of that key
+   * can be in flight during the read.
    *
+   * @param key The record.
+   * @param written The last generation of `key` written and acknowledged.
    * @returns The generation the store holds (0: none).
    */
-  async #countLost(key: string): Promise<number> {
+  async #countLost(key: string, written = this.#generations.get(key) ?? 0): Promise<number> {
     const stored =
       (await this.#untilAcknowledged(() => this.#store.get<SpecValue>('spec', key)))?.value.generation ?? 0;
-    const written = this.#generations.get(key) ?? 0;
     const counted = this.#countedLost.get(key) ?? 0;
     if (stored < written) {
       this.#lostWrites += written - Math.max(stored, counted);
