@@ -66,9 +66,8 @@ const MAX_IN_FLIGHT = 500;
  * the same moment leave together (one batch, where the store batches), and
  * a driver that falls behind (a slow store, a full window) catches up
  * without sleeping: the rate holds on average and the count is exact. A
- * store call that fails is tried again
- * (a store failing over), and a change the store acknowledged and then lost
- * is counted in `lostWrites`.
+ * store call that fails is tried again (a store failing over), and a change
+ * the store acknowledged and then lost is counted in `lostWrites`.
  *
  * @example
  * ```ts
