@@ -104,6 +104,8 @@ async function main(argv: readonly string[]): Promise<number> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   send({ type: 'ready', replica: name, pid: process.pid, at: demoNow() });
+  // No cache to fill before it holds the lock (the holder lists the store then): synced with ready.
+  send({ type: 'synced', replica: name, at: demoNow() });
   if (!elector.leading) send({ type: 'state', replica: name, state: LeaseState.Follower, at: demoNow() });
 
   await new Promise<void>((resolve) => {

@@ -105,6 +105,41 @@ describe('the informer: units work from the feed', () => {
     stop();
   });
 
+  it('synced$: false until the list is in the cache, then true (HasSynced), the records behind already submitted', async () => {
+    const memory = new MemoryStore();
+    await memory.put('spec', 'behind', spec(2));
+    let listed: (() => void) | undefined;
+    const { store } = counted(memory, {
+      list: async (options) => {
+        await new Promise<void>((resolve) => (listed = resolve));
+        return memory.list(options);
+      },
+    });
+    const lease = new WriterLease({ leaseDuration: 200, retryInterval: 5, backoff: constantBackoff(5), name: 'r1' });
+    const statusWriter = new StatusWriter({ store, lease, writer: 'r1' });
+    const seen: boolean[] = [];
+    statusWriter.synced$.subscribe((synced) => seen.push(synced));
+    const submitted: string[] = [];
+    lease.events$.pipe(filter((event) => event.type === 'submitted')).subscribe(({ key }) => submitted.push(key));
+    const running = [lease.run(), statusWriter.run()];
+    await waitFor(() => listed !== undefined, 'the list to be asked for');
+    expect(seen).toEqual([false]);
+    listed!();
+    await firstValueFrom(statusWriter.synced$.pipe(filter(Boolean)));
+    expect(seen).toEqual([false, true]);
+    expect(submitted).toEqual(['behind']);
+    running.forEach((subscription) => subscription.unsubscribe());
+  });
+
+  it('synced$: true at once when the store cannot list, and when the list fails (the cache fills record by record)', async () => {
+    for (const list of [undefined, () => Promise.reject(new Error('ECONNRESET'))]) {
+      const { store } = counted(new MemoryStore(), { list });
+      const { statusWriter, stop } = replica(store, 'r1');
+      await expect(firstValueFrom(statusWriter.synced$.pipe(filter(Boolean)))).resolves.toBe(true);
+      stop();
+    }
+  });
+
   it('a spec change while our write is on its way: the next unit writes on our version, not on the one before it', async () => {
     const memory = new MemoryStore();
     let changeSpecFirst = true;

@@ -194,6 +194,7 @@ export class StatusWriter {
   /** Writers that handed over: their old writes renew nothing, until one is heard writing again. */
   readonly #departed = new Set<string>();
   readonly #handovers = new Subject<HandoverHeard>();
+  readonly #synced = new BehaviorSubject(false);
   /** The subscription of `run()`, ended by `handOver()`. */
   #watch: Subscription | undefined;
   /** When the store last answered (a call that succeeded, a change on its feed), on `#scheduler`. */
@@ -204,6 +205,21 @@ export class StatusWriter {
   readonly events$: Observable<StatusWriterEvent> = this.#events.asObservable();
   /** Every handover heard on the store, and whether this replica acted on it. */
   readonly handovers$: Observable<HandoverHeard> = this.#handovers.asObservable();
+  /**
+   * Whether the cache has synced, as client-go's `HasSynced` tells an
+   * informer's: false until `run()` has listed the store and taken in every
+   * record (units before then read what the cache cannot answer), then true.
+   * True at once when the store cannot list, and when the list fails (the
+   * cache then fills record by record). Wait for it before counting on this
+   * replica's pace: the router starts its work once its caches synced.
+   *
+   * @example
+   * ```ts
+   * writer.run();
+   * await firstValueFrom(writer.synced$.pipe(filter(Boolean)));
+   * ```
+   */
+  readonly synced$: Observable<boolean> = this.#synced.pipe(distinctUntilChanged());
   /**
    * The writer this replica believes leads, as client-go's `OnNewLeader`
    * tells it: its own name while its lease leads, the writer it follows
@@ -533,12 +549,12 @@ export class StatusWriter {
     let records: RecordChange[];
     try {
       const list = await this.#store.list?.();
-      if (list === undefined) return;
+      if (list === undefined) return this.#synced.next(true);
       this.#answered();
       if (watch.closed) return;
       records = list;
     } catch {
-      return;
+      return this.#synced.next(true);
     }
     for (const change of records) this.#observe(change);
     this.#cache.markListed();
@@ -547,6 +563,7 @@ export class StatusWriter {
       const status = this.#cache.peek(change.key)?.status?.value;
       if (!isStatusValue(status) || status.generation < change.value.generation) this.sync(change.key);
     }
+    this.#synced.next(true);
   }
 
   // ---- a unit -------------------------------------------------------------

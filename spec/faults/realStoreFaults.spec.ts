@@ -100,7 +100,7 @@ async function restartRun(server: TestServer, prefix: string): Promise<RestartRu
     const replicaStores = await Promise.all([open(), open(), open()]);
     stores.push(...replicaStores);
 
-    const reports = { ready: 0, state: 0, written: 0, conflict: 0, contended: 0, error: 0, stopped: 0 };
+    const reports = { ready: 0, synced: 0, state: 0, written: 0, conflict: 0, contended: 0, error: 0, stopped: 0 };
     let restartedAt: number | undefined;
     let writesAfterRestart = 0;
     const changesSeenAfterRestart = replicaStores.map(() => 0);

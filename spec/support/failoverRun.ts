@@ -84,7 +84,7 @@ export async function failoverRun(options: FailoverRunOptions): Promise<Failover
     stores.push(driverStore, observer, faultStore, ...replicaStores);
     await Promise.all(KEYS.flatMap((key) => [driverStore.delete('spec', key), driverStore.delete('status', key)]));
 
-    const reports = { ready: 0, state: 0, written: 0, conflict: 0, contended: 0, error: 0, stopped: 0 };
+    const reports = { ready: 0, synced: 0, state: 0, written: 0, conflict: 0, contended: 0, error: 0, stopped: 0 };
     const writeTimes: number[] = [];
     /** The latest spec generation each replica's feed delivered, per key. */
     const views = replicaStores.map(() => new Map<string, number>());

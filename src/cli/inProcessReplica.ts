@@ -1,3 +1,4 @@
+import { first, firstValueFrom } from 'rxjs';
 import type { RecordStore } from '../stores/store.js';
 import type { Strategy } from './args.js';
 import { Replica } from './replica.js';
@@ -47,13 +48,17 @@ export function inProcessReplica(options: InProcessReplicaOptions): ReplicaHandl
   const link = linkStore(store, { latency });
   const replica = new Replica({ ...config, store: link.store });
   let started = false;
+  let synced: Promise<unknown> = Promise.resolve();
   return {
     name: replica.name,
     reports$: replica.reports$,
     ready() {
-      if (!started) replica.start();
+      if (!started) {
+        synced = firstValueFrom(replica.reports$.pipe(first((report) => report.type === 'synced')));
+        replica.start();
+      }
       started = true;
-      return Promise.resolve();
+      return synced.then(() => undefined);
     },
     kill() {
       link.sever();

@@ -3,6 +3,7 @@ import {
   Subject,
   distinctUntilChanged,
   filter,
+  first,
   firstValueFrom,
   map,
   merge,
@@ -31,6 +32,7 @@ import { TokenBucket, throttledStore } from './tokenBucket.js';
  * @example
  * ```json
  * {"type":"ready","replica":"r1","pid":4242,"at":52934000000}
+ * {"type":"synced","replica":"r1","at":52934000004}
  * {"type":"state","replica":"r1","state":"leader","at":52934000012}
  * {"type":"written","replica":"r1","key":"key-3","generation":7,"at":52934000013}
  * {"type":"stopped","replica":"r1","writes":98,"conflicts":2,"at":52934003000}
@@ -39,6 +41,11 @@ import { TokenBucket, throttledStore } from './tokenBucket.js';
 export type ReplicaReport =
   /** The replica watches the store: spec changes from now on reach it. */
   | { readonly type: 'ready'; readonly replica: string; readonly pid: number; readonly at: number }
+  /**
+   * Its cache of the store is filled (the store listed, or it cannot list):
+   * its units work from the cache from now on (`StatusWriter.synced$`).
+   */
+  | { readonly type: 'synced'; readonly replica: string; readonly at: number }
   /**
    * Its lease's state changed (election, leader, follower). Sharded: leader
    * while it leads a shard, and `leading`, the shards it leads, sorted; sent
@@ -135,6 +142,7 @@ const DRAIN_TIMEOUT_MS = 5_000;
  * replica.start();
  * // {"type":"ready","replica":"r1","pid":4242,"at":52934000000}
  * // {"type":"state","replica":"r1","state":"election","at":52934000000}
+ * // {"type":"synced","replica":"r1","at":52934000004}
  * await replica.stop();
  * // {"type":"stopped","replica":"r1","writes":0,"conflicts":0,"at":52934000100}
  * ```
@@ -228,6 +236,11 @@ export class Replica {
       this.#watch = this.#writer.run();
     }
     this.#send({ type: 'ready', replica: this.#name, pid: process.pid, at: demoNow() });
+    this.#running.push(
+      this.#writer.synced$
+        .pipe(first(Boolean))
+        .subscribe(() => this.#send({ type: 'synced', replica: this.#name, at: demoNow() })),
+    );
     this.#running.push(
       statesOf(lease).subscribe((state) => this.#send({ type: 'state', replica: this.#name, ...state, at: demoNow() })),
     );

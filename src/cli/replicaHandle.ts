@@ -18,7 +18,11 @@ export interface ReplicaHandle {
   readonly name: string;
   /** Every report of the replica; completes when it stops or dies. */
   readonly reports$: Observable<ReplicaReport>;
-  /** Resolves once the replica watches the store; rejects when it failed to start. */
+  /**
+   * Resolves once the replica watches the store and its cache has synced
+   * (its `synced` report: it works from the cache from then on); rejects
+   * when it failed to start.
+   */
   ready(): Promise<void>;
   /** Kills it at once, with no cleanup (a process gets SIGKILL). */
   kill(): void;

@@ -105,7 +105,7 @@ export function spawnReplica(options: ReplicaProcessOptions): ReplicaHandle {
   const ready = new Promise<void>((resolve, reject) => {
     const watch = reports$.subscribe({
       next: (report) => {
-        if (report.type !== 'ready') return;
+        if (report.type !== 'synced') return;
         watch.unsubscribe();
         resolve();
       },
