@@ -492,6 +492,24 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
+  it('a yield is announced once the writes on their way have been answered: the joiner cannot meet one of them', () => {
+    marbles(({ scheduler, cold, expectObservable }) => {
+      const [a, b] = outranking();
+      const lease = createSharded(scheduler, { name: a });
+      const said = record(lease.announcements$);
+      lease.run(); // announces a
+      lease.try('k0', () => WorkResult.Extend); // alone: leads shard 0 at frame 0
+      scheduler.schedule(() => lease.try('k1', () => cold('30ms (r|)', { r: WorkResult.Extend })), 2); // lands at 32
+      scheduler.schedule(() => lease.joined(b), 5);
+      // Answered at once; the yield once k1's write has landed (announced at 5, b could write k1 at 6 and meet it).
+      expectObservable(said).toBe('a----h 26ms y', {
+        a: JSON.stringify({ join: a }),
+        h: JSON.stringify({ here: a }),
+        y: JSON.stringify({ yield: a, shards: [0] }),
+      });
+    });
+  });
+
   it('a yield taken while a unit waits its turn: that unit writes nothing, the lease follows, its key stays to do', () => {
     marbles(({ scheduler, expectObservable }) => {
       const { lease, b, called$ } = yieldingWithAUnitWaiting(scheduler);

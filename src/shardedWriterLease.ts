@@ -857,14 +857,20 @@ export class ShardedWriterLease {
     this.#announce({ here: this.#name });
   }
 
-  /** Yields `shards`, led here, to the replicas that prefer them: their next units wait a turn more; announced. */
+  /**
+   * Yields `shards`, led here, to the replicas that prefer them: their next
+   * units wait a turn more at once; the yield is announced once the work
+   * this replica has on its way has been answered, so that the taker's
+   * first write cannot meet one of ours still in flight (a conflict at a
+   * join, now and then, when announced at once).
+   */
   #yield(shards: readonly number[]): void {
     const now = this.#scheduler.now();
     for (const shard of shards) {
       this.#yielding[shard] = true;
       this.#offeredAt[shard] = now;
     }
-    this.#announce({ yield: this.#name, shards });
+    this.#inFlight.answered$.subscribe(() => this.#announce({ yield: this.#name, shards }));
   }
 
   #order(shard: number): readonly string[] {
