@@ -752,12 +752,7 @@ export class ShardedWriterLease {
       if (turn === 0) {
         const at = this.#aliveHolderGrace(shard, submittedAt);
         if (at <= this.#scheduler.now()) return this.#inFlight.track(work(context));
-        return atTime(at, this.#scheduler).pipe(
-          concatMap(() => {
-            const returned = this.#inFlight.track(work(context));
-            return isObservable(returned) ? returned : of(returned);
-          }),
-        );
+        return atTime(at, this.#scheduler).pipe(concatMap(() => this.#tracked(work, context)));
       }
       const yielded = this.#yielding[shard];
       // The preferred writer waits only as a courtesy (to a holder that yields, to a yielder's units under way),
@@ -776,11 +771,16 @@ export class ShardedWriterLease {
             this.#holders[shard] = this.#name;
             this.#showLeading(shard);
           }
-          const returned = this.#inFlight.track(work(context));
-          return isObservable(returned) ? returned : of(returned);
+          return this.#tracked(work, context);
         }),
       );
     };
+  }
+
+  /** Calls `work`, counted in flight until it settles, as an Observable of what it returns. */
+  #tracked(work: WorkFunc, context: Parameters<WorkFunc>[0]): Observable<WorkReturn> {
+    const returned = this.#inFlight.track(work(context));
+    return isObservable(returned) ? returned : of(returned);
   }
 
   /**
