@@ -701,6 +701,30 @@ describe('handover: a leader yields the shards a newcomer prefers', () => {
     });
   });
 
+  it('a third replica that follows the yielder waits out every turn the yield gives before it takes the shard', () => {
+    marbles(({ scheduler }) => {
+      let c = 'c0';
+      for (let i = 0; assignShards(1, ['a', 'b', c].sort())[0] !== c; i++) c = `c${i}`;
+      const at: Record<string, number> = {};
+      for (const hearsTheYield of [false, true]) {
+        const lease = createSharded(scheduler, { backoff: constantBackoff(50) });
+        const label = hearsTheYield ? 'yielded' : 'not yielded';
+        lease.run();
+        lease.try('x', release); // frame 0, alone: follows, expires 50
+        scheduler.schedule(() => {
+          lease.saw('b', 'x'); // b holds the shard
+          lease.saw(c);
+          lease.try('k', () => ((at[label] = scheduler.now()), WorkResult.Extend)); // due at 1 + 100
+        }, 1);
+        if (hearsTheYield) scheduler.schedule(() => lease.heard(JSON.stringify({ yield: 'b', shards: [0] })), 20);
+      }
+      scheduler.flush();
+      // Without a yield: its rank among the others than b, 1 (after c), a step. Yielded to c, who wrote
+      // nothing: after c's turn and b's own (1 + its rank, 2 at most): 3 members + 1 = 4 steps.
+      expect(at).toEqual({ 'not yielded': 101 + 20, yielded: 101 + 4 * 20 });
+    });
+  });
+
   it('heard(message): a join is answered, an answer adds a member, a plain name is a writer that stopped', () => {
     marbles(({ scheduler }) => {
       const lease = createSharded(scheduler);

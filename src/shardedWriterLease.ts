@@ -210,6 +210,12 @@ export class ShardedWriterLease {
    * that the yielder's units already under way land (and are seen) first, until this replica leads them.
    */
   readonly #yieldedHere: boolean[];
+  /**
+   * Shards whose holder yielded them to another replica than this one, not seen written since: this
+   * replica's units there wait until every turn the yield gives has passed (the taker's, then the
+   * yielder's own), so as not to take the shard from a newcomer slow to write its first key.
+   */
+  readonly #yieldedElsewhere: boolean[];
   /** The work this replica started and that has not settled: a turn at another's shard waits for it. */
   readonly #inFlight: WorkInFlight;
 
@@ -276,6 +282,7 @@ export class ShardedWriterLease {
     this.#offeredAt = new Array<number>(shards).fill(-Infinity);
     this.#ledSince = new Array<number>(shards).fill(-Infinity);
     this.#yieldedHere = new Array<boolean>(shards).fill(false);
+    this.#yieldedElsewhere = new Array<boolean>(shards).fill(false);
     this.#leaseDuration = leaseOptions.leaseDuration;
     for (const member of [name, ...known]) this.#members.add(member);
     this.#viewChanged(undefined);
@@ -635,6 +642,7 @@ export class ShardedWriterLease {
     if (key !== undefined) {
       const shard = shardOf(key, this.#leases.length);
       this.#holders[shard] = writer;
+      this.#yieldedElsewhere[shard] = false;
       if (this.#yielding[shard]) this.#showLeading(shard);
       if (this.#preferred[shard] === this.#name) this.#claim();
     }
@@ -698,10 +706,9 @@ export class ShardedWriterLease {
       const holder = this.#holders[shard];
       // A yield names its shards (one whose writer this replica did not know may well be one of them), and is
       // for the replica that prefers them: the others keep following the yielder, so as not to race for it.
-      const wakes =
-        named === undefined
-          ? holder === writer
-          : named.has(shard) && (holder ?? writer) === writer && this.#preferred[shard] === this.#name;
+      const yielded = named !== undefined && named.has(shard) && (holder ?? writer) === writer;
+      const wakes = named === undefined ? holder === writer : yielded && this.#preferred[shard] === this.#name;
+      if (yielded && !wakes && this.#preferred[shard] !== writer) this.#yieldedElsewhere[shard] = true;
       if (!wakes) return;
       // A stop: the shard is nobody's. A yield: still the yielder's until this replica writes, a step later.
       this.#holders[shard] = named === undefined ? undefined : writer;
@@ -807,7 +814,9 @@ export class ShardedWriterLease {
    *   preferred writer, at most one step late, comes first;
    * - following (the other writer's lease ran out, or it was woken): its
    *   rank among the others than the writer it followed; one more when that
-   *   writer yielded the shard to this replica;
+   *   writer yielded the shard to this replica; when it yielded it to
+   *   another, the number of replicas plus one: after the taker's turn and
+   *   the yielder's own;
    * - in the election: its rank, plus one when another writer is known to
    *   hold the shard (a newcomer gives the holder a step to yield first).
    */
@@ -822,7 +831,11 @@ export class ShardedWriterLease {
     const other = holder !== undefined && holder !== this.#name ? holder : undefined;
     if (other === undefined) return order.indexOf(this.#name);
     const step = this.#yieldedHere[shard] ? 1 : 0;
-    if (state === LeaseState.Follower) return order.filter((member) => member !== other).indexOf(this.#name) + step;
+    if (state === LeaseState.Follower) {
+      // Yielded to another: after the taker's turn and the yielder's own (at most 1 + its rank).
+      if (this.#yieldedElsewhere[shard]) return order.length + 1;
+      return order.filter((member) => member !== other).indexOf(this.#name) + step;
+    }
     return order.indexOf(this.#name) + 1;
   }
 
@@ -899,6 +912,7 @@ export class ShardedWriterLease {
 
   #leadershipChanged(shard: number, leads: boolean): void {
     this.#yieldedHere[shard] = false;
+    this.#yieldedElsewhere[shard] = false;
     if (leads) {
       this.#holders[shard] = this.#name;
       this.#ledSince[shard] = this.#scheduler.now();
