@@ -94,6 +94,13 @@ export class Driver {
   /** Per key, its last write not yet acknowledged: the key's next write waits for it. */
   readonly #writing = new Map<string, Promise<void>>();
   #inFlight = 0;
+  /**
+   * {@link MAX_IN_FLIGHT}; 1 with `checkLost`: on a replicated store (a failover run) the driver waits
+   * for each write's answer before the next change, as it always did there. With 500 in flight, Redis
+   * Cluster's failover test saw no status go back at the promotion in 3 runs of 3 (the statuses written
+   * during the cut, lost with the master): what it is there to show was never exercised.
+   */
+  readonly #maxInFlight: number;
   /** Resolves a make() waiting for room among the writes in flight. */
   #roomMade: (() => void) | undefined;
   /** The first write that failed for good: run() rejects with it, once the others are over. */
@@ -113,6 +120,7 @@ export class Driver {
     const { store, keys, updates, rate, random, burst = false, checkLost = true } = options;
     this.#burst = burst;
     this.#checkLost = checkLost;
+    this.#maxInFlight = checkLost ? 1 : MAX_IN_FLIGHT;
     this.#store = store;
     this.#keys = keys;
     this.#updates = updates;
@@ -191,7 +199,7 @@ export class Driver {
    * acknowledged. Waits only while {@link MAX_IN_FLIGHT} writes are in flight.
    */
   async #make(key: string): Promise<void> {
-    while (this.#inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => (this.#roomMade = resolve));
+    while (this.#inFlight >= this.#maxInFlight) await new Promise<void>((resolve) => (this.#roomMade = resolve));
     // Generations keep counting past a lost one: a generation is never reused for another value.
     const generation = (this.#generations.get(key) ?? 0) + 1;
     const value = `${key}@${generation}-${Math.floor(this.#random() * 36 ** 4).toString(36)}`;
