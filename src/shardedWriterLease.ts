@@ -706,9 +706,11 @@ export class ShardedWriterLease {
       const holder = this.#holders[shard];
       // A yield names its shards (one whose writer this replica did not know may well be one of them), and is
       // for the replica that prefers them: the others keep following the yielder, so as not to race for it.
+      const preferred = this.#preferred[shard];
       const yielded = named !== undefined && named.has(shard) && (holder ?? writer) === writer;
-      const wakes = named === undefined ? holder === writer : yielded && this.#preferred[shard] === this.#name;
-      if (yielded && !wakes && this.#preferred[shard] !== writer) this.#yieldedElsewhere[shard] = true;
+      // Yielded to a third replica: this one waits its turn there after the taker's and the yielder's.
+      if (yielded && preferred !== this.#name && preferred !== writer) this.#yieldedElsewhere[shard] = true;
+      const wakes = named === undefined ? holder === writer : yielded && preferred === this.#name;
       if (!wakes) return;
       // A stop: the shard is nobody's. A yield: still the yielder's until this replica writes, a step later.
       this.#holders[shard] = named === undefined ? undefined : writer;

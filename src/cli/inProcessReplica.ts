@@ -47,18 +47,19 @@ export function inProcessReplica(options: InProcessReplicaOptions): ReplicaHandl
   const { store, latency, ...config } = options;
   const link = linkStore(store, { latency });
   const replica = new Replica({ ...config, store: link.store });
-  let started = false;
-  let synced: Promise<unknown> = Promise.resolve();
+  /** Set on the first `ready()`, which starts the replica. */
+  let synced: Promise<void> | undefined;
   return {
     name: replica.name,
     reports$: replica.reports$,
     ready() {
-      if (!started) {
-        synced = firstValueFrom(replica.reports$.pipe(first((report) => report.type === 'synced')));
+      if (synced === undefined) {
+        synced = firstValueFrom(replica.reports$.pipe(first((report) => report.type === 'synced'))).then(
+          () => undefined,
+        );
         replica.start();
       }
-      started = true;
-      return synced.then(() => undefined);
+      return synced;
     },
     kill() {
       link.sever();
