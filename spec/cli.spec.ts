@@ -140,6 +140,7 @@ describe('the final table', () => {
     latencyMs: { p50: 3, p99: 12, max: 15 },
     steadyLatencyMs: { p50: 3, p99: 10, max: 12 },
     convergeMs: 2034,
+    burstConvergeMs: null,
     replicas: 3,
     keys: 10,
     updates: 100,

@@ -62,6 +62,22 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
       expect(run.latencyMs!.p50).toBeLessThanOrEqual(run.latencyMs!.p99);
       expect(run.latencyMs!.p99).toBeLessThanOrEqual(run.latencyMs!.max);
       expect(run.latencyMs!.max).toBeLessThanOrEqual(run.convergeMs! + 1);
+      expect(run.burstConvergeMs).toEqual([run.convergeMs]);
+    },
+    RUN_MS,
+  );
+
+  it(
+    '--bursts 3: three bursts in a row, each once the one before converged, each with its convergence time',
+    async () => {
+      const run = await runDemo(demo(['--bursts', '3', '--keys', '200']));
+      expect(run).toMatchObject({ updates: 600, converged: true, lostWrites: 0 });
+      expect(run.burstConvergeMs).toHaveLength(3);
+      const [first, second, third] = run.burstConvergeMs!.map(Number);
+      expect(Math.min(first, second, third)).toBeGreaterThan(0);
+      // Each burst starts after the one before converged: together they fit in the whole run.
+      expect(first + second + third).toBeLessThanOrEqual(run.convergeMs!);
+      expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
     },
     RUN_MS,
   );
@@ -239,6 +255,7 @@ describe('the built CLI', () => {
           'handoverMs',
           'converged',
           'convergeMs',
+          'burstConvergeMs',
           'latencyMs',
           'steadyLatencyMs',
           'demotions',

@@ -71,6 +71,39 @@ describe('Driver: the demo changes specs at a steady rate', () => {
     expect(store.most).toBe(500);
   });
 
+  it('bursts: every key changes once per burst, and the next burst waits for betweenBursts after the writes land', async () => {
+    const store = new SlowStore(2);
+    const { landed } = store;
+    const keys = ['a', 'b', 'c'];
+    const between: number[] = [];
+    const driver = new Driver({
+      store,
+      keys,
+      updates: 0,
+      rate: 1,
+      random: seededRandom(1),
+      burst: true,
+      bursts: 3,
+      betweenBursts: async () => {
+        // Every write of the burst before has landed, and none of the next has left.
+        between.push(landed.length);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        expect(landed).toHaveLength(between.at(-1)!);
+      },
+      checkLost: false,
+    });
+    await driver.run();
+
+    expect(between).toEqual([3, 6]);
+    // Burst n writes generation n of every key, all of them before burst n + 1 begins.
+    for (const burst of [1, 2, 3]) {
+      const writes = landed.slice((burst - 1) * 3, burst * 3);
+      expect(writes.map(({ key }) => key).sort()).toEqual(keys);
+      expect(writes.every(({ generation }) => generation === burst)).toBe(true);
+    }
+    expect(driver.done).toBe(9);
+  });
+
   it('after stop(), run() waits for the writes in flight and rejects with the error of one that failed for good', async () => {
     const refused = new Error('store down');
     let calls = 0;

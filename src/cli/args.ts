@@ -39,8 +39,14 @@ export interface DemoOptions {
   spread: boolean;
   /** What one version of the memory store covers: `record` as a Kubernetes object. @default 'field' */
   versioning: Versioning;
-  /** Every record changes once, at once (`updates` is `keys`, `rate` is ignored). @default false */
+  /** Every record changes once, at once (`updates` is `keys` × `bursts`, `rate` is ignored). @default false */
   burst: boolean;
+  /**
+   * How many bursts, each once the statuses of the one before are current:
+   * the first lands on replicas that just started, the next ones on a fleet
+   * that has run. `--bursts` turns `burst` on. @default 1
+   */
+  bursts: number;
   /** Milliseconds after the driver's first change when the leading replica is killed; undefined: never. */
   killLeaderAfter: number | undefined;
   /** Milliseconds after the driver's first change when the leading replica stops gracefully and hands over; undefined: never. */
@@ -152,7 +158,7 @@ export const DEMO_USAGE = `Usage: rx-writer-lease demo [--store memory|redis://H
                           [--lease-duration 1000] [--retry-interval 100]
                           [--strategy writer-lease|uncoordinated] [--no-spread]
                           [--kill-leader-after MS] [--handover-after MS] [--prefix wl] [--seed 1] [--latency MS]
-                          [--versioning field|record] [--burst] [--json]
+                          [--versioning field|record] [--burst] [--bursts 1] [--json]
                           [--shards 1] [--client-qps Q] [--join-after MS]`;
 
 /** The usage of `rx-writer-lease replica`, printed with every bad argument. */
@@ -317,6 +323,14 @@ const DEMO_FLAGS = {
     help: 'every one of --keys records changes once, at once (as a restart or a config push), instead of --updates at --rate',
     default: 'off',
   },
+  bursts: {
+    kind: integerAtLeast(1),
+    value: 'N',
+    help:
+      'bursts in a row (turns --burst on), each once every status of the one before is current: ' +
+      'the first lands on replicas that just started, the next on a fleet that has run; burstConvergeMs has each',
+    default: '1',
+  },
   latency: {
     kind: MILLISECONDS,
     value: 'MS',
@@ -407,7 +421,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     strategy: (flags.strategy as Strategy | undefined) ?? 'writer-lease',
     spread: flags['no-spread'] !== true,
     versioning: (flags.versioning as Versioning | undefined) ?? 'field',
-    burst: flags.burst === true,
+    burst: flags.burst === true || flags.bursts !== undefined,
+    bursts: (flags.bursts as number | undefined) ?? 1,
     killLeaderAfter: flags['kill-leader-after'] as number | undefined,
     handoverAfter: flags['handover-after'] as number | undefined,
     prefix: (flags.prefix as string | undefined) ?? 'wl',
@@ -420,7 +435,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
   };
   checkLease(options);
   checkStorePorts(options.store);
-  if (options.burst) options.updates = options.keys;
+  if (options.burst) options.updates = options.keys * options.bursts;
   if (options.versioning !== 'field' && options.store !== 'memory' && options.store !== 'memory://') {
     throw new UsageError(`--versioning: applies to --store memory only, received --store ${options.store}`, {
       flag: '--versioning',

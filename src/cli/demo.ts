@@ -38,6 +38,12 @@ export interface DemoSummary extends Figures {
   readonly durationMs: number;
   /** From the driver's first change until every status was current; null when they never all were. */
   readonly convergeMs: number | null;
+  /**
+   * With `--burst`: each burst's time from its first change until every
+   * status was current (null for one that never converged), the first
+   * burst's on replicas that just started; null without `--burst`.
+   */
+  readonly burstConvergeMs: readonly (number | null)[] | null;
 }
 
 /**
@@ -103,6 +109,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     spread,
     versioning,
     burst,
+    bursts,
     killLeaderAfter,
     handoverAfter,
     prefix,
@@ -122,7 +129,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
   try {
     const keys = Array.from({ length: keyCount }, (_, i) => `key-${i}`);
     await clearRecords(store, keys);
-    watch = new StatusWatch(store);
+    const statuses = (watch = new StatusWatch(store));
 
     const names = Array.from({ length: replicaCount }, (_, i) => `r${i + 1}`);
     const joiner = joinAfter === undefined ? undefined : `r${replicaCount + 1}`;
@@ -159,12 +166,21 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       return `replicas ${waiting.join(', ')} did not report ready within ${READY_TIMEOUT_MS} ms`;
     });
 
-    const driver = new Driver({
+    const convergenceTimeout = 10_000 + 10 * leaseDuration;
+    const burstConvergeMs: (number | null)[] = [];
+    let burstStarted = 0;
+    const driver: Driver = new Driver({
       store,
       keys,
       updates,
       rate,
       burst,
+      bursts,
+      betweenBursts: async () => {
+        const { converged, at } = await statuses.convergence(driver.generations, convergenceTimeout);
+        burstConvergeMs.push(converged ? Math.round(at - burstStarted) : null);
+        burstStarted = demoNow();
+      },
       // A single server loses no acknowledged write; a failover of asynchronous replication may.
       checkLost: store.losesAcknowledgedWrites === true,
       random: seededRandom(seed),
@@ -172,6 +188,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     subscriptions.push(driver.updates$.subscribe((update) => counter.update(update)));
     phase = 'running';
     started = demoNow();
+    burstStarted = started;
     let killed: Promise<void> = Promise.resolve();
     const outageAfter = killLeaderAfter ?? handoverAfter;
     if (outageAfter !== undefined) {
@@ -201,16 +218,17 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     );
 
     phase = 'converging';
-    const convergence = await watch.convergence(driver.generations, 10_000 + 10 * leaseDuration);
+    const convergence = await statuses.convergence(driver.generations, convergenceTimeout);
     convergedAt = convergence.at;
     // Whole milliseconds: the clocks behind them are not finer than that, and a figure reads better.
     const durationMs = Math.round(convergence.at - started);
+    if (burst) burstConvergeMs.push(convergence.converged ? Math.round(convergence.at - burstStarted) : null);
 
     phase = 'idle';
     await sleep(2 * leaseDuration);
     counter.settled({
       converged: convergence.converged,
-      idleWrites: watch.idleWrites,
+      idleWrites: statuses.idleWrites,
       lostWrites: driver.lostWrites,
     });
     phase = 'stopping';
@@ -225,6 +243,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       ...counter.figures(),
       durationMs,
       convergeMs: convergence.converged ? durationMs : null,
+      burstConvergeMs: burst ? burstConvergeMs : null,
     };
   } finally {
     clearTimeout(killTimer);

@@ -43,6 +43,19 @@ export interface DriverOptions {
    */
   burst?: boolean;
   /**
+   * With `burst`: how many times every key changes once, at once. Between
+   * two bursts the driver waits for `betweenBursts`.
+   * @default 1
+   */
+  bursts?: number;
+  /**
+   * Called after each burst but the last, once its writes are acknowledged:
+   * the next burst starts when it resolves (the demo waits there for the
+   * statuses to be current, so that each burst lands on a fleet at rest).
+   * @default none: the next burst starts at once
+   */
+  betweenBursts?: () => Promise<void>;
+  /**
    * Reads each spec back before changing it again, to count writes the store
    * acknowledged and lost (a failover of a replicated store). A single
    * server loses none, and the read would double the driver's commands.
@@ -86,6 +99,8 @@ export class Driver {
   readonly #rate: number;
   readonly #random: () => number;
   readonly #burst: boolean;
+  readonly #bursts: number;
+  readonly #betweenBursts: (() => Promise<void>) | undefined;
   readonly #checkLost: boolean;
   readonly #generations = new Map<string, number>();
   /** Per key, the highest generation already counted as lost: a loss is counted once. */
@@ -117,8 +132,10 @@ export class Driver {
    * @param options The store, the keys, how many changes and how fast.
    */
   constructor(options: DriverOptions) {
-    const { store, keys, updates, rate, random, burst = false, checkLost = true } = options;
+    const { store, keys, updates, rate, random, burst = false, bursts = 1, betweenBursts, checkLost = true } = options;
     this.#burst = burst;
+    this.#bursts = bursts;
+    this.#betweenBursts = betweenBursts;
     this.#checkLost = checkLost;
     this.#maxInFlight = checkLost ? 1 : MAX_IN_FLIGHT;
     this.#store = store;
@@ -160,14 +177,21 @@ export class Driver {
    */
   async run(): Promise<void> {
     if (this.#burst) {
-      for (const key of this.#keys) {
-        if (this.#stopped || this.#failure !== undefined) break;
-        await this.#make(key);
+      for (let burst = 0; burst < this.#bursts && this.#going; burst++) {
+        if (burst > 0) {
+          await Promise.all(this.#writing.values());
+          if (!this.#going) break;
+          await this.#betweenBursts?.();
+        }
+        for (const key of this.#keys) {
+          if (!this.#going) break;
+          await this.#make(key);
+        }
       }
     } else {
       const start = demoNow();
       const period = 1000 / this.#rate;
-      for (let n = 0; n < this.#updates && !this.#stopped && this.#failure === undefined; n++) {
+      for (let n = 0; n < this.#updates && this.#going; n++) {
         await this.#sleepUntil(start + n * period);
         if (this.#stopped) break;
         await this.#make(this.#keys[Math.floor(this.#random() * this.#keys.length)]);
@@ -182,6 +206,11 @@ export class Driver {
       if (stored < (this.#generations.get(key) ?? 0)) this.#generations.set(key, stored);
     }
     this.#made.complete();
+  }
+
+  /** Neither stopped nor failed: the run makes more changes. */
+  get #going(): boolean {
+    return !this.#stopped && this.#failure === undefined;
   }
 
   /** Makes no more changes; `run()` resolves once the writes in flight are over. */

@@ -53,6 +53,7 @@ export function summaryTable(
     ],
     ['converged', `${summary.converged}`, 'true'],
     ['convergeMs', summary.convergeMs === null ? '-' : `${Math.round(summary.convergeMs)}`, ''],
+    ...burstRows(summary.burstConvergeMs),
     [
       'latencyMs',
       summary.latencyMs === null
@@ -142,4 +143,10 @@ function offIdeal(summary: DemoSummary, failoverBound: number): string[] {
     notes.push('converged false: some statuses had not caught up with their specs when the wait gave up');
   }
   return notes;
+}
+
+/** With more than one burst, each one's convergence: the first on replicas that just started. */
+function burstRows(burstConvergeMs: DemoSummary['burstConvergeMs']): [string, string, string][] {
+  if (burstConvergeMs === null || burstConvergeMs.length < 2) return [];
+  return [['burstConvergeMs', burstConvergeMs.map((ms) => (ms === null ? '-' : `${ms}`)).join(' / '), 'each burst']];
 }
