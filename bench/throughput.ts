@@ -40,7 +40,10 @@ export interface ThroughputFigures {
   readonly commandsPerChange: CommandCount | null;
   readonly burst: {
     readonly keys: number;
+    /** The first burst, on replica processes that just started. */
     readonly convergeMs: number | null;
+    /** The second burst, on the same replicas once the first converged. */
+    readonly warmConvergeMs?: number | null;
     readonly attemptsPerUpdate: number;
     /** Why the burst has no figure: the demo run failed twice (a store call timed out...). */
     readonly error?: string;
@@ -90,7 +93,11 @@ export interface StrategyFigures {
   /** Null when the run failed twice: see `errors`. */
   readonly burst: {
     readonly keys: number;
+    /** The first burst, on replica processes that just started. */
     readonly convergeMs: number | null;
+    /** The second burst, on the same replicas once the first converged. */
+    readonly warmConvergeMs: number | null;
+    /** Over both bursts, as `writes` and `conflicts`. */
     readonly attemptsPerUpdate: number;
     readonly writes: number;
     readonly conflicts: number;
@@ -174,7 +181,8 @@ export async function throughputSuite(options: ThroughputOptions): Promise<Throu
     if (strategy === 'lock-lease' && memory) continue;
     const errors: string[] = [];
     progress?.(`throughput ${name}: ${strategy}, burst of ${burstKeys}`);
-    const burst = await twice(() => demo(url, strategy, ['--keys', `${burstKeys}`, '--burst']), errors, progress);
+    // Two bursts: the first on replicas that just started (cold code), the second on the same ones once it converged.
+    const burst = await twice(() => demo(url, strategy, ['--keys', `${burstKeys}`, '--bursts', '2']), errors, progress);
     progress?.(`throughput ${name}: ${strategy}, ${countedChanges} changes at ${COUNTED_RATE}/s, commands counted`);
     const counted = await twice(() => countedRun(url, strategy, countedChanges), errors, progress);
     const steady = counted?.summary;
@@ -185,7 +193,8 @@ export async function throughputSuite(options: ThroughputOptions): Promise<Throu
           ? null
           : {
               keys: burstKeys,
-              convergeMs: round(burst.convergeMs),
+              convergeMs: burst.burstConvergeMs?.[0] ?? null,
+              warmConvergeMs: burst.burstConvergeMs?.[1] ?? null,
               attemptsPerUpdate: burst.attemptsPerUpdate,
               writes: burst.writes,
               conflicts: burst.conflicts,
@@ -259,6 +268,7 @@ export async function throughputSuite(options: ThroughputOptions): Promise<Throu
         : {
             keys: burstKeys,
             convergeMs: writerLease.burst.convergeMs,
+            warmConvergeMs: writerLease.burst.warmConvergeMs,
             attemptsPerUpdate: writerLease.burst.attemptsPerUpdate,
           },
     rates,
@@ -489,10 +499,6 @@ async function casLoop(store: RecordStore, key: string, deadline: number): Promi
  */
 export function ceilingShare(rate: number, raw: number): number {
   return raw > 0 ? Math.round((rate / raw) * 1000) / 1000 : 0;
-}
-
-function round(value: number | null): number | null {
-  return value === null ? null : Math.round(value);
 }
 
 function round2(value: number): number {
