@@ -1,7 +1,7 @@
-import { Driver } from '../src/cli/driver';
+import { Driver, type DriverOptions } from '../src/cli/driver';
 import { seededRandom } from '../src/cli/seededRandom';
 import { MemoryStore } from '../src/stores/memory';
-import type { Generational, RecordKind, SpecValue } from '../src/stores/store';
+import type { Generational, RecordKind, RecordStore, SpecValue } from '../src/stores/store';
 
 /**
  * A memory store whose puts answer after `delayMs` (a round trip), recording
@@ -25,6 +25,20 @@ class SlowStore extends MemoryStore {
     this.landed.push({ key, generation: value.generation });
     return super.put(kind, key, value);
   }
+}
+
+/** A driver of `keys` in bursts on `store`, reading nothing back. */
+function burstDriver(store: RecordStore, keys: readonly string[], options: Partial<DriverOptions> = {}): Driver {
+  return new Driver({
+    store,
+    keys,
+    updates: 0,
+    rate: 1,
+    random: seededRandom(1),
+    burst: true,
+    checkLost: false,
+    ...options,
+  });
 }
 
 describe('Driver: the demo changes specs at a steady rate', () => {
@@ -55,16 +69,7 @@ describe('Driver: the demo changes specs at a steady rate', () => {
     const store = new SlowStore(5);
     const { landed } = store;
     const keys = Array.from({ length: 1_200 }, (_, i) => `key-${i}`);
-    const driver = new Driver({
-      store,
-      keys,
-      updates: 0,
-      rate: 1,
-      random: seededRandom(1),
-      burst: true,
-      checkLost: false,
-    });
-    await driver.run();
+    await burstDriver(store, keys).run();
 
     expect(new Set(landed.map((put) => put.key)).size).toBe(1_200);
     expect(landed.every((put) => put.generation === 1)).toBe(true);
@@ -76,13 +81,7 @@ describe('Driver: the demo changes specs at a steady rate', () => {
     const { landed } = store;
     const keys = ['a', 'b', 'c'];
     const between: number[] = [];
-    const driver = new Driver({
-      store,
-      keys,
-      updates: 0,
-      rate: 1,
-      random: seededRandom(1),
-      burst: true,
+    const driver = burstDriver(store, keys, {
       bursts: 3,
       betweenBursts: async () => {
         // Every write of the burst before has landed, and none of the next has left.
@@ -90,7 +89,6 @@ describe('Driver: the demo changes specs at a steady rate', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
         expect(landed).toHaveLength(between.at(-1)!);
       },
-      checkLost: false,
     });
     await driver.run();
 
