@@ -136,6 +136,7 @@ describe('command line', () => {
       spread: true,
       versioning: 'field',
       burst: false,
+      bursts: 1,
       killLeaderAfter: undefined,
       handoverAfter: undefined,
       prefix: 'wl',
@@ -162,6 +163,12 @@ describe('command line', () => {
     expect(parseDemoArgs(['--no-spread']).spread).toBe(false);
     expect(parseReplicaArgs(['--store', 'redis://127.0.0.1:6379']).spread).toBe(true);
     expect(parseReplicaArgs(['--store', 'redis://127.0.0.1:6379', '--no-spread']).spread).toBe(false);
+  });
+
+  it('--bursts N turns --burst on and changes every key N times; a count below 1 is refused, naming the flag', () => {
+    expect(parseDemoArgs(['--keys', '50', '--bursts', '3'])).toMatchObject({ burst: true, bursts: 3, updates: 150 });
+    expect(parseDemoArgs(['--keys', '50', '--burst'])).toMatchObject({ burst: true, bursts: 1, updates: 50 });
+    expect(() => parseDemoArgs(['--bursts', '0'])).toThrow('--bursts: expected an integer >= 1, received "0"');
   });
 
   it('reads --flag value and --flag=value', () => {
