@@ -1,5 +1,5 @@
 import { demoNow } from './demoClock.js';
-import { Subject, filter, firstValueFrom, map, race, timer, type Subscription } from 'rxjs';
+import { Subject, firstValueFrom, map, race, timer, type Subscription } from 'rxjs';
 import type { RecordStore, StatusValue } from '../stores/store.js';
 
 /** How the wait for convergence ended. */
@@ -47,22 +47,24 @@ export class StatusWatch {
    */
   constructor(store: RecordStore) {
     this.#store = store;
-    this.#watch = store
-      .changes()
-      .pipe(filter((change) => change.kind === 'status'))
-      .subscribe((change) => {
-        const generation = (change.value as StatusValue | undefined)?.generation;
-        if (
-          this.#converged !== undefined &&
-          generation !== undefined &&
-          change.version > (this.#converged.get(change.key) ?? -Infinity)
-        ) {
-          this.#idleWrites++;
-        }
-        if (generation === undefined) this.#seen.delete(change.key);
-        else this.#seen.set(change.key, { generation, version: change.version, at: demoNow() });
-        this.#mark(change.key, generation);
-      });
+    this.#watch = store.changes().subscribe((change) => {
+      // A spec changed after convergence (the next burst): the writes from now on are work, not idle.
+      if (change.kind === 'spec') {
+        this.#converged = undefined;
+        return;
+      }
+      const generation = (change.value as StatusValue | undefined)?.generation;
+      if (
+        this.#converged !== undefined &&
+        generation !== undefined &&
+        change.version > (this.#converged.get(change.key) ?? -Infinity)
+      ) {
+        this.#idleWrites++;
+      }
+      if (generation === undefined) this.#seen.delete(change.key);
+      else this.#seen.set(change.key, { generation, version: change.version, at: demoNow() });
+      this.#mark(change.key, generation);
+    });
   }
 
   /**
