@@ -42,12 +42,15 @@ describe('demo on the memory store: 3 replicas, 10 keys, 100 updates at 200/s', 
   it(
     'one version per record (--versioning record): no leader is demoted by the spec moving under its write',
     async () => {
+      // One replica, two keys at 300 changes/s: specs move under its writes all the time (80-100 conflicts
+      // here), none is another writer's, and no election can race (three replicas on a loaded CI machine
+      // once raced theirs: 3 demotions). Released on such conflicts, the replica was demoted 12-17 times.
       const run = await runDemo(
-        demo(['--versioning', 'record', '--keys', '100', '--updates', '600', '--rate', '300', '--seed', '3']),
+        demo(['--versioning', 'record', '--replicas', '1', '--keys', '2', '--updates', '600', '--rate', '300']),
       );
       expect(run.converged).toBe(true);
+      expect(run.conflicts).toBeGreaterThan(0);
       expect(run.demotions).toBe(0);
-      expect(run.attemptsPerUpdate).toBeLessThanOrEqual(1.05);
     },
     RUN_MS,
   );
