@@ -169,6 +169,9 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     const convergenceTimeout = 10_000 + 10 * leaseDuration;
     const burstConvergeMs: (number | null)[] = [];
     let burstStarted = 0;
+    const burstOver = ({ converged, at }: { converged: boolean; at: number }): void => {
+      burstConvergeMs.push(converged ? Math.round(at - burstStarted) : null);
+    };
     const driver: Driver = new Driver({
       store,
       keys,
@@ -177,8 +180,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
       burst,
       bursts,
       betweenBursts: async () => {
-        const { converged, at } = await statuses.convergence(driver.generations, convergenceTimeout);
-        burstConvergeMs.push(converged ? Math.round(at - burstStarted) : null);
+        burstOver(await statuses.convergence(driver.generations, convergenceTimeout));
         burstStarted = demoNow();
       },
       // A single server loses no acknowledged write; a failover of asynchronous replication may.
@@ -222,7 +224,7 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
     convergedAt = convergence.at;
     // Whole milliseconds: the clocks behind them are not finer than that, and a figure reads better.
     const durationMs = Math.round(convergence.at - started);
-    if (burst) burstConvergeMs.push(convergence.converged ? Math.round(convergence.at - burstStarted) : null);
+    if (burst) burstOver(convergence);
 
     phase = 'idle';
     await sleep(2 * leaseDuration);
