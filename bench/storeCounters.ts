@@ -507,6 +507,7 @@ function statementKind(query: string, table: string): string {
   if (sql.includes('DO UPDATE SET value = EXCLUDED.value')) return 'put';
   if (sql.startsWith(`UPDATE ${table} SET value`)) return 'compare-and-set (UPDATE)';
   if (sql.includes('DO NOTHING RETURNING version')) return 'compare-and-set (INSERT)';
+  if (sql.startsWith('WITH batch AS')) return 'compare-and-sets (one statement for a batch)';
   if (sql.startsWith('SELECT value, version FROM')) return 'get';
   if (sql.startsWith('SELECT kind, key, value, version FROM')) return 'list';
   if (sql.startsWith(`DELETE FROM ${table}`)) return 'delete';

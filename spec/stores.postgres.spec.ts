@@ -1,8 +1,9 @@
 /**
- * Two edges of the PostgreSQL store that the conformance suite
+ * The edges of the PostgreSQL store that the conformance suite
  * (spec/stores.spec.ts) does not reach: a listening connection that goes
- * silent without closing, and a record changed by another tool with a plain
- * SQL `UPDATE`.
+ * silent without closing, a record changed by another tool with a plain SQL
+ * `UPDATE`, and the compare-and-sets of one turn in one statement, counted
+ * by the server itself.
  *
  * `STORES_REPORT=1` prints the measured detection times.
  */
@@ -134,6 +135,79 @@ describe('postgres store', () => {
       await admin.query(`UPDATE plain_sql SET value = value WHERE kind = 'spec' AND key = 'same'`);
 
       expect(await store.get('spec', 'same')).toEqual({ value: spec(1), version });
+    });
+  });
+
+  describe('compare-and-sets made in one turn', () => {
+    let store: RecordStore;
+    let admin: Client;
+
+    beforeAll(async () => {
+      store = await openPostgresStore(server.url, { table: 'batched' });
+      admin = new Client(server.url);
+      await admin.connect();
+      await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    });
+
+    afterAll(async () => {
+      await store?.close();
+      await admin?.end();
+    });
+
+    /** Calls of each statement on the table since the last reset, counted by the server (pg_stat_statements). */
+    async function statements(): Promise<Record<string, number>> {
+      const { rows } = await admin.query<{ query: string; calls: string }>(
+        `SELECT query, calls FROM pg_stat_statements WHERE query LIKE '%batched%' AND query NOT LIKE '%pg_stat%'`,
+      );
+      const kinds: Record<string, number> = {};
+      for (const { query, calls } of rows) {
+        const kind = query.trim().split(/\s+/)[0];
+        kinds[kind] = (kinds[kind] ?? 0) + Number(calls);
+      }
+      return kinds;
+    }
+
+    it('go out as one statement, each applied or refused on its own; a record written twice starts a second one', async () => {
+      const a = await store.put('spec', 'a', spec(1));
+      const b = await store.put('spec', 'b', spec(1));
+      const awkward = spec(1, 'quotes " and \\ backslashes, {braces, commas}, NULL, é ✓\n');
+      await admin.query('SELECT pg_stat_statements_reset()');
+
+      const outcomes = await Promise.all([
+        store.compareAndSet('spec', 'a', spec(2, 'first'), a),
+        store.compareAndSet('spec', 'b', spec(2), b - 1),
+        store.compareAndSet('spec', 'c', spec(1), null),
+        store.compareAndSet('spec', 'a', spec(2, 'second'), a),
+        store.compareAndSet('spec', 'b', spec(2), null),
+        store.compareAndSet('status', 'd', awkward, null),
+      ]);
+      const counted = await statements();
+
+      const [first, refused, inserted, second, present, written] = outcomes;
+      // The two writes of `a` on one version: exactly one is applied.
+      expect([first.ok, second.ok].sort()).toEqual([false, true]);
+      expect(refused).toEqual({ ok: false, reason: 'conflict' });
+      expect(present).toEqual({ ok: false, reason: 'conflict' });
+      const version = (outcome: (typeof outcomes)[number]) => (outcome.ok ? outcome.version : NaN);
+      expect(await store.get('spec', 'a')).toEqual({
+        value: spec(2, first.ok ? 'first' : 'second'),
+        version: version(first.ok ? first : second),
+      });
+      expect(await store.get('spec', 'b')).toEqual({ value: spec(1), version: b });
+      expect(await store.get('spec', 'c')).toEqual({ value: spec(1), version: version(inserted) });
+      expect(await store.get('status', 'd')).toEqual({ value: awkward, version: version(written) });
+      // Six writes, two statements: the second write of `a` starts another, with the writes made after it.
+      expect(counted).toEqual({ WITH: 2 });
+    });
+
+    it('go out in statements of at most 256', async () => {
+      const keys = Array.from({ length: 300 }, (_, i) => `many-${i}`);
+      await admin.query('SELECT pg_stat_statements_reset()');
+
+      const outcomes = await Promise.all(keys.map((key) => store.compareAndSet('spec', key, spec(1), null)));
+
+      expect(outcomes.every(({ ok }) => ok)).toBe(true);
+      expect(await statements()).toEqual({ WITH: 2 });
     });
   });
 

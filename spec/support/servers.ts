@@ -133,7 +133,11 @@ export async function startPostgres(): Promise<TestServer> {
     launch: () =>
       spawnServer(
         path.join(bin, 'postgres'),
-        ['-D', data, '-k', dir, '-p', `${port}`, '-h', '127.0.0.1', '-c', 'fsync=off'],
+        // pg_stat_statements: the server's own count of each statement, for the tests that count round trips.
+        [
+          ...['-D', data, '-k', dir, '-p', `${port}`, '-h', '127.0.0.1', '-c', 'fsync=off'],
+          ...['-c', 'shared_preload_libraries=pg_stat_statements'],
+        ],
         { ...owner, cwd: dir },
       ),
     isReady: () => postgresAnswers(url),

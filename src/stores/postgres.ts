@@ -9,6 +9,7 @@ import { reachWithin } from './reachWithin.js';
 import { reconnectDelay } from './reconnectDelay.js';
 import { decodeRecord, encodeRecord, recordId } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
+import { TurnBatches } from './turnBatches.js';
 
 /**
  * Options of {@link openPostgresStore}.
@@ -61,11 +62,13 @@ export interface PostgresStoreOptions {
  * peer dependency, loaded now), creating its table if missing.
  *
  * Compare-and-set is `UPDATE ... WHERE version = $expected` (`INSERT ... ON
- * CONFLICT DO NOTHING` for a record that must not exist); versions come from
- * one sequence, so a version is never reused, even after a deletion. A
- * trigger notifies every change, whoever made it (another trigger gives a
- * plain SQL `UPDATE` of a value a new version); the feed LISTENs on a
- * connection of its own and, when that connection is lost or stops
+ * CONFLICT DO NOTHING` for a record that must not exist); the compare-and-sets
+ * made in one turn of the event loop go out as one statement (up to 256),
+ * each still applied or refused on its own. Versions come from one
+ * sequence, so a version is never reused, even after a deletion. A trigger
+ * notifies every change, whoever made it (another trigger gives a plain SQL
+ * `UPDATE` of a value a new version); the feed LISTENs on a connection of
+ * its own and, when that connection is lost or stops
  * answering (checked every `listenCheckInterval`), connects again and
  * re-reads the table, since notifications sent meanwhile are lost.
  * A handover is a NOTIFY on `<table>_handovers`, which the same connection
@@ -172,6 +175,20 @@ DO $$ BEGIN
 END $$;`;
 }
 
+/**
+ * At most this many compare-and-sets in one statement: its rows are locked
+ * until it commits, and its notifications go out together at the commit.
+ */
+const MAX_BATCH = 256;
+
+/** One compare-and-set, its value encoded: `expected` null for a record that must be absent. */
+interface CasWrite {
+  readonly kind: RecordKind;
+  readonly key: string;
+  readonly json: string;
+  readonly expected: number | null;
+}
+
 /** What the trigger sends. */
 interface Notification {
   readonly kind: RecordKind;
@@ -201,6 +218,12 @@ class PostgresStore implements RecordStore {
   readonly #connectTimeout: number;
   readonly #listenCheckInterval: number;
   readonly #handovers = new HandoverFeed();
+  /** Compare-and-sets made in one turn, one statement for each batch (see {@link PostgresStore.#compareAndSetAll}). */
+  readonly #writes = new TurnBatches<CasWrite, number | undefined>({
+    maxBatch: MAX_BATCH,
+    idOf: ({ kind, key }) => recordId({ kind, key }),
+    send: (writes) => this.#compareAndSetAll(writes),
+  });
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #listener: Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -261,18 +284,7 @@ class PostgresStore implements RecordStore {
   ): Promise<CasOutcome> {
     this.#assertOpen('compareAndSet');
     const json = encodeRecord(value, this.url, recordId({ kind, key }));
-    const version =
-      expected === null
-        ? await this.#returningVersion(
-            `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
-             ON CONFLICT (kind, key) DO NOTHING RETURNING version`,
-            [kind, key, json],
-          )
-        : await this.#returningVersion(
-            `UPDATE ${this.#table} SET value = $3::jsonb, version = nextval('${this.#table}_version')
-             WHERE kind = $1 AND key = $2 AND version = $4 RETURNING version`,
-            [kind, key, json, expected],
-          );
+    const version = await this.#writes.add({ kind, key, json, expected });
     return version === undefined ? { ok: false, reason: 'conflict' } : { ok: true, version };
   }
 
@@ -478,6 +490,62 @@ class PostgresStore implements RecordStore {
         return [];
       }
     });
+  }
+
+  /**
+   * Compare-and-sets `writes` (no record twice) in one statement, each on
+   * its own: `UPDATE ... FROM` the batch for the records expected at a
+   * version, `INSERT ... ON CONFLICT DO NOTHING` for those expected absent.
+   * One write alone takes the plain statement of its kind.
+   *
+   * @returns The version each write made, undefined where it was refused.
+   */
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(number | undefined)[]> {
+    if (writes.length === 1) {
+      const [{ kind, key, json, expected }] = writes;
+      return [
+        expected === null
+          ? await this.#returningVersion(
+              `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
+               ON CONFLICT (kind, key) DO NOTHING RETURNING version`,
+              [kind, key, json],
+            )
+          : await this.#returningVersion(
+              `UPDATE ${this.#table} SET value = $3::jsonb, version = nextval('${this.#table}_version')
+               WHERE kind = $1 AND key = $2 AND version = $4 RETURNING version`,
+              [kind, key, json, expected],
+            ),
+      ];
+    }
+    const { rows } = await this.#pool.query<{ i: number; version: string }>(
+      `WITH batch AS (
+         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
+           AS batch (i, kind, key, value, expected)
+       ), updated AS (
+         UPDATE ${this.#table} AS r SET value = batch.value, version = nextval('${this.#table}_version')
+         FROM batch WHERE batch.expected IS NOT NULL
+           AND r.kind = batch.kind AND r.key = batch.key AND r.version = batch.expected
+         RETURNING batch.i, r.version
+       ), inserted AS (
+         INSERT INTO ${this.#table} (kind, key, value)
+         SELECT kind, key, value FROM batch WHERE expected IS NULL
+         ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key, version
+       )
+       SELECT i, version FROM updated
+       UNION ALL
+       SELECT batch.i, inserted.version FROM inserted
+         JOIN batch ON batch.expected IS NULL AND batch.kind = inserted.kind AND batch.key = inserted.key`,
+      [
+        writes.map((_, i) => i),
+        writes.map(({ kind }) => kind),
+        writes.map(({ key }) => key),
+        writes.map(({ json }) => json),
+        writes.map(({ expected }) => expected),
+      ],
+    );
+    const versions = new Array<number | undefined>(writes.length).fill(undefined);
+    for (const { i, version } of rows) versions[i] = Number(version);
+    return versions;
   }
 
   async #returningVersion(sql: string, params: unknown[]): Promise<number | undefined> {

@@ -1,4 +1,5 @@
 import type { RecordChange } from './store.js';
+import { TurnBatches } from './turnBatches.js';
 
 /**
  * Versions issued by one primary are below 2^32 × (its epoch + 1); each new
@@ -219,12 +220,12 @@ const MAX_BATCH = 256;
 
 /**
  * Gathers the writes made in one turn of the event loop and sends each
- * target's as one script call: a replica whose units write hundreds of
- * statuses at once (a burst) makes one round trip and one Redis command for
- * each batch of {@link MAX_BATCH}, not one per record. Each write still
- * succeeds or conflicts on its own, in the order it was made; when the call
- * fails, every write of its batch fails with its error (none is known to
- * have been applied or not).
+ * target's as one script call ({@link TurnBatches}): a replica whose units
+ * write hundreds of statuses at once (a burst) makes one round trip and one
+ * Redis command for each batch of {@link MAX_BATCH}, not one per record.
+ * Each write still succeeds or conflicts on its own, in the order it was
+ * made; when the call fails, every write of its batch fails with its error
+ * (none is known to have been applied or not).
  *
  * @example
  * ```ts
@@ -233,15 +234,25 @@ const MAX_BATCH = 256;
  * ```
  */
 export class WriteBatches {
-  readonly #commands: RecordCommands;
-  readonly #pending = new Map<WriteTarget, PendingWrite[]>();
-  #flushScheduled = false;
+  readonly #batches: TurnBatches<TargetedWrite, number>;
 
   /**
    * @param commands A connection with {@link RecordCommands}.
    */
   constructor(commands: RecordCommands) {
-    this.#commands = commands;
+    this.#batches = new TurnBatches({
+      maxBatch: MAX_BATCH,
+      groupOf: ({ target }) => target,
+      send: (writes) => {
+        const { target } = writes[0];
+        const keys = [target.versionsKey, target.revisionKey];
+        if (target.replicationKey !== undefined) keys.push(target.replicationKey);
+        for (const { write } of writes) keys.push(write.name);
+        const args = [target.channel];
+        for (const { write } of writes) args.push(write.field, write.kind, write.key, write.expected, write.json);
+        return commands.writeRecords(keys.length, ...keys, ...args);
+      },
+    });
   }
 
   /**
@@ -252,44 +263,13 @@ export class WriteBatches {
    * @returns The version written (or deleted), or -1 on a conflict.
    */
   write(target: WriteTarget, write: RecordWrite): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      let batch = this.#pending.get(target);
-      if (batch === undefined) this.#pending.set(target, (batch = []));
-      batch.push({ write, resolve, reject });
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    const pending = [...this.#pending];
-    this.#pending.clear();
-    for (const [target, writes] of pending) {
-      for (let from = 0; from < writes.length; from += MAX_BATCH)
-        this.#send(target, writes.slice(from, from + MAX_BATCH));
-    }
-  }
-
-  #send(target: WriteTarget, writes: readonly PendingWrite[]): void {
-    const shared = [target.versionsKey, target.revisionKey];
-    if (target.replicationKey !== undefined) shared.push(target.replicationKey);
-    const keys = [...shared, ...writes.map(({ write }) => write.name)];
-    const args = [target.channel];
-    for (const { write } of writes) args.push(write.field, write.kind, write.key, write.expected, write.json);
-    this.#commands.writeRecords(keys.length, ...keys, ...args).then(
-      (versions) => writes.forEach(({ resolve }, i) => resolve(versions[i])),
-      (error: unknown) => writes.forEach(({ reject }) => reject(error)),
-    );
+    return this.#batches.add({ target, write });
   }
 }
 
-interface PendingWrite {
+interface TargetedWrite {
+  readonly target: WriteTarget;
   readonly write: RecordWrite;
-  readonly resolve: (version: number) => void;
-  readonly reject: (error: unknown) => void;
 }
 
 /**

@@ -1,0 +1,82 @@
+import { TurnBatches, type TurnBatchOptions } from '../src/stores/turnBatches';
+
+interface Item {
+  readonly group: string;
+  readonly id: string;
+}
+
+const item = (id: string, group = 'g'): Item => ({ group, id });
+
+/** A batcher whose calls are recorded, each answered with its items' ids (or its error). */
+function recorded(options: Partial<TurnBatchOptions<Item, string>> & { fail?: (items: readonly Item[]) => boolean }) {
+  const calls: string[][] = [];
+  const batches = new TurnBatches<Item, string>({
+    maxBatch: 100,
+    ...options,
+    send: async (items) => {
+      calls.push(items.map(({ id }) => id));
+      if (options.fail?.(items)) throw new Error(`call ${calls.length} failed`);
+      return items.map(({ id }) => `${id}!`);
+    },
+  });
+  return { batches, calls };
+}
+
+describe('TurnBatches', () => {
+  it('sends the items of one turn in one call, each answered with its own answer', async () => {
+    const { batches, calls } = recorded({});
+
+    const answers = await Promise.all(['a', 'b', 'c'].map((id) => batches.add(item(id))));
+
+    expect(answers).toEqual(['a!', 'b!', 'c!']);
+    expect(calls).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('sends a lone item at the end of its turn, and the next turn’s in a call of their own', async () => {
+    const { batches, calls } = recorded({});
+
+    expect(await batches.add(item('a'))).toBe('a!');
+    expect(await Promise.all([batches.add(item('b')), batches.add(item('c'))])).toEqual(['b!', 'c!']);
+
+    expect(calls).toEqual([['a'], ['b', 'c']]);
+  });
+
+  it('puts at most maxBatch items in a call', async () => {
+    const { batches, calls } = recorded({ maxBatch: 2 });
+
+    await Promise.all(['a', 'b', 'c', 'd', 'e'].map((id) => batches.add(item(id))));
+
+    expect(calls).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+  });
+
+  it('never mixes groups in a call', async () => {
+    const { batches, calls } = recorded({ groupOf: ({ group }) => group });
+
+    await Promise.all([item('a', 'x'), item('b', 'y'), item('c', 'x')].map((each) => batches.add(each)));
+
+    expect(calls).toEqual([['a', 'c'], ['b']]);
+  });
+
+  it('never puts one id twice in a call: the second starts another, with the items after it', async () => {
+    const { batches, calls } = recorded({ idOf: ({ id }) => id.slice(0, 1) });
+
+    const answers = await Promise.all(['a1', 'b1', 'a2', 'c1', 'a3'].map((id) => batches.add(item(id))));
+
+    expect(answers).toEqual(['a1!', 'b1!', 'a2!', 'c1!', 'a3!']);
+    expect(calls).toEqual([['a1', 'b1'], ['a2', 'c1'], ['a3']]);
+  });
+
+  it('fails every item of a failed call with its error, and only those', async () => {
+    const { batches } = recorded({ maxBatch: 2, fail: (items) => items[0].id === 'c' });
+
+    const settled = await Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((id) => batches.add(item(id))));
+
+    expect(settled.map((each) => (each.status === 'fulfilled' ? each.value : (each.reason as Error).message))).toEqual([
+      'a!',
+      'b!',
+      'call 2 failed',
+      'call 2 failed',
+      'e!',
+    ]);
+  });
+});

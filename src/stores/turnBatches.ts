@@ -1,0 +1,114 @@
+/**
+ * How {@link TurnBatches} splits and sends the calls made in one turn.
+ *
+ * @example
+ * ```ts
+ * const options: TurnBatchOptions<Write, number> = { maxBatch: 256, send: (writes) => writeAll(writes) };
+ * ```
+ */
+export interface TurnBatchOptions<T, R> {
+  /** At most this many items go out in one call. */
+  readonly maxBatch: number;
+  /**
+   * Items of different groups never share a call (a Redis script's keys are
+   * one target's); each group's calls take the group's first item's place.
+   * @default every item in one group
+   */
+  readonly groupOf?: (item: T) => unknown;
+  /**
+   * Two items of one id never share a call: a statement that would write
+   * one row twice at once (PostgreSQL's `UPDATE ... FROM`) says nothing
+   * certain about which write it made. Such an item starts another call,
+   * sent beside the first, as two calls made at once would be.
+   * @default no two items alike
+   */
+  readonly idOf?: (item: T) => string;
+  /** Sends one call's items: resolves with each one's answer, in order, or rejects for all of them. */
+  readonly send: (items: readonly T[]) => Promise<readonly R[]>;
+}
+
+interface Pending<T, R> {
+  readonly item: T;
+  readonly resolve: (answer: R) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** One call being filled: its items and, when ids matter, theirs. */
+interface Call<T, R> {
+  readonly pending: Pending<T, R>[];
+  readonly ids: Set<string>;
+}
+
+/**
+ * Gathers the calls made in one turn of the event loop and sends them
+ * together: a replica whose units write hundreds of records at once (a
+ * burst, or the steady rate once the machine is busy) makes one round trip
+ * and one server command for each batch of `maxBatch`, not one per record.
+ * Each item still gets its own answer; when a call fails, every item of it
+ * fails with its error (none is known to have been applied or not). The
+ * batch goes out at the end of the turn (`setImmediate`), so a lone call
+ * waits for nothing but the turn it was made in.
+ *
+ * @example
+ * ```ts
+ * const writes = new TurnBatches({ maxBatch: 256, send: (items) => store.writeAll(items) });
+ * const [a, b] = await Promise.all([writes.add(first), writes.add(second)]); // one call for both
+ * ```
+ */
+export class TurnBatches<T, R> {
+  readonly #options: TurnBatchOptions<T, R>;
+  #pending: Pending<T, R>[] = [];
+
+  /**
+   * @param options The largest call, what must not share one, and how a call is sent.
+   */
+  constructor(options: TurnBatchOptions<T, R>) {
+    this.#options = options;
+  }
+
+  /**
+   * Adds `item` to this turn's batch.
+   *
+   * @param item What to send.
+   * @returns Its answer, once its call has been answered.
+   */
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      if (this.#pending.length === 0) setImmediate(() => this.#flush());
+      this.#pending.push({ item, resolve, reject });
+    });
+  }
+
+  #flush(): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    for (const call of this.#calls(pending)) this.#send(call);
+  }
+
+  /** The turn's items in calls: by group, at most `maxBatch` each, no id twice in one. */
+  #calls(pending: readonly Pending<T, R>[]): Pending<T, R>[][] {
+    const { maxBatch, groupOf, idOf } = this.#options;
+    const groups = new Map<unknown, Call<T, R>[]>();
+    for (const entry of pending) {
+      const group = groupOf?.(entry.item);
+      let calls = groups.get(group);
+      if (calls === undefined) groups.set(group, (calls = []));
+      const id = idOf?.(entry.item);
+      // The last call, or a new one: the calls of a turn go out together, in no order among themselves.
+      let call = calls.at(-1);
+      if (call === undefined || call.pending.length >= maxBatch || (id !== undefined && call.ids.has(id))) {
+        calls.push((call = { pending: [], ids: new Set() }));
+      }
+      call.pending.push(entry);
+      if (id !== undefined) call.ids.add(id);
+    }
+    return [...groups.values()].flatMap((calls) => calls.map(({ pending }) => pending));
+  }
+
+  #send(call: readonly Pending<T, R>[]): void {
+    this.#options.send(call.map(({ item }) => item)).then(
+      (answers) => call.forEach(({ resolve }, i) => resolve(answers[i])),
+      (error: unknown) => call.forEach(({ reject }) => reject(error)),
+    );
+  }
+}
