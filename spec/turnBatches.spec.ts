@@ -66,6 +66,41 @@ describe('TurnBatches', () => {
     expect(calls).toEqual([['a1', 'b1'], ['a2', 'c1'], ['a3']]);
   });
 
+  it('sends the call of an id’s second item once the call of its first has been answered, even with an error', async () => {
+    const sent: string[][] = [];
+    let answerFirst: (() => void) | undefined;
+    const batches = new TurnBatches<Item, string>({
+      maxBatch: 100,
+      idOf: ({ id }) => id.slice(0, 1),
+      send: (items) => {
+        sent.push(items.map(({ id }) => id));
+        if (sent.length > 1) return Promise.resolve(items.map(({ id }) => id));
+        return new Promise((_, reject) => (answerFirst = () => reject(new Error('first failed'))));
+      },
+    });
+
+    const first = batches.add(item('a1')).catch((error: Error) => error.message);
+    const second = batches.add(item('a2'));
+    // The batch went out at the end of the turn the items were added in: the second call would have gone with it.
+    await new Promise(setImmediate);
+    expect(sent).toEqual([['a1']]);
+    answerFirst!();
+
+    expect(await Promise.all([first, second])).toEqual(['first failed', 'a2']);
+    expect(sent).toEqual([['a1'], ['a2']]);
+  });
+
+  it('fails the items of a call whose send throws', async () => {
+    const batches = new TurnBatches<Item, string>({
+      maxBatch: 100,
+      send: () => {
+        throw new Error('refused at once');
+      },
+    });
+
+    await expect(batches.add(item('a'))).rejects.toThrow('refused at once');
+  });
+
   it('fails every item of a failed call with its error, and only those', async () => {
     const { batches } = recorded({ maxBatch: 2, fail: (items) => items[0].id === 'c' });
 

@@ -9,6 +9,7 @@ import { reconnectDelay } from './reconnectDelay.js';
 import { CLUSTER_URL_FORMS, parseClusterUrl } from './storeUrl.js';
 import { decodeRecord, encodeRecord, recordLayout, type RecordLayout } from './recordLayout.js';
 import type { CasOutcome, Generational, RecordChange, RecordKind, RecordStore, Versioned } from './store.js';
+import { TurnBatches } from './turnBatches.js';
 
 /**
  * Options of {@link openEtcdStore}.
@@ -42,6 +43,27 @@ export interface EtcdStoreOptions {
  */
 export const DEFAULT_ETCD_PORT = 2379;
 
+/**
+ * At most this many compare-and-sets in one transaction: etcd refuses more
+ * than 128 operations of a kind in one (`--max-txn-ops`).
+ */
+const MAX_BATCH = 64;
+
+/** A value longer than this (characters of JSON) is written in a transaction of its own. */
+const LARGE_VALUE = 8 * 1024;
+
+/** One compare-and-set, its key and value encoded: `expected` null for a key that must be absent. */
+interface CasWrite {
+  readonly name: string;
+  readonly json: string;
+  readonly expected: number | null;
+}
+
+/** The compare of a write: its key's mod revision is the one expected, or it has none (absent). */
+function compareOf({ expected }: CasWrite): ['Create' | 'Mod', '==', number] {
+  return [expected === null ? 'Create' : 'Mod', '==', expected ?? 0];
+}
+
 /** The deadline of a write to a cluster: far above a write's round trip, well below a member's timeout. */
 const CLUSTER_WRITE_DEADLINE_MS = 1000;
 
@@ -51,6 +73,8 @@ const CLUSTER_WRITE_DEADLINE_MS = 1000;
  *
  * A record's version is its key's mod revision, and compare-and-set is a
  * transaction comparing it (`Create == 0` for a record that must not exist).
+ * The compare-and-sets made in one turn of the event loop go in one
+ * transaction (up to 64), or each in its own when one of them is refused.
  * The change feed is one etcd watch on `/<prefix>/`, started at the revision
  * right after the first read so that nothing falls between the two. After
  * a reconnect `etcd3` resumes the watch from the last revision it received,
@@ -126,6 +150,15 @@ class EtcdStore implements RecordStore {
   readonly #client: Etcd3;
   readonly #handovers = new HandoverFeed();
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
+  /** Compare-and-sets made in one turn, one transaction for each batch (see {@link EtcdStore.#compareAndSetAll}). */
+  readonly #writes = new TurnBatches<CasWrite, number | undefined>({
+    maxBatch: MAX_BATCH,
+    // A large value goes alone: a batch stays well within etcd's request size (1.5 MiB by default).
+    groupOf: (write) => (write.json.length > LARGE_VALUE ? write : undefined),
+    // etcd refuses a transaction that puts one key twice.
+    idOf: ({ name }) => name,
+    send: (writes) => this.#compareAndSetAll(writes),
+  });
   /** The key a handover is put to; not a record, so neither the feed nor a re-read shows it. */
   readonly #handoverKey: string;
   #watcher: Watcher | undefined;
@@ -176,12 +209,39 @@ class EtcdStore implements RecordStore {
   ): Promise<CasOutcome> {
     this.#assertOpen('compareAndSet');
     const name = this.#layout.keyOf(kind, key);
-    const json = encodeRecord(value, this.url, name);
-    const { succeeded, header } = await this.#client
-      .if(name, expected === null ? 'Create' : 'Mod', '==', expected ?? 0)
-      .then(this.#client.put(name).value(json))
-      .commit();
-    return succeeded ? { ok: true, version: Number(header.revision) } : { ok: false, reason: 'conflict' };
+    const version = await this.#writes.add({ name, json: encodeRecord(value, this.url, name), expected });
+    return version === undefined ? { ok: false, reason: 'conflict' } : { ok: true, version };
+  }
+
+  /**
+   * Compare-and-sets `writes` (no key twice) in one transaction when every
+   * one of them would be applied: its compares are all of theirs, its puts
+   * all of theirs, and each record's version is the transaction's revision.
+   * When one compare fails, nothing is written, and each write is tried in
+   * a transaction of its own, at once: a leader's batch rarely meets a
+   * conflict, and each write must be applied or refused on its own.
+   *
+   * @returns The version each write made, undefined where it was refused.
+   */
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(number | undefined)[]> {
+    if (writes.length > 1) {
+      const [first, ...others] = writes;
+      let txn = this.#client.if(first.name, ...compareOf(first));
+      for (const write of others) txn = txn.and(write.name, ...compareOf(write));
+      const { succeeded, header } = await txn
+        .then(...writes.map(({ name, json }) => this.#client.put(name).value(json)))
+        .commit();
+      if (succeeded) return writes.map(() => Number(header.revision));
+    }
+    return Promise.all(
+      writes.map(async (write) => {
+        const { succeeded, header } = await this.#client
+          .if(write.name, ...compareOf(write))
+          .then(this.#client.put(write.name).value(write.json))
+          .commit();
+        return succeeded ? Number(header.revision) : undefined;
+      }),
+    );
   }
 
   async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {

@@ -18,8 +18,10 @@ export interface TurnBatchOptions<T, R> {
   /**
    * Two items of one id never share a call: a statement that would write
    * one row twice at once (PostgreSQL's `UPDATE ... FROM`) says nothing
-   * certain about which write it made. Such an item starts another call,
-   * sent beside the first, as two calls made at once would be.
+   * certain about which write it made, and etcd refuses a transaction that
+   * puts one key twice. Such an item starts another call, sent once the one
+   * before it in the group has been answered: the items of one id go out in
+   * the order they were added.
    * @default no two items alike
    */
   readonly idOf?: (item: T) => string;
@@ -33,10 +35,14 @@ interface Pending<T, R> {
   readonly reject: (error: unknown) => void;
 }
 
-/** One call being filled: its items and, when ids matter, theirs. */
+/** One call being filled: its items, their ids, and the call it must wait for. */
 interface Call<T, R> {
   readonly pending: Pending<T, R>[];
   readonly ids: Set<string>;
+  /** The call before it in its group, when an id of this one is in that one. */
+  readonly after?: Call<T, R>;
+  /** Settles once the call has been answered, either way. */
+  answered?: Promise<unknown>;
 }
 
 /**
@@ -82,11 +88,13 @@ export class TurnBatches<T, R> {
   #flush(): void {
     const pending = this.#pending;
     this.#pending = [];
-    for (const call of this.#calls(pending)) this.#send(call);
+    for (const call of this.#calls(pending)) {
+      call.answered = call.after === undefined ? this.#send(call) : call.after.answered!.then(() => this.#send(call));
+    }
   }
 
   /** The turn's items in calls: by group, at most `maxBatch` each, no id twice in one. */
-  #calls(pending: readonly Pending<T, R>[]): Pending<T, R>[][] {
+  #calls(pending: readonly Pending<T, R>[]): Call<T, R>[] {
     const { maxBatch, groupOf, idOf } = this.#options;
     const groups = new Map<unknown, Call<T, R>[]>();
     for (const entry of pending) {
@@ -96,19 +104,24 @@ export class TurnBatches<T, R> {
       const id = idOf?.(entry.item);
       // The last call, or a new one: the calls of a turn go out together, in no order among themselves.
       let call = calls.at(-1);
-      if (call === undefined || call.pending.length >= maxBatch || (id !== undefined && call.ids.has(id))) {
+      if (call !== undefined && id !== undefined && call.ids.has(id)) {
+        calls.push((call = { pending: [], ids: new Set(), after: call }));
+      } else if (call === undefined || call.pending.length >= maxBatch) {
         calls.push((call = { pending: [], ids: new Set() }));
       }
       call.pending.push(entry);
       if (id !== undefined) call.ids.add(id);
     }
-    return [...groups.values()].flatMap((calls) => calls.map(({ pending }) => pending));
+    return [...groups.values()].flat();
   }
 
-  #send(call: readonly Pending<T, R>[]): void {
-    this.#options.send(call.map(({ item }) => item)).then(
-      (answers) => call.forEach(({ resolve }, i) => resolve(answers[i])),
-      (error: unknown) => call.forEach(({ reject }) => reject(error)),
+  /** Sends one call; settles once its items have their answers (or its error). */
+  #send({ pending }: Call<T, R>): Promise<void> {
+    // A send that throws fails its call, as one that rejects does.
+    const sent = new Promise<readonly R[]>((resolve) => resolve(this.#options.send(pending.map(({ item }) => item))));
+    return sent.then(
+      (answers) => pending.forEach(({ resolve }, i) => resolve(answers[i])),
+      (error: unknown) => pending.forEach(({ reject }) => reject(error)),
     );
   }
 }
