@@ -138,7 +138,7 @@ describe('postgres store', () => {
     });
   });
 
-  describe('compare-and-sets made in one turn', () => {
+  describe('writes made in one turn', () => {
     let store: RecordStore;
     let admin: Client;
 
@@ -167,7 +167,7 @@ describe('postgres store', () => {
       return kinds;
     }
 
-    it('go out as one statement, each applied or refused on its own; a record written twice starts a second one', async () => {
+    it('compare-and-sets go out as one statement, each applied or refused on its own; a record written twice starts a second one', async () => {
       const a = await store.put('spec', 'a', spec(1));
       const b = await store.put('spec', 'b', spec(1));
       const awkward = spec(1, 'quotes " and \\ backslashes, {braces, commas}, NULL, é ✓\n');
@@ -199,7 +199,23 @@ describe('postgres store', () => {
       expect(counted).toEqual({ WITH: 2 });
     });
 
-    it('go out in statements of at most 256', async () => {
+    it('puts too: one statement, and of a record put twice, the later value stands', async () => {
+      await admin.query('SELECT pg_stat_statements_reset()');
+
+      const [x, y, again] = await Promise.all([
+        store.put('spec', 'x', spec(1)),
+        store.put('status', 'y', spec(1, 'quotes " and \\ backslashes')),
+        store.put('spec', 'x', spec(2)),
+      ]);
+
+      // x's second put starts another statement, sent once the first has been answered.
+      expect(await statements()).toEqual({ INSERT: 2 });
+      expect(again).toBeGreaterThan(x);
+      expect(await store.get('spec', 'x')).toEqual({ value: spec(2), version: again });
+      expect(await store.get('status', 'y')).toEqual({ value: spec(1, 'quotes " and \\ backslashes'), version: y });
+    });
+
+    it('go out in statements of at most 256 writes', async () => {
       const keys = Array.from({ length: 300 }, (_, i) => `many-${i}`);
       await admin.query('SELECT pg_stat_statements_reset()');
 

@@ -175,19 +175,26 @@ DO $$ BEGIN
 END $$;`;
 }
 
-/**
- * At most this many compare-and-sets in one statement: its rows are locked
- * until it commits, and its notifications go out together at the commit.
- */
-const MAX_BATCH = 256;
-
-/** One compare-and-set, its value encoded: `expected` null for a record that must be absent. */
-interface CasWrite {
+/** One record to write, its value encoded. */
+interface RecordWrite {
   readonly kind: RecordKind;
   readonly key: string;
   readonly json: string;
+}
+
+/** One compare-and-set: `expected` null for a record that must be absent. */
+interface CasWrite extends RecordWrite {
   readonly expected: number | null;
 }
+
+/**
+ * How the writes of one turn share statements: at most 256 in one (its rows
+ * are locked until it commits, and its notifications go out together at the
+ * commit), and never one record twice (an `UPDATE ... FROM` that joins a row
+ * twice updates it once, with either; an `INSERT ... ON CONFLICT DO UPDATE`
+ * refuses to).
+ */
+const BATCHES = { maxBatch: 256, idOf: ({ kind, key }: RecordWrite) => recordId({ kind, key }) };
 
 /** What the trigger sends. */
 interface Notification {
@@ -220,10 +227,11 @@ class PostgresStore implements RecordStore {
   readonly #handovers = new HandoverFeed();
   /** Compare-and-sets made in one turn, one statement for each batch (see {@link PostgresStore.#compareAndSetAll}). */
   readonly #writes = new TurnBatches<CasWrite, number | undefined>({
-    maxBatch: MAX_BATCH,
-    idOf: ({ kind, key }) => recordId({ kind, key }),
+    ...BATCHES,
     send: (writes) => this.#compareAndSetAll(writes),
   });
+  /** Puts made in one turn, one statement for each batch (see {@link PostgresStore.#putAll}). */
+  readonly #puts = new TurnBatches<RecordWrite, number>({ ...BATCHES, send: (writes) => this.#putAll(writes) });
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #listener: Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -290,15 +298,7 @@ class PostgresStore implements RecordStore {
 
   async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {
     this.#assertOpen('put');
-    const json = encodeRecord(value, this.url, recordId({ kind, key }));
-    // EXCLUDED.version is the proposed row's default: a fresh number from the sequence.
-    const version = await this.#returningVersion(
-      `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
-       ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version
-       RETURNING version`,
-      [kind, key, json],
-    );
-    return version as number;
+    return this.#puts.add({ kind, key, json: encodeRecord(value, this.url, recordId({ kind, key })) });
   }
 
   async delete(kind: RecordKind, key: string): Promise<void> {
@@ -546,6 +546,33 @@ class PostgresStore implements RecordStore {
     const versions = new Array<number | undefined>(writes.length).fill(undefined);
     for (const { i, version } of rows) versions[i] = Number(version);
     return versions;
+  }
+
+  /**
+   * Puts `writes` (no record twice) in one statement: an `INSERT ... ON
+   * CONFLICT DO UPDATE` of the batch, `unnest`ed. One write alone takes the
+   * plain statement.
+   *
+   * @returns The version of each write.
+   */
+  async #putAll(writes: readonly RecordWrite[]): Promise<number[]> {
+    // EXCLUDED.version is the proposed row's default: a fresh number from the sequence.
+    const upsert = `ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version`;
+    if (writes.length === 1) {
+      const [{ kind, key, json }] = writes;
+      const version = await this.#returningVersion(
+        `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb) ${upsert} RETURNING version`,
+        [kind, key, json],
+      );
+      return [version!];
+    }
+    const { rows } = await this.#pool.query<{ kind: RecordKind; key: string; version: string }>(
+      `INSERT INTO ${this.#table} (kind, key, value)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ${upsert} RETURNING kind, key, version`,
+      [writes.map(({ kind }) => kind), writes.map(({ key }) => key), writes.map(({ json }) => json)],
+    );
+    const versions = new Map(rows.map(({ kind, key, version }) => [recordId({ kind, key }), Number(version)]));
+    return writes.map(({ kind, key }) => versions.get(recordId({ kind, key }))!);
   }
 
   async #returningVersion(sql: string, params: unknown[]): Promise<number | undefined> {
