@@ -90,6 +90,34 @@ describe('TurnBatches', () => {
     expect(sent).toEqual([['a1'], ['a2']]);
   });
 
+  it('sends the call of a repeated id once every call before it in the group has been answered', async () => {
+    const sent: string[][] = [];
+    const answers: (() => void)[] = [];
+    const batches = new TurnBatches<Item, string>({
+      maxBatch: 2,
+      idOf: ({ id }) => id.slice(0, 1),
+      send: (items) => {
+        sent.push(items.map(({ id }) => id));
+        return new Promise((resolve) => answers.push(() => resolve(items.map(({ id }) => id))));
+      },
+    });
+    const nextTurn = () => new Promise(setImmediate);
+
+    // a1 b1 fill a call, c1 starts another beside it; a2 must wait for both, whichever holds a1.
+    const all = Promise.all(['a1', 'b1', 'c1', 'a2'].map((id) => batches.add(item(id))));
+    await nextTurn();
+    expect(sent).toEqual([['a1', 'b1'], ['c1']]);
+    answers[1]();
+    await nextTurn();
+    expect(sent).toEqual([['a1', 'b1'], ['c1']]);
+    answers[0]();
+    await nextTurn();
+    expect(sent).toEqual([['a1', 'b1'], ['c1'], ['a2']]);
+    answers[2]();
+
+    expect(await all).toEqual(['a1', 'b1', 'c1', 'a2']);
+  });
+
   it('fails the items of a call whose send throws', async () => {
     const batches = new TurnBatches<Item, string>({
       maxBatch: 100,

@@ -19,9 +19,9 @@ export interface TurnBatchOptions<T, R> {
    * Two items of one id never share a call: a statement that would write
    * one row twice at once (PostgreSQL's `UPDATE ... FROM`) says nothing
    * certain about which write it made, and etcd refuses a transaction that
-   * puts one key twice. Such an item starts another call, sent once the one
-   * before it in the group has been answered: the items of one id go out in
-   * the order they were added.
+   * puts one key twice. Such an item starts another call, sent once the
+   * calls before it in the group have been answered: the items of one id go
+   * out in the order they were added.
    * @default no two items alike
    */
   readonly idOf?: (item: T) => string;
@@ -35,14 +35,19 @@ interface Pending<T, R> {
   readonly reject: (error: unknown) => void;
 }
 
-/** One call being filled: its items, their ids, and the call it must wait for. */
+/** One call being filled: its items, and the calls it must wait for. */
 interface Call<T, R> {
   readonly pending: Pending<T, R>[];
-  readonly ids: Set<string>;
-  /** The call before it in its group, when an id of this one is in that one. */
-  readonly after?: Call<T, R>;
+  /** The calls of its group that hold an earlier item of an id it holds (and those beside them). */
+  readonly after: readonly Call<T, R>[];
   /** Settles once the call has been answered, either way. */
   answered?: Promise<unknown>;
+}
+
+/** The calls of one group, and the ids of the items added since the last call that waits for the others. */
+interface Group<T, R> {
+  readonly calls: Call<T, R>[];
+  ids: Set<string>;
 }
 
 /**
@@ -89,30 +94,41 @@ export class TurnBatches<T, R> {
     const pending = this.#pending;
     this.#pending = [];
     for (const call of this.#calls(pending)) {
-      call.answered = call.after === undefined ? this.#send(call) : call.after.answered!.then(() => this.#send(call));
+      call.answered =
+        call.after.length === 0
+          ? this.#send(call)
+          : // The calls it waits for come before it: they are sent, or waiting, already.
+            Promise.all(call.after.map(({ answered }) => answered!)).then(() => this.#send(call));
     }
   }
 
-  /** The turn's items in calls: by group, at most `maxBatch` each, no id twice in one. */
+  /**
+   * The turn's items in calls: by group, at most `maxBatch` each. An item
+   * whose id came before in its group starts a call that waits for every
+   * call of the group made so far, and the calls after it wait as it does:
+   * so one id's items go out in the order they were added, never two in one
+   * call, and without a repeated id every call goes out at once.
+   */
   #calls(pending: readonly Pending<T, R>[]): Call<T, R>[] {
     const { maxBatch, groupOf, idOf } = this.#options;
-    const groups = new Map<unknown, Call<T, R>[]>();
+    const groups = new Map<unknown, Group<T, R>>();
     for (const entry of pending) {
-      const group = groupOf?.(entry.item);
-      let calls = groups.get(group);
-      if (calls === undefined) groups.set(group, (calls = []));
+      const key = groupOf?.(entry.item);
+      let group = groups.get(key);
+      if (group === undefined) groups.set(key, (group = { calls: [], ids: new Set() }));
+      const { calls } = group;
       const id = idOf?.(entry.item);
-      // The last call, or a new one: the calls of a turn go out together, in no order among themselves.
       let call = calls.at(-1);
-      if (call !== undefined && id !== undefined && call.ids.has(id)) {
-        calls.push((call = { pending: [], ids: new Set(), after: call }));
+      if (id !== undefined && group.ids.has(id)) {
+        calls.push((call = { pending: [], after: [...calls] }));
+        group.ids = new Set();
       } else if (call === undefined || call.pending.length >= maxBatch) {
-        calls.push((call = { pending: [], ids: new Set() }));
+        calls.push((call = { pending: [], after: call?.after ?? [] }));
       }
       call.pending.push(entry);
-      if (id !== undefined) call.ids.add(id);
+      if (id !== undefined) group.ids.add(id);
     }
-    return [...groups.values()].flat();
+    return [...groups.values()].flatMap(({ calls }) => calls);
   }
 
   /** Sends one call; settles once its items have their answers (or its error). */
