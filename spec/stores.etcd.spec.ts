@@ -63,15 +63,21 @@ describe('etcd store, compare-and-sets made in one turn', () => {
     const outcomes = await Promise.all([
       store.compareAndSet('spec', 'c', spec(2), c - 1),
       store.compareAndSet('spec', 'd', spec(1), null),
-      store.compareAndSet('spec', 'c', spec(3), null),
+      store.compareAndSet('spec', 'f', spec(1), null),
     ]);
 
     // The batch's transaction, refused whole, then one for each.
     expect(await transactions()).toBe(before + 4);
-    expect(outcomes[0]).toEqual({ ok: false, reason: 'conflict' });
-    expect(outcomes[2]).toEqual({ ok: false, reason: 'conflict' });
-    expect(outcomes[1]).toEqual({ ok: true, version: expect.any(Number) });
+    expect(outcomes).toEqual([
+      { ok: false, reason: 'conflict' },
+      { ok: true, version: expect.any(Number) },
+      { ok: true, version: expect.any(Number) },
+    ]);
     expect(await store.get('spec', 'c')).toEqual({ value: spec(1), version: c });
+    expect(await store.get('spec', 'f')).toEqual({
+      value: spec(1),
+      version: (outcomes[2] as { version: number }).version,
+    });
   });
 
   it('never put one key twice in a transaction: the second write of a key waits for the first', async () => {

@@ -215,6 +215,24 @@ describe('postgres store', () => {
       expect(await store.get('status', 'y')).toEqual({ value: spec(1, 'quotes " and \\ backslashes'), version: y });
     });
 
+    it('go each alone when the server refuses the batch: a value it cannot store fails only its own write', async () => {
+      await admin.query('SELECT pg_stat_statements_reset()');
+
+      // jsonb refuses the escape \u0000: its write fails, and the two beside it stand.
+      const settled = await Promise.allSettled([
+        store.compareAndSet('spec', 'before-bad', spec(1), null),
+        store.compareAndSet('spec', 'bad', spec(1, 'nul \u0000 inside'), null),
+        store.compareAndSet('spec', 'after-bad', spec(1), null),
+      ]);
+
+      // The batch's statement was refused, then each went alone: pg_stat_statements counts what completed.
+      expect(await statements()).toEqual({ INSERT: 2 });
+      expect(settled.map(({ status }) => status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect(await store.get('spec', 'before-bad')).toEqual({ value: spec(1), version: expect.any(Number) });
+      expect(await store.get('spec', 'after-bad')).toEqual({ value: spec(1), version: expect.any(Number) });
+      expect(await store.get('spec', 'bad')).toBeUndefined();
+    });
+
     it('go out in statements of at most 256 writes', async () => {
       const keys = Array.from({ length: 300 }, (_, i) => `many-${i}`);
       await admin.query('SELECT pg_stat_statements_reset()');

@@ -49,6 +49,30 @@ describe('TurnBatches', () => {
     expect(calls).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
   });
 
+  it('puts at most maxSize of sizeOf in a call, and an item heavier than that alone', async () => {
+    const { batches, calls } = recorded({ maxSize: 10, sizeOf: ({ id }) => Number(id.slice(1)) });
+
+    await Promise.all(['a4', 'b5', 'c3', 'd20', 'e1'].map((id) => batches.add(item(id))));
+
+    expect(calls).toEqual([['a4', 'b5'], ['c3'], ['d20'], ['e1']]);
+  });
+
+  it('settles each item alone when the call answers it with a promise of its own', async () => {
+    const batches = new TurnBatches<Item, string>({
+      maxBatch: 100,
+      send: async (items) =>
+        items.map(({ id }) => (id === 'b' ? Promise.reject(new Error('b alone failed')) : Promise.resolve(`${id}!`))),
+    });
+
+    const settled = await Promise.allSettled(['a', 'b', 'c'].map((id) => batches.add(item(id))));
+
+    expect(settled.map((each) => (each.status === 'fulfilled' ? each.value : (each.reason as Error).message))).toEqual([
+      'a!',
+      'b alone failed',
+      'c!',
+    ]);
+  });
+
   it('never mixes groups in a call', async () => {
     const { batches, calls } = recorded({ groupOf: ({ group }) => group });
 

@@ -49,8 +49,12 @@ export const DEFAULT_ETCD_PORT = 2379;
  */
 const MAX_BATCH = 64;
 
-/** A value longer than this (characters of JSON) is written in a transaction of its own. */
-const LARGE_VALUE = 8 * 1024;
+/**
+ * At most this many bytes of keys and values in one transaction, far below
+ * etcd's request limit (1.5 MiB by default); a write heavier than that goes
+ * alone.
+ */
+const MAX_BATCH_BYTES = 512 * 1024;
 
 /** One compare-and-set, its key and value encoded: `expected` null for a key that must be absent. */
 interface CasWrite {
@@ -153,8 +157,9 @@ class EtcdStore implements RecordStore {
   /** Compare-and-sets made in one turn, one transaction for each batch (see {@link EtcdStore.#compareAndSetAll}). */
   readonly #writes = new TurnBatches<CasWrite, number | undefined>({
     maxBatch: MAX_BATCH,
-    // A large value goes alone: a batch stays well within etcd's request size (1.5 MiB by default).
-    groupOf: (write) => (write.json.length > LARGE_VALUE ? write : undefined),
+    // Each key twice (its compare and its put) and its value: within etcd's request size, 1.5 MiB by default.
+    maxSize: MAX_BATCH_BYTES,
+    sizeOf: ({ name, json }) => 2 * Buffer.byteLength(name) + Buffer.byteLength(json),
     // etcd refuses a transaction that puts one key twice.
     idOf: ({ name }) => name,
     send: (writes) => this.#compareAndSetAll(writes),
@@ -218,30 +223,30 @@ class EtcdStore implements RecordStore {
    * one of them would be applied: its compares are all of theirs, its puts
    * all of theirs, and each record's version is the transaction's revision.
    * When one compare fails, nothing is written, and each write is tried in
-   * a transaction of its own, at once: a leader's batch rarely meets a
-   * conflict, and each write must be applied or refused on its own.
+   * a transaction of its own, at once, and answered on its own: a leader's
+   * batch rarely meets a conflict, and each write must be applied or
+   * refused as if alone.
    *
    * @returns The version each write made, undefined where it was refused.
    */
-  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(number | undefined)[]> {
-    if (writes.length > 1) {
-      const [first, ...others] = writes;
-      let txn = this.#client.if(first.name, ...compareOf(first));
-      for (const write of others) txn = txn.and(write.name, ...compareOf(write));
-      const { succeeded, header } = await txn
-        .then(...writes.map(({ name, json }) => this.#client.put(name).value(json)))
-        .commit();
-      if (succeeded) return writes.map(() => Number(header.revision));
-    }
-    return Promise.all(
-      writes.map(async (write) => {
-        const { succeeded, header } = await this.#client
-          .if(write.name, ...compareOf(write))
-          .then(this.#client.put(write.name).value(write.json))
-          .commit();
-        return succeeded ? Number(header.revision) : undefined;
-      }),
-    );
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(Promise<number | undefined> | number | undefined)[]> {
+    if (writes.length === 1) return [await this.#compareAndSetOne(writes[0])];
+    const [first, ...others] = writes;
+    let txn = this.#client.if(first.name, ...compareOf(first));
+    for (const write of others) txn = txn.and(write.name, ...compareOf(write));
+    const { succeeded, header } = await txn
+      .then(...writes.map(({ name, json }) => this.#client.put(name).value(json)))
+      .commit();
+    if (succeeded) return writes.map(() => Number(header.revision));
+    return writes.map((write) => this.#compareAndSetOne(write));
+  }
+
+  async #compareAndSetOne(write: CasWrite): Promise<number | undefined> {
+    const { succeeded, header } = await this.#client
+      .if(write.name, ...compareOf(write))
+      .then(this.#client.put(write.name).value(write.json))
+      .commit();
+    return succeeded ? Number(header.revision) : undefined;
   }
 
   async put<T extends Generational>(kind: RecordKind, key: string, value: T): Promise<number> {

@@ -196,6 +196,28 @@ interface CasWrite extends RecordWrite {
  */
 const BATCHES = { maxBatch: 256, idOf: ({ kind, key }: RecordWrite) => recordId({ kind, key }) };
 
+/** A put: EXCLUDED.version is the proposed row's default, a fresh number from the sequence. */
+const UPSERT = 'ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version';
+
+/**
+ * The writes of a batch sorted by record, each with its place in the
+ * batch: statements of two replicas that write the same records then lock
+ * their rows in one order, and do not deadlock each other.
+ */
+function inRecordOrder<W extends RecordWrite>(writes: readonly W[]): { readonly i: number; readonly write: W }[] {
+  const ids = writes.map(({ kind, key }) => recordId({ kind, key }));
+  return writes
+    .map((write, i) => ({ i, write }))
+    .sort((a, b) => (ids[a.i] < ids[b.i] ? -1 : ids[a.i] > ids[b.i] ? 1 : 0));
+}
+
+/** An error the server answered with (SQLSTATE and severity): its statement was rolled back. */
+function isServerError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, severity } = error as { code?: unknown; severity?: unknown };
+  return typeof code === 'string' && typeof severity === 'string';
+}
+
 /** What the trigger sends. */
 interface Notification {
   readonly kind: RecordKind;
@@ -495,84 +517,114 @@ class PostgresStore implements RecordStore {
   /**
    * Compare-and-sets `writes` (no record twice) in one statement, each on
    * its own: `UPDATE ... FROM` the batch for the records expected at a
-   * version, `INSERT ... ON CONFLICT DO NOTHING` for those expected absent.
-   * One write alone takes the plain statement of its kind.
+   * version, `INSERT ... ON CONFLICT DO NOTHING` for those expected absent,
+   * in the order of their records (see {@link inRecordOrder}). One write
+   * alone takes the plain statement of its kind; when the server refuses
+   * the batch's statement, each write goes alone ({@link PostgresStore.#eachAlone}).
    *
    * @returns The version each write made, undefined where it was refused.
    */
-  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(number | undefined)[]> {
-    if (writes.length === 1) {
-      const [{ kind, key, json, expected }] = writes;
-      return [
-        expected === null
-          ? await this.#returningVersion(
-              `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
-               ON CONFLICT (kind, key) DO NOTHING RETURNING version`,
-              [kind, key, json],
-            )
-          : await this.#returningVersion(
-              `UPDATE ${this.#table} SET value = $3::jsonb, version = nextval('${this.#table}_version')
-               WHERE kind = $1 AND key = $2 AND version = $4 RETURNING version`,
-              [kind, key, json, expected],
-            ),
-      ];
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(Promise<number | undefined> | number | undefined)[]> {
+    if (writes.length === 1) return [await this.#compareAndSetOne(writes[0])];
+    const batch = inRecordOrder(writes);
+    let rows: { i: number; version: string }[];
+    try {
+      ({ rows } = await this.#pool.query<{ i: number; version: string }>(
+        `WITH batch AS (
+           SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
+             AS batch (i, kind, key, value, expected)
+         ), updated AS (
+           UPDATE ${this.#table} AS r SET value = batch.value, version = nextval('${this.#table}_version')
+           FROM batch WHERE batch.expected IS NOT NULL
+             AND r.kind = batch.kind AND r.key = batch.key AND r.version = batch.expected
+           RETURNING batch.i, r.version
+         ), inserted AS (
+           INSERT INTO ${this.#table} (kind, key, value)
+           SELECT kind, key, value FROM batch WHERE expected IS NULL
+           ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key, version
+         )
+         SELECT i, version FROM updated
+         UNION ALL
+         SELECT batch.i, inserted.version FROM inserted
+           JOIN batch ON batch.expected IS NULL AND batch.kind = inserted.kind AND batch.key = inserted.key`,
+        [
+          batch.map(({ i }) => i),
+          batch.map(({ write }) => write.kind),
+          batch.map(({ write }) => write.key),
+          batch.map(({ write }) => write.json),
+          batch.map(({ write }) => write.expected),
+        ],
+      ));
+    } catch (error) {
+      return this.#eachAlone(error, writes, (write) => this.#compareAndSetOne(write));
     }
-    const { rows } = await this.#pool.query<{ i: number; version: string }>(
-      `WITH batch AS (
-         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
-           AS batch (i, kind, key, value, expected)
-       ), updated AS (
-         UPDATE ${this.#table} AS r SET value = batch.value, version = nextval('${this.#table}_version')
-         FROM batch WHERE batch.expected IS NOT NULL
-           AND r.kind = batch.kind AND r.key = batch.key AND r.version = batch.expected
-         RETURNING batch.i, r.version
-       ), inserted AS (
-         INSERT INTO ${this.#table} (kind, key, value)
-         SELECT kind, key, value FROM batch WHERE expected IS NULL
-         ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key, version
-       )
-       SELECT i, version FROM updated
-       UNION ALL
-       SELECT batch.i, inserted.version FROM inserted
-         JOIN batch ON batch.expected IS NULL AND batch.kind = inserted.kind AND batch.key = inserted.key`,
-      [
-        writes.map((_, i) => i),
-        writes.map(({ kind }) => kind),
-        writes.map(({ key }) => key),
-        writes.map(({ json }) => json),
-        writes.map(({ expected }) => expected),
-      ],
-    );
     const versions = new Array<number | undefined>(writes.length).fill(undefined);
     for (const { i, version } of rows) versions[i] = Number(version);
     return versions;
   }
 
+  #compareAndSetOne({ kind, key, json, expected }: CasWrite): Promise<number | undefined> {
+    return expected === null
+      ? this.#returningVersion(
+          `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb)
+           ON CONFLICT (kind, key) DO NOTHING RETURNING version`,
+          [kind, key, json],
+        )
+      : this.#returningVersion(
+          `UPDATE ${this.#table} SET value = $3::jsonb, version = nextval('${this.#table}_version')
+           WHERE kind = $1 AND key = $2 AND version = $4 RETURNING version`,
+          [kind, key, json, expected],
+        );
+  }
+
   /**
    * Puts `writes` (no record twice) in one statement: an `INSERT ... ON
-   * CONFLICT DO UPDATE` of the batch, `unnest`ed. One write alone takes the
-   * plain statement.
+   * CONFLICT DO UPDATE` of the batch, `unnest`ed, in the order of their
+   * records. One write alone takes the plain statement; when the server
+   * refuses the batch's, each goes alone.
    *
    * @returns The version of each write.
    */
-  async #putAll(writes: readonly RecordWrite[]): Promise<number[]> {
-    // EXCLUDED.version is the proposed row's default: a fresh number from the sequence.
-    const upsert = `ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value, version = EXCLUDED.version`;
-    if (writes.length === 1) {
-      const [{ kind, key, json }] = writes;
-      const version = await this.#returningVersion(
-        `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb) ${upsert} RETURNING version`,
-        [kind, key, json],
-      );
-      return [version!];
+  async #putAll(writes: readonly RecordWrite[]): Promise<(Promise<number> | number)[]> {
+    if (writes.length === 1) return [await this.#putOne(writes[0])];
+    const batch = inRecordOrder(writes);
+    let rows: { kind: RecordKind; key: string; version: string }[];
+    try {
+      ({ rows } = await this.#pool.query<{ kind: RecordKind; key: string; version: string }>(
+        `INSERT INTO ${this.#table} (kind, key, value)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ${UPSERT} RETURNING kind, key, version`,
+        [
+          batch.map(({ write }) => write.kind),
+          batch.map(({ write }) => write.key),
+          batch.map(({ write }) => write.json),
+        ],
+      ));
+    } catch (error) {
+      return this.#eachAlone(error, writes, (write) => this.#putOne(write));
     }
-    const { rows } = await this.#pool.query<{ kind: RecordKind; key: string; version: string }>(
-      `INSERT INTO ${this.#table} (kind, key, value)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ${upsert} RETURNING kind, key, version`,
-      [writes.map(({ kind }) => kind), writes.map(({ key }) => key), writes.map(({ json }) => json)],
-    );
     const versions = new Map(rows.map(({ kind, key, version }) => [recordId({ kind, key }), Number(version)]));
     return writes.map(({ kind, key }) => versions.get(recordId({ kind, key }))!);
+  }
+
+  async #putOne({ kind, key, json }: RecordWrite): Promise<number> {
+    const version = await this.#returningVersion(
+      `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb) ${UPSERT} RETURNING version`,
+      [kind, key, json],
+    );
+    return version!;
+  }
+
+  /**
+   * After the server refused a batch's statement, which so wrote nothing:
+   * each write alone, answered on its own. A deadlock with another batch
+   * (PostgreSQL aborts one of the two after `deadlock_timeout`) or one
+   * write's value that the server refuses then fails no other write. An
+   * error that is not the server's answer (the connection lost: the
+   * statement may or may not have been applied) fails the batch.
+   */
+  #eachAlone<W, R>(error: unknown, writes: readonly W[], alone: (write: W) => Promise<R>): Promise<R>[] {
+    if (!isServerError(error)) throw error;
+    return writes.map(alone);
   }
 
   async #returningVersion(sql: string, params: unknown[]): Promise<number | undefined> {

@@ -10,6 +10,14 @@ export interface TurnBatchOptions<T, R> {
   /** At most this many items go out in one call. */
   readonly maxBatch: number;
   /**
+   * At most this much of `sizeOf` in one call (etcd's request size limit),
+   * but for an item heavier than that alone, which goes in a call of its own.
+   * @default no limit
+   */
+  readonly maxSize?: number;
+  /** The weight of an item against `maxSize` (bytes, say). */
+  readonly sizeOf?: (item: T) => number;
+  /**
    * Items of different groups never share a call (a Redis script's keys are
    * one target's); each group's calls take the group's first item's place.
    * @default every item in one group
@@ -25,22 +33,27 @@ export interface TurnBatchOptions<T, R> {
    * @default no two items alike
    */
   readonly idOf?: (item: T) => string;
-  /** Sends one call's items: resolves with each one's answer, in order, or rejects for all of them. */
-  readonly send: (items: readonly T[]) => Promise<readonly R[]>;
+  /**
+   * Sends one call's items: resolves with each one's answer, in order, or
+   * rejects for all of them. An answer may be a promise of its own, which
+   * settles its item alone (a call that fell back to one request per item).
+   */
+  readonly send: (items: readonly T[]) => Promise<readonly (R | PromiseLike<R>)[]>;
 }
 
 interface Pending<T, R> {
   readonly item: T;
-  readonly resolve: (answer: R) => void;
+  readonly resolve: (answer: R | PromiseLike<R>) => void;
   readonly reject: (error: unknown) => void;
 }
 
-/** One call being filled: its items, and the calls it must wait for. */
+/** One call being filled: its items, their size, and the calls it must wait for. */
 interface Call<T, R> {
   readonly pending: Pending<T, R>[];
+  size: number;
   /** The calls of its group that hold an earlier item of an id it holds (and those beside them). */
   readonly after: readonly Call<T, R>[];
-  /** Settles once the call has been answered, either way. */
+  /** Settles once each item of the call has its answer or its error. */
   answered?: Promise<unknown>;
 }
 
@@ -103,14 +116,14 @@ export class TurnBatches<T, R> {
   }
 
   /**
-   * The turn's items in calls: by group, at most `maxBatch` each. An item
+   * The turn's items in calls: by group, at most `maxBatch` and `maxSize` each. An item
    * whose id came before in its group starts a call that waits for every
    * call of the group made so far, and the calls after it wait as it does:
    * so one id's items go out in the order they were added, never two in one
    * call, and without a repeated id every call goes out at once.
    */
   #calls(pending: readonly Pending<T, R>[]): Call<T, R>[] {
-    const { maxBatch, groupOf, idOf } = this.#options;
+    const { maxBatch, maxSize = Infinity, sizeOf, groupOf, idOf } = this.#options;
     const groups = new Map<unknown, Group<T, R>>();
     for (const entry of pending) {
       const key = groupOf?.(entry.item);
@@ -118,25 +131,36 @@ export class TurnBatches<T, R> {
       if (group === undefined) groups.set(key, (group = { calls: [], ids: new Set() }));
       const { calls } = group;
       const id = idOf?.(entry.item);
+      const size = sizeOf?.(entry.item) ?? 0;
       let call = calls.at(-1);
       if (id !== undefined && group.ids.has(id)) {
-        calls.push((call = { pending: [], after: [...calls] }));
+        calls.push((call = { pending: [], size: 0, after: [...calls] }));
         group.ids = new Set();
-      } else if (call === undefined || call.pending.length >= maxBatch) {
-        calls.push((call = { pending: [], after: call?.after ?? [] }));
+      } else if (
+        call === undefined ||
+        call.pending.length >= maxBatch ||
+        (call.pending.length > 0 && call.size + size > maxSize)
+      ) {
+        calls.push((call = { pending: [], size: 0, after: call?.after ?? [] }));
       }
       call.pending.push(entry);
+      call.size += size;
       if (id !== undefined) group.ids.add(id);
     }
     return [...groups.values()].flatMap(({ calls }) => calls);
   }
 
-  /** Sends one call; settles once its items have their answers (or its error). */
+  /** Sends one call; settles once each of its items has its answer or its error. */
   #send({ pending }: Call<T, R>): Promise<void> {
     // A send that throws fails its call, as one that rejects does.
-    const sent = new Promise<readonly R[]>((resolve) => resolve(this.#options.send(pending.map(({ item }) => item))));
+    const sent = new Promise<readonly (R | PromiseLike<R>)[]>((resolve) =>
+      resolve(this.#options.send(pending.map(({ item }) => item))),
+    );
+    // Settled once every item is: a call that waits for this one waits for the answers sent item by item too.
     return sent.then(
-      (answers) => pending.forEach(({ resolve }, i) => resolve(answers[i])),
+      async (answers) => {
+        await Promise.all(pending.map(({ resolve, reject }, i) => Promise.resolve(answers[i]).then(resolve, reject)));
+      },
       (error: unknown) => pending.forEach(({ reject }) => reject(error)),
     );
   }
