@@ -57,11 +57,19 @@ describe('TurnBatches', () => {
     expect(calls).toEqual([['a4', 'b5'], ['c3'], ['d20'], ['e1']]);
   });
 
-  it('settles each item alone when the call answers it with a promise of its own', async () => {
+  it('sends the items of a call that send gives back one by one through sendOne, each answered alone', async () => {
+    const sent: string[][] = [];
     const batches = new TurnBatches<Item, string>({
       maxBatch: 100,
-      send: async (items) =>
-        items.map(({ id }) => (id === 'b' ? Promise.reject(new Error('b alone failed')) : Promise.resolve(`${id}!`))),
+      send: async (items) => {
+        sent.push(items.map(({ id }) => id));
+        return undefined;
+      },
+      sendOne: async ({ id }) => {
+        sent.push([id]);
+        if (id === 'b') throw new Error('b alone failed');
+        return `${id}!`;
+      },
     });
 
     const settled = await Promise.allSettled(['a', 'b', 'c'].map((id) => batches.add(item(id))));
@@ -71,6 +79,14 @@ describe('TurnBatches', () => {
       'b alone failed',
       'c!',
     ]);
+    expect(sent).toEqual([['a', 'b', 'c'], ['a'], ['b'], ['c']]);
+  });
+
+  it('sends an item alone in its call through sendOne, when there is one', async () => {
+    const { batches, calls } = recorded({ sendOne: async ({ id }) => `${id} alone` });
+
+    expect(await batches.add(item('a'))).toBe('a alone');
+    expect(calls).toEqual([]);
   });
 
   it('never mixes groups in a call', async () => {

@@ -163,6 +163,7 @@ class EtcdStore implements RecordStore {
     // etcd refuses a transaction that puts one key twice.
     idOf: ({ name }) => name,
     send: (writes) => this.#compareAndSetAll(writes),
+    sendOne: (write) => this.#compareAndSetOne(write),
   });
   /** The key a handover is put to; not a record, so neither the feed nor a re-read shows it. */
   readonly #handoverKey: string;
@@ -222,25 +223,24 @@ class EtcdStore implements RecordStore {
    * Compare-and-sets `writes` (no key twice) in one transaction when every
    * one of them would be applied: its compares are all of theirs, its puts
    * all of theirs, and each record's version is the transaction's revision.
-   * When one compare fails, nothing is written, and each write is tried in
-   * a transaction of its own, at once, and answered on its own: a leader's
-   * batch rarely meets a conflict, and each write must be applied or
-   * refused as if alone.
+   * When one compare fails, nothing is written, and the batch is given back:
+   * each write goes in a transaction of its own, at once, answered on its
+   * own (a leader's batch rarely meets a conflict, and each write must be
+   * applied or refused as if alone).
    *
-   * @returns The version each write made, undefined where it was refused.
+   * @returns The version each write made, or undefined when the transaction was refused.
    */
-  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(Promise<number | undefined> | number | undefined)[]> {
-    if (writes.length === 1) return [await this.#compareAndSetOne(writes[0])];
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<number[] | undefined> {
     const [first, ...others] = writes;
     let txn = this.#client.if(first.name, ...compareOf(first));
     for (const write of others) txn = txn.and(write.name, ...compareOf(write));
     const { succeeded, header } = await txn
       .then(...writes.map(({ name, json }) => this.#client.put(name).value(json)))
       .commit();
-    if (succeeded) return writes.map(() => Number(header.revision));
-    return writes.map((write) => this.#compareAndSetOne(write));
+    return succeeded ? writes.map(() => Number(header.revision)) : undefined;
   }
 
+  /** One compare-and-set in a transaction of its own: its version, undefined when refused. */
   async #compareAndSetOne(write: CasWrite): Promise<number | undefined> {
     const { succeeded, header } = await this.#client
       .if(write.name, ...compareOf(write))

@@ -1,4 +1,4 @@
-import type { Client, Pool } from 'pg';
+import type { Client, Pool, QueryResultRow } from 'pg';
 import type { Observable } from 'rxjs';
 import { describeValue } from '../internal/validate.js';
 import { ChangeFeed } from './changeFeed.js';
@@ -251,9 +251,14 @@ class PostgresStore implements RecordStore {
   readonly #writes = new TurnBatches<CasWrite, number | undefined>({
     ...BATCHES,
     send: (writes) => this.#compareAndSetAll(writes),
+    sendOne: (write) => this.#compareAndSetOne(write),
   });
   /** Puts made in one turn, one statement for each batch (see {@link PostgresStore.#putAll}). */
-  readonly #puts = new TurnBatches<RecordWrite, number>({ ...BATCHES, send: (writes) => this.#putAll(writes) });
+  readonly #puts = new TurnBatches<RecordWrite, number>({
+    ...BATCHES,
+    send: (writes) => this.#putAll(writes),
+    sendOne: (write) => this.#putOne(write),
+  });
   readonly #feed = new ChangeFeed(() => this.#handovers.reading(this.#readAll()));
   #listener: Client | undefined;
   #relistenTimer: ReturnType<typeof setTimeout> | undefined;
@@ -518,51 +523,46 @@ class PostgresStore implements RecordStore {
    * Compare-and-sets `writes` (no record twice) in one statement, each on
    * its own: `UPDATE ... FROM` the batch for the records expected at a
    * version, `INSERT ... ON CONFLICT DO NOTHING` for those expected absent,
-   * in the order of their records (see {@link inRecordOrder}). One write
-   * alone takes the plain statement of its kind; when the server refuses
-   * the batch's statement, each write goes alone ({@link PostgresStore.#eachAlone}).
+   * in the order of their records (see {@link inRecordOrder}).
    *
-   * @returns The version each write made, undefined where it was refused.
+   * @returns The version each write made (undefined where it was refused), or undefined when the server
+   *   refused the statement ({@link PostgresStore.#batchRows}).
    */
-  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(Promise<number | undefined> | number | undefined)[]> {
-    if (writes.length === 1) return [await this.#compareAndSetOne(writes[0])];
+  async #compareAndSetAll(writes: readonly CasWrite[]): Promise<(number | undefined)[] | undefined> {
     const batch = inRecordOrder(writes);
-    let rows: { i: number; version: string }[];
-    try {
-      ({ rows } = await this.#pool.query<{ i: number; version: string }>(
-        `WITH batch AS (
-           SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
-             AS batch (i, kind, key, value, expected)
-         ), updated AS (
-           UPDATE ${this.#table} AS r SET value = batch.value, version = nextval('${this.#table}_version')
-           FROM batch WHERE batch.expected IS NOT NULL
-             AND r.kind = batch.kind AND r.key = batch.key AND r.version = batch.expected
-           RETURNING batch.i, r.version
-         ), inserted AS (
-           INSERT INTO ${this.#table} (kind, key, value)
-           SELECT kind, key, value FROM batch WHERE expected IS NULL
-           ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key, version
-         )
-         SELECT i, version FROM updated
-         UNION ALL
-         SELECT batch.i, inserted.version FROM inserted
-           JOIN batch ON batch.expected IS NULL AND batch.kind = inserted.kind AND batch.key = inserted.key`,
-        [
-          batch.map(({ i }) => i),
-          batch.map(({ write }) => write.kind),
-          batch.map(({ write }) => write.key),
-          batch.map(({ write }) => write.json),
-          batch.map(({ write }) => write.expected),
-        ],
-      ));
-    } catch (error) {
-      return this.#eachAlone(error, writes, (write) => this.#compareAndSetOne(write));
-    }
+    const rows = await this.#batchRows<{ i: number; version: string }>(
+      `WITH batch AS (
+         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[])
+           AS batch (i, kind, key, value, expected)
+       ), updated AS (
+         UPDATE ${this.#table} AS r SET value = batch.value, version = nextval('${this.#table}_version')
+         FROM batch WHERE batch.expected IS NOT NULL
+           AND r.kind = batch.kind AND r.key = batch.key AND r.version = batch.expected
+         RETURNING batch.i, r.version
+       ), inserted AS (
+         INSERT INTO ${this.#table} (kind, key, value)
+         SELECT kind, key, value FROM batch WHERE expected IS NULL
+         ON CONFLICT (kind, key) DO NOTHING RETURNING kind, key, version
+       )
+       SELECT i, version FROM updated
+       UNION ALL
+       SELECT batch.i, inserted.version FROM inserted
+         JOIN batch ON batch.expected IS NULL AND batch.kind = inserted.kind AND batch.key = inserted.key`,
+      [
+        batch.map(({ i }) => i),
+        batch.map(({ write }) => write.kind),
+        batch.map(({ write }) => write.key),
+        batch.map(({ write }) => write.json),
+        batch.map(({ write }) => write.expected),
+      ],
+    );
+    if (rows === undefined) return undefined;
     const versions = new Array<number | undefined>(writes.length).fill(undefined);
     for (const { i, version } of rows) versions[i] = Number(version);
     return versions;
   }
 
+  /** One compare-and-set in the plain statement of its kind: its version, undefined when refused. */
   #compareAndSetOne({ kind, key, json, expected }: CasWrite): Promise<number | undefined> {
     return expected === null
       ? this.#returningVersion(
@@ -580,32 +580,23 @@ class PostgresStore implements RecordStore {
   /**
    * Puts `writes` (no record twice) in one statement: an `INSERT ... ON
    * CONFLICT DO UPDATE` of the batch, `unnest`ed, in the order of their
-   * records. One write alone takes the plain statement; when the server
-   * refuses the batch's, each goes alone.
+   * records.
    *
-   * @returns The version of each write.
+   * @returns The version of each write, or undefined when the server refused the statement.
    */
-  async #putAll(writes: readonly RecordWrite[]): Promise<(Promise<number> | number)[]> {
-    if (writes.length === 1) return [await this.#putOne(writes[0])];
+  async #putAll(writes: readonly RecordWrite[]): Promise<number[] | undefined> {
     const batch = inRecordOrder(writes);
-    let rows: { kind: RecordKind; key: string; version: string }[];
-    try {
-      ({ rows } = await this.#pool.query<{ kind: RecordKind; key: string; version: string }>(
-        `INSERT INTO ${this.#table} (kind, key, value)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ${UPSERT} RETURNING kind, key, version`,
-        [
-          batch.map(({ write }) => write.kind),
-          batch.map(({ write }) => write.key),
-          batch.map(({ write }) => write.json),
-        ],
-      ));
-    } catch (error) {
-      return this.#eachAlone(error, writes, (write) => this.#putOne(write));
-    }
+    const rows = await this.#batchRows<{ kind: RecordKind; key: string; version: string }>(
+      `INSERT INTO ${this.#table} (kind, key, value)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[]) ${UPSERT} RETURNING kind, key, version`,
+      [batch.map(({ write }) => write.kind), batch.map(({ write }) => write.key), batch.map(({ write }) => write.json)],
+    );
+    if (rows === undefined) return undefined;
     const versions = new Map(rows.map(({ kind, key, version }) => [recordId({ kind, key }), Number(version)]));
     return writes.map(({ kind, key }) => versions.get(recordId({ kind, key }))!);
   }
 
+  /** One put in the plain statement: its version. */
   async #putOne({ kind, key, json }: RecordWrite): Promise<number> {
     const version = await this.#returningVersion(
       `INSERT INTO ${this.#table} (kind, key, value) VALUES ($1, $2, $3::jsonb) ${UPSERT} RETURNING version`,
@@ -615,16 +606,21 @@ class PostgresStore implements RecordStore {
   }
 
   /**
-   * After the server refused a batch's statement, which so wrote nothing:
-   * each write alone, answered on its own. A deadlock with another batch
-   * (PostgreSQL aborts one of the two after `deadlock_timeout`) or one
-   * write's value that the server refuses then fails no other write. An
-   * error that is not the server's answer (the connection lost: the
-   * statement may or may not have been applied) fails the batch.
+   * The rows of a batch's statement, or undefined when the server refused
+   * it, which so wrote nothing: its writes then go one by one, each
+   * answered alone. A deadlock with another batch (PostgreSQL aborts one
+   * of the two after `deadlock_timeout`) or one write's value that the
+   * server refuses then fails no other write. An error that is not the
+   * server's answer (the connection lost: the statement may or may not
+   * have been applied) fails the batch.
    */
-  #eachAlone<W, R>(error: unknown, writes: readonly W[], alone: (write: W) => Promise<R>): Promise<R>[] {
-    if (!isServerError(error)) throw error;
-    return writes.map(alone);
+  async #batchRows<Row extends QueryResultRow>(sql: string, params: unknown[]): Promise<Row[] | undefined> {
+    try {
+      return (await this.#pool.query<Row>(sql, params)).rows;
+    } catch (error) {
+      if (isServerError(error)) return undefined;
+      throw error;
+    }
   }
 
   async #returningVersion(sql: string, params: unknown[]): Promise<number | undefined> {

@@ -35,10 +35,17 @@ export interface TurnBatchOptions<T, R> {
   readonly idOf?: (item: T) => string;
   /**
    * Sends one call's items: resolves with each one's answer, in order, or
-   * rejects for all of them. An answer may be a promise of its own, which
-   * settles its item alone (a call that fell back to one request per item).
+   * with undefined when the server applied none of them and each is to go
+   * alone ({@link sendOne}: a transaction refused whole, a statement that
+   * deadlocked); rejects for all of them.
    */
-  readonly send: (items: readonly T[]) => Promise<readonly (R | PromiseLike<R>)[]>;
+  readonly send: (items: readonly T[]) => Promise<readonly R[] | undefined>;
+  /**
+   * Sends one item alone, answered alone: an item alone in its call, and
+   * each item of a call that `send` gave back.
+   * @default send, with a call of one item
+   */
+  readonly sendOne?: (item: T) => Promise<R>;
 }
 
 interface Pending<T, R> {
@@ -69,7 +76,8 @@ interface Group<T, R> {
  * burst, or the steady rate once the machine is busy) makes one round trip
  * and one server command for each batch of `maxBatch`, not one per record.
  * Each item still gets its own answer; when a call fails, every item of it
- * fails with its error (none is known to have been applied or not). The
+ * fails with its error (none is known to have been applied or not), and
+ * when the server applied none of a call, its items go one by one. The
  * batch goes out at the end of the turn (`setImmediate`), so a lone call
  * waits for nothing but the turn it was made in.
  *
@@ -136,11 +144,7 @@ export class TurnBatches<T, R> {
       if (id !== undefined && group.ids.has(id)) {
         calls.push((call = { pending: [], size: 0, after: [...calls] }));
         group.ids = new Set();
-      } else if (
-        call === undefined ||
-        call.pending.length >= maxBatch ||
-        (call.pending.length > 0 && call.size + size > maxSize)
-      ) {
+      } else if (call === undefined || call.pending.length >= maxBatch || call.size + size > maxSize) {
         calls.push((call = { pending: [], size: 0, after: call?.after ?? [] }));
       }
       call.pending.push(entry);
@@ -150,18 +154,27 @@ export class TurnBatches<T, R> {
     return [...groups.values()].flatMap(({ calls }) => calls);
   }
 
-  /** Sends one call; settles once each of its items has its answer or its error. */
-  #send({ pending }: Call<T, R>): Promise<void> {
-    // A send that throws fails its call, as one that rejects does.
-    const sent = new Promise<readonly (R | PromiseLike<R>)[]>((resolve) =>
-      resolve(this.#options.send(pending.map(({ item }) => item))),
-    );
-    // Settled once every item is: a call that waits for this one waits for the answers sent item by item too.
-    return sent.then(
-      async (answers) => {
-        await Promise.all(pending.map(({ resolve, reject }, i) => Promise.resolve(answers[i]).then(resolve, reject)));
-      },
-      (error: unknown) => pending.forEach(({ reject }) => reject(error)),
-    );
+  /** Sends one call; settles, never rejecting, once each of its items has its answer or its error. */
+  async #send({ pending }: Call<T, R>): Promise<void> {
+    const { send, sendOne } = this.#options;
+    let answers: readonly R[] | undefined;
+    if (pending.length > 1 || sendOne === undefined) {
+      try {
+        answers = await send(pending.map(({ item }) => item));
+      } catch (error) {
+        for (const { reject } of pending) reject(error);
+        return;
+      }
+    }
+    if (answers !== undefined) {
+      pending.forEach(({ resolve }, i) => resolve(answers[i]));
+      return;
+    }
+    // Alone in its call, or given back by `send`: each item alone (a call that waits for this one waits for them).
+    const alone = async (item: T): Promise<R> => {
+      if (sendOne === undefined) throw new Error('TurnBatches: send gave a call back, and there is no sendOne');
+      return sendOne(item);
+    };
+    await Promise.all(pending.map(({ item, resolve, reject }) => alone(item).then(resolve, reject)));
   }
 }
