@@ -393,13 +393,14 @@ class RedisClusterStore implements RecordStore {
     const nodes = new Map(
       this.#cluster.nodes('all').map((node) => [`${node.options.host}:${node.options.port}`, node]),
     );
-    const read = await Promise.all(
-      [...this.#bucketsByMaster()].map(([master, buckets]) => {
-        const node = nodes.get(master);
-        if (node === undefined) throw new Error(`no connection to the master ${master}`);
-        return this.#readMaster(node, new Set(buckets));
-      }),
-    );
+    // Every master's connection first: a read started before another master is found missing would be
+    // left with nobody waiting for it, and its failure (the store closed meanwhile) would go unhandled.
+    const masters = [...this.#bucketsByMaster()].map(([master, buckets]) => {
+      const node = nodes.get(master);
+      if (node === undefined) throw new Error(`no connection to the master ${master}`);
+      return { node, buckets: new Set(buckets) };
+    });
+    const read = await Promise.all(masters.map(({ node, buckets }) => this.#readMaster(node, buckets)));
     return read.flat();
   }
 
