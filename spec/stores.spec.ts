@@ -266,6 +266,23 @@ describe('ChangeFeed re-read after a reconnect', () => {
     feed.close();
   });
 
+  it('gives a deletion notified without a version the last version it saw, and emits none for a record it lacks', async () => {
+    const feed = new ChangeFeed(async () => [record('read', 4)]);
+    await feed.reread();
+    const changes = collect(feed.changes$);
+    feed.push(record('pushed', 7));
+    feed.pushDeletion('spec', 'read');
+    feed.pushDeletion('spec', 'pushed');
+    feed.pushDeletion('spec', 'pushed');
+    feed.pushDeletion('spec', 'never');
+    expect(changes).toEqual([
+      record('pushed', 7),
+      { kind: 'spec', key: 'read', value: undefined, version: 4 },
+      { kind: 'spec', key: 'pushed', value: undefined, version: 7 },
+    ]);
+    feed.close();
+  });
+
   it('lets a change pushed during a re-read win over the re-read, which may be older', async () => {
     let release!: (records: RecordChange[]) => void;
     const feed = new ChangeFeed(() => new Promise((resolve) => (release = resolve)));

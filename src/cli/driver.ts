@@ -294,9 +294,16 @@ export class Driver {
     }
   }
 
+  /**
+   * Waits until `due`; when it has passed (the driver is late), until the
+   * next turn all the same: each change of a steady run is made in a turn of
+   * its own, as separate changes come, so that the store sends its write
+   * alone rather than in one batch with the next ones (on etcd a plain
+   * `Put`, which the bench counts as the driver's).
+   */
   #sleepUntil(due: number): Promise<void> {
     const ms = due - demoNow();
-    if (ms <= 0) return Promise.resolve();
+    if (ms <= 0) return new Promise<void>((resolve) => setImmediate(resolve));
     return new Promise<void>((resolve) => {
       const wake = (): void => {
         this.#sleep = undefined;

@@ -72,6 +72,25 @@ export class ChangeFeed {
   }
 
   /**
+   * Emits the deletion of a record that the server notified without the
+   * version the record had (an etcd watch without previous values): it
+   * carries the last version the feed saw. Nothing is emitted for a record
+   * the feed does not hold: gone already (a re-read saw it go), or never a
+   * record (another tool's value).
+   *
+   * @example
+   * ```ts
+   * feed.pushDeletion('spec', 'a'); // { kind: 'spec', key: 'a', value: undefined, version: 7 } after the push above
+   * ```
+   * @param kind The record's kind.
+   * @param key The record's key.
+   */
+  pushDeletion(kind: RecordKind, key: string): void {
+    const seen = this.#seen.get(recordId({ kind, key }));
+    if (seen !== undefined) this.push({ kind, key, value: undefined, version: seen.version });
+  }
+
+  /**
    * Re-reads every record once, after any re-read in progress, and emits the
    * records whose version differs from the last one seen and a deletion for
    * each record seen before and now gone.
