@@ -346,12 +346,16 @@ class EtcdStore implements RecordStore {
     watcher.on('error', () => void this.#rewatch(watcher, 0));
   }
 
+  /**
+   * Re-reads and watches again after the server cancelled `dead`. etcd3 has
+   * detached it already: cancelling it again would wait for an answer that
+   * never comes.
+   */
   async #rewatch(dead: Watcher, attempt: number): Promise<void> {
-    if (this.#closed || this.#watcher !== dead) return;
-    await dead.cancel().catch(() => undefined);
+    if (this.#closed || (this.#watcher !== undefined && this.#watcher !== dead)) return;
+    this.#watcher = undefined;
     try {
       await this.#feed.reread();
-      this.#watcher = undefined;
       await this.#watch();
     } catch {
       // Neither read nor watch went through: try again, the server may be coming back.
