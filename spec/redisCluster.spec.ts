@@ -18,6 +18,7 @@
  * `CLUSTERS_REPORT=1` prints the figures (docs/stores.md).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { PassThrough } from 'node:stream';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -224,6 +225,25 @@ describe('bad input', () => {
       `Cannot reach the store at ${url}: no seed answered (127.0.0.1:${a}: connect ECONNREFUSED 127.0.0.1:${a}; ` +
         `127.0.0.1:${b}: connect ECONNREFUSED 127.0.0.1:${b})`,
     );
+  });
+
+  it('a seed that takes the connection and never answers: StoreUnreachableError in time, and no connection left', async () => {
+    const open = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      open.add(socket);
+      // Read and dropped: a socket never read never sees the client's end.
+      socket.resume();
+      socket.on('close', () => open.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `redis-cluster://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      await expect(openStore(url, { connectTimeout: 500 })).rejects.toBeInstanceOf(StoreUnreachableError);
+      await waitFor(() => open.size === 0, 'the store to close its connection to the silent seed', 3000);
+    } finally {
+      for (const socket of open) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it.each([

@@ -141,6 +141,8 @@ export async function serveHealth(options: HealthOptions): Promise<HealthServer>
       server.once('error', reject);
       server.listen(listen.port, listen.host, () => {
         server.off('error', reject);
+        // A connection it could not accept (no file descriptor left) must not end the process: it goes on listening.
+        server.on('error', () => undefined);
         resolve();
       });
     });

@@ -211,6 +211,8 @@ export async function runDemo(options: DemoOptions, run: DemoRunOptions = {}): P
         }, joinAfter);
       });
     }
+    // Awaited after the run; handled now, so that a failure during the run is not an unhandled rejection.
+    for (const outcome of [killed, joined]) outcome.catch(() => undefined);
     await driver.run();
     await killed;
     await withTimeout(

@@ -90,6 +90,8 @@ export type ReplicaReport =
       readonly replica: string;
       readonly writes: number;
       readonly conflicts: number;
+      /** Why the store could not announce the handover, when it could not: the others wait this lease out. */
+      readonly handOverFailed?: string;
       readonly at: number;
     };
 
@@ -294,7 +296,11 @@ export class Replica {
     if (this.#over) return;
     // Units in flight settle (at most DRAIN_TIMEOUT_MS), then the store tells the other replicas that
     // this writer stopped: the ones that follow it write at once instead of waiting its lease out.
-    await this.#writer.handOver({ timeoutMs: DRAIN_TIMEOUT_MS });
+    // A store that cannot announce it (unreachable) must not stop the stop: the others wait the lease out.
+    let handOverFailed: string | undefined;
+    await this.#writer.handOver({ timeoutMs: DRAIN_TIMEOUT_MS }).catch((error: unknown) => {
+      handOverFailed = describeError(error);
+    });
     // A unit the lease let go of at the timeout may still have a store call on its way: its write counts.
     if (this.#inFlight > 0) {
       await firstValueFrom(race(this.#settled.pipe(filter(() => this.#inFlight <= 0)), timer(DRAIN_TIMEOUT_MS)));
@@ -305,6 +311,7 @@ export class Replica {
       replica: this.#name,
       writes: this.#writes,
       conflicts: this.#conflicts,
+      ...(handOverFailed === undefined ? {} : { handOverFailed }),
       at: demoNow(),
     });
     this.#over = true;

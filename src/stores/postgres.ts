@@ -390,6 +390,10 @@ class PostgresStore implements RecordStore {
 
   async #createSchema(): Promise<void> {
     const client = await this.#pool.connect();
+    // Checked out, the client has none of the pool's listeners: a connection lost now would be an uncaught
+    // 'error' (the query in flight rejects all the same).
+    const lost = (): void => undefined;
+    client.on('error', lost);
     let failed = false;
     try {
       await client.query('BEGIN');
@@ -400,6 +404,7 @@ class PostgresStore implements RecordStore {
       failed = true;
       throw error;
     } finally {
+      client.off('error', lost);
       // A connection left inside a failed transaction must not go back to the pool.
       client.release(failed);
     }

@@ -139,6 +139,8 @@ class RedisClusterStore implements RecordStore {
   /** Per handover id, the channels its parts arrived on. */
   readonly #parts = new Map<string, Set<string>>();
   #lastError: unknown;
+  /** The connection asking a seed whether the cluster is up: a seed that never answers holds it past open()'s deadline. */
+  #probe: Redis | undefined;
   #opened = false;
   #closed = false;
 
@@ -228,14 +230,14 @@ class RedisClusterStore implements RecordStore {
     const failures: string[] = [];
     for (const { host, port } of this.#address.seeds) {
       const node = `${host}:${port}`;
-      const probe = new this.#ioredis.Redis({
+      const probe = (this.#probe = new this.#ioredis.Redis({
         ...this.#nodeOptions(),
         host,
         port,
         lazyConnect: true,
         retryStrategy: () => null,
         maxRetriesPerRequest: 0,
-      });
+      }));
       let connectError: unknown;
       probe.on('error', (error: unknown) => (connectError ??= error));
       try {
@@ -353,6 +355,7 @@ class RedisClusterStore implements RecordStore {
     this.#feed.close();
     this.#handovers.close();
     this.#subscriber.close();
+    if (this.#probe !== undefined && this.#probe.status !== 'end') this.#probe.disconnect();
     if (this.#cluster.status !== 'end') this.#cluster.disconnect();
     return Promise.resolve();
   }
