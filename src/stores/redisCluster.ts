@@ -139,6 +139,8 @@ class RedisClusterStore implements RecordStore {
   /** Per handover id, the channels its parts arrived on. */
   readonly #parts = new Map<string, Set<string>>();
   #lastError: unknown;
+  /** Reads the slot table again every {@link SLOTS_REFRESH_MS}, from open() to close(). */
+  #slotsTimer: ReturnType<typeof setInterval> | undefined;
   /** The connection asking a seed whether the cluster is up: a seed that never answers holds it past open()'s deadline. */
   #probe: Redis | undefined;
   #opened = false;
@@ -162,7 +164,9 @@ class RedisClusterStore implements RecordStore {
         lazyConnect: true,
         // At open a cluster that cannot be reached must fail fast; once open, outages are waited out until close().
         clusterRetryStrategy: (attempt) => (this.#opened && !this.#closed ? reconnectDelay(attempt - 1) : null),
-        slotsRefreshInterval: SLOTS_REFRESH_MS,
+        // The store reads the slot table again itself (#slotsTimer): ioredis's own timer can outlive
+        // disconnect() (a read in flight when it is called arms it again), and keep the process alive.
+        slotsRefreshInterval: 0,
         // A node that stops answering must not hold a call forever: each call has a deadline anyway.
         redisOptions: { ...this.#nodeOptions(), commandTimeout: timeout },
       },
@@ -219,6 +223,7 @@ class RedisClusterStore implements RecordStore {
     }
     await this.#subscriber.whenComplete();
     await this.#feed.reread();
+    if (!this.#closed) this.#slotsTimer ??= setInterval(() => void this.#refreshSlots(), SLOTS_REFRESH_MS);
   }
 
   /**
@@ -355,6 +360,7 @@ class RedisClusterStore implements RecordStore {
     this.#feed.close();
     this.#handovers.close();
     this.#subscriber.close();
+    clearInterval(this.#slotsTimer);
     if (this.#probe !== undefined && this.#probe.status !== 'end') this.#probe.disconnect();
     if (this.#cluster.status !== 'end') this.#cluster.disconnect();
     return Promise.resolve();
