@@ -2,16 +2,11 @@
  * The writes of one turn on etcd, which the conformance suite
  * (spec/stores.spec.ts) checks for their outcomes only: here the
  * transactions and puts are counted by the server itself (its `/metrics`).
- * And a watch the server cancels, its revision compacted while the store
- * was cut off.
  */
-import { Etcd3 } from 'etcd3';
-import { filter, firstValueFrom, take, throwError, timeout, toArray } from 'rxjs';
 import { openEtcdStore } from '../src/stores/etcd';
-import type { RecordChange, RecordStore } from '../src/stores/store';
+import type { RecordStore } from '../src/stores/store';
 import { startEtcd, type TestServer } from './support/servers';
 import { spec } from './support/records';
-import { startTcpProxy } from './support/tcpProxy';
 
 const SERVER_START_MS = 60_000;
 
@@ -138,57 +133,5 @@ describe('etcd store, writes made in one turn', () => {
       { ok: false, reason: 'conflict' },
     ]);
     expect(await store.get('spec', 'k')).toEqual({ value: spec(1), version: put });
-  });
-});
-
-describe('etcd store, a watch the server cancels', () => {
-  let server: TestServer;
-
-  beforeAll(async () => {
-    server = await startEtcd();
-  }, SERVER_START_MS);
-
-  afterAll(() => server?.stop());
-
-  /** The next `count` changes of `keys` that `store` shows, within 4 s (below jest's 5 s, to fail with a message). */
-  const changesOf = (store: RecordStore, keys: string[], count: number): Promise<RecordChange[]> =>
-    firstValueFrom(
-      store.changes().pipe(
-        filter((change) => keys.includes(change.key)),
-        take(count),
-        toArray(),
-        timeout({ first: 4000, with: () => throwError(() => new Error(`no change of ${keys.join(', ')} in 4 s`)) }),
-      ),
-    );
-
-  it('reads again and watches again when the revision it resumes from was compacted while it was cut off', async () => {
-    const port = Number(new URL(server.url).port);
-    const proxy = await startTcpProxy(port);
-    const admin = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
-    const writer = await openEtcdStore(server.url, { prefix: 'compacted' });
-    const watching = await openEtcdStore(`etcd://127.0.0.1:${proxy.port}`, { prefix: 'compacted' });
-    try {
-      const before = changesOf(watching, ['before'], 1);
-      await writer.put('spec', 'before', spec(1));
-      await before;
-
-      proxy.cut();
-      const during = changesOf(watching, ['during'], 1);
-      const duringVersion = await writer.put('spec', 'during', spec(1));
-      // Every revision up to the present is compacted, 'during' included: the watch resumes after 'before'.
-      const present = await writer.put('status', 'during', spec(1));
-      await admin.kv.compact({ revision: String(present), physical: true });
-      proxy.restore();
-      // The server cancels the resumed watch; the store reads everything again and watches from the present.
-      expect(await during).toEqual([{ kind: 'spec', key: 'during', value: spec(1), version: duringVersion }]);
-
-      const after = changesOf(watching, ['after'], 1);
-      const afterVersion = await writer.put('spec', 'after', spec(2));
-      expect(await after).toEqual([{ kind: 'spec', key: 'after', value: spec(2), version: afterVersion }]);
-    } finally {
-      await Promise.all([watching.close(), writer.close()]);
-      admin.close();
-      await proxy.close();
-    }
   });
 });

@@ -21,10 +21,6 @@ export interface TcpProxy {
   readonly connections: readonly ProxiedConnection[];
   /** Stops forwarding on every connection open now, in both directions; connections accepted later are forwarded. */
   silence(): void;
-  /** Resets every connection open now, and every one made until {@link restore}: the server is unreachable. */
-  cut(): void;
-  /** Forwards new connections again after {@link cut}. */
-  restore(): void;
   /** Closes every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -50,12 +46,7 @@ export interface ProxiedConnection {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const connections: (ProxiedConnection & { silent: boolean; closedAt: number | undefined })[] = [];
   const sockets = new Set<net.Socket>();
-  let cut = false;
   const server = net.createServer((client) => {
-    if (cut) {
-      client.resetAndDestroy();
-      return;
-    }
     const connection = { silent: false, closedAt: undefined as number | undefined };
     connections.push(connection);
     const upstream = net.connect(targetPort, '127.0.0.1');
@@ -81,13 +72,6 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     connections,
     silence() {
       for (const connection of connections) if (connection.closedAt === undefined) connection.silent = true;
-    },
-    cut() {
-      cut = true;
-      for (const socket of sockets) socket.resetAndDestroy();
-    },
-    restore() {
-      cut = false;
     },
     async close() {
       for (const socket of sockets) socket.destroy();

@@ -343,23 +343,28 @@ class EtcdStore implements RecordStore {
       this.#feed.resync();
     });
     // The server cancelled the watch, e.g. its revision was compacted away.
-    watcher.on('error', () => void this.#rewatch(watcher, 0));
+    watcher.on('error', () => {
+      // Once per watch, the one in force: a second watch started for it would never be cancelled, and etcd3
+      // would keep reconnecting it after close().
+      if (this.#watcher !== watcher) return;
+      this.#watcher = undefined;
+      void this.#rewatch(0);
+    });
   }
 
   /**
-   * Re-reads and watches again after the server cancelled `dead`. etcd3 has
-   * detached it already: cancelling it again would wait for an answer that
-   * never comes.
+   * Re-reads and watches again after the server cancelled the watch, until
+   * both go through or close(). etcd3 has detached it already: cancelling it
+   * again would wait for an answer that never comes.
    */
-  async #rewatch(dead: Watcher, attempt: number): Promise<void> {
-    if (this.#closed || (this.#watcher !== undefined && this.#watcher !== dead)) return;
-    this.#watcher = undefined;
+  async #rewatch(attempt: number): Promise<void> {
+    if (this.#closed) return;
     try {
       await this.#feed.reread();
       await this.#watch();
     } catch {
       // Neither read nor watch went through: try again, the server may be coming back.
-      this.#rewatchTimer = setTimeout(() => void this.#rewatch(dead, attempt + 1), reconnectDelay(attempt));
+      this.#rewatchTimer = setTimeout(() => void this.#rewatch(attempt + 1), reconnectDelay(attempt));
     }
   }
 
